@@ -1,0 +1,14 @@
+//! rmmsim: a simulation and testing harness for an RMM agent-update rollout.
+//!
+//! Code map (dependencies point one way: `protocol` ← `server`, `agent`;
+//! `sim` → everything; `cli` → `sim`):
+//!
+//! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`. Pure.
+//! - [`clock`]: the one clock (wall, or tokio's paused clock anchored at a date).
+//! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
+//! - [`cli`]: the command line; one library call per subcommand.
+
+pub mod cli;
+pub mod clock;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,102 @@
+//! Wire types shared by the server and the agents. Pure: no I/O, no tokio.
+
+mod device_id;
+mod messages;
+mod platform;
+mod version;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use device_id::{DeviceId, DeviceIdError};
+pub use messages::{
+    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, ErrorCode, Hello, MAX_FRAME_BYTES,
+    ServerMessage, UpdateOffer, UpdateResult, decode_agent_message,
+};
+pub use platform::{Platform, PlatformError};
+pub use version::{Version, VersionError};
+
+/// An update channel. Only these two exist (U2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Gets a build only after it is promoted (U7, U9).
+    Stable,
+    /// Gets every build as soon as it is published (U8).
+    Beta,
+}
+
+impl Channel {
+    /// `stable` or `beta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Beta => "beta",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a string is not a [`Channel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid channel `{0}`: expected `stable` or `beta`")]
+pub struct ChannelError(String);
+
+impl FromStr for Channel {
+    type Err = ChannelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stable" => Ok(Self::Stable),
+            "beta" => Ok(Self::Beta),
+            _ => Err(ChannelError(s.chars().take(40).collect())),
+        }
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An agent row's id, handed out by the server in `welcome`.
+    AgentId
+);
+id_type!(
+    /// One dispatched update (U4); a re-dispatch keeps the id.
+    UpdateId
+);
+id_type!(
+    /// A client (a customer) of the RMM.
+    ClientId
+);
+id_type!(
+    /// A site of a client; agents belong to a site.
+    SiteId
+);

@@ -1,0 +1,100 @@
+//! The latest scan, indexed for the questions the server asks on every
+//! heartbeat: what is the newest build for this platform and channel, and
+//! which file is this download.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::protocol::{Channel, Platform, Version};
+
+use super::rules;
+use super::scanner::{Build, DIGEST_SUFFIX, Scan};
+
+/// A scan and its indexes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Catalog {
+    /// What the scan found, as it found it.
+    #[serde(flatten)]
+    scan: Scan,
+    /// When the scan ran (server clock).
+    scanned_at: Timestamp,
+    #[serde(skip)]
+    by_file: HashMap<String, usize>,
+    #[serde(skip)]
+    by_platform: HashMap<Platform, Vec<usize>>,
+}
+
+impl Catalog {
+    /// Indexes a scan.
+    pub fn new(scan: Scan, scanned_at: Timestamp) -> Self {
+        let mut by_file = HashMap::new();
+        let mut by_platform: HashMap<Platform, Vec<usize>> = HashMap::new();
+        for (i, b) in scan.builds.iter().enumerate() {
+            by_file.insert(b.file.clone(), i);
+            by_platform.entry(b.platform.clone()).or_default().push(i);
+        }
+        Self {
+            scan,
+            scanned_at,
+            by_file,
+            by_platform,
+        }
+    }
+
+    /// The scan behind the catalog.
+    pub fn scan(&self) -> &Scan {
+        &self.scan
+    }
+
+    /// When the scan ran.
+    pub fn scanned_at(&self) -> Timestamp {
+        self.scanned_at
+    }
+
+    /// Every build of one platform.
+    pub fn builds_for<'a>(&'a self, platform: &Platform) -> impl Iterator<Item = &'a Build> + 'a {
+        let idx = self
+            .by_platform
+            .get(platform)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        idx.iter().map(|&i| &self.scan.builds[i])
+    }
+
+    /// U7 over this scan.
+    pub fn latest(
+        &self,
+        platform: &Platform,
+        channel: Channel,
+        blocked: &BTreeSet<Version>,
+    ) -> Option<&Build> {
+        rules::latest(self.builds_for(platform), platform, channel, blocked)
+    }
+
+    /// The build of `version` for `platform`, if the scan found one.
+    pub fn find(&self, platform: &Platform, version: Version) -> Option<&Build> {
+        self.builds_for(platform).find(|b| b.version == version)
+    }
+
+    /// Every platform's build of `version`.
+    pub fn builds_of(&self, version: Version) -> impl Iterator<Item = &Build> + '_ {
+        self.scan
+            .builds
+            .iter()
+            .filter(move |b| b.version == version)
+    }
+
+    /// The build a download name refers to: the build itself or its
+    /// `.sha256`. Nothing else in the folder is ever served.
+    pub fn servable(&self, name: &str) -> Option<(&Build, bool)> {
+        if let Some(&i) = self.by_file.get(name) {
+            return Some((&self.scan.builds[i], false));
+        }
+        let base = name.strip_suffix(DIGEST_SUFFIX)?;
+        self.by_file
+            .get(base)
+            .map(|&i| (&self.scan.builds[i], true))
+    }
+}

@@ -1,0 +1,531 @@
+//! What administrators cause: clients and sites, channels (U2), manual
+//! updates (U5), promote (U9), rollback (U10) and rescans (U6).
+
+use serde::Serialize;
+use tracing::info;
+
+use super::{Core, CoreError};
+use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
+use crate::server::catalog::Catalog;
+use crate::server::publish;
+use crate::server::scanner::{self, Scan};
+use crate::server::store::{
+    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason,
+    UpdateRow, UpdateStatus,
+};
+
+/// Longest client or site name.
+const MAX_NAME: usize = 100;
+
+/// Whose channel to set (U2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelTarget {
+    /// One agent row.
+    Agent(AgentId),
+    /// Every agent of a site that has no channel of its own.
+    Site(SiteId),
+    /// Every agent of a client whose agent and site set none.
+    Client(ClientId),
+}
+
+/// The health gate's figures for a promote (U9).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateCheck {
+    /// Platforms the figures cover.
+    pub platforms: Vec<Platform>,
+    /// Successful updates to the version there.
+    pub successes: u64,
+    /// Failed updates to the version there.
+    pub failures: u64,
+    /// failures / (successes + failures); 0 when there were none.
+    pub failure_rate: f64,
+    /// The gate's minimum of successes.
+    pub min_successes: u64,
+    /// The gate's maximum failure rate.
+    pub max_failure_rate: f64,
+    /// Whether the gate passes.
+    pub passed: bool,
+}
+
+/// What a promote did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Promotion {
+    /// The version promoted.
+    pub version: Version,
+    /// Sidecars rewritten from beta to stable, on every platform.
+    pub sidecars_flipped: Vec<String>,
+    /// The gate as evaluated.
+    pub gate: GateCheck,
+    /// True when the gate failed and `force` overrode it.
+    pub forced: bool,
+    /// The rollout rows now promoted.
+    pub rollouts: Vec<RolloutRow>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollback {
+    /// The version blocked.
+    pub version: Version,
+    /// Sidecars removed.
+    pub sidecars_removed: Vec<String>,
+    /// Pending updates to the version that were ended.
+    pub updates_cancelled: usize,
+    /// Agent rows running the version.
+    pub agents_running: usize,
+    /// Connected agents sent a downgrade now; the rest get it on their next heartbeat.
+    pub downgrades_pushed: Vec<AgentId>,
+    /// The rollout rows now rolled back.
+    pub rollouts: Vec<RolloutRow>,
+}
+
+/// What a manual update did (U5).
+#[derive(Debug, Clone, Serialize)]
+pub struct ManualUpdate {
+    /// The pending update created.
+    pub update: UpdateRow,
+    /// Whether it was pushed now; otherwise the next heartbeat re-sends it (U4).
+    pub pushed: bool,
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
+    let ok = !name.trim().is_empty()
+        && name.len() <= MAX_NAME
+        && name.trim() == name
+        && !name.contains('/')
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            "invalid_name",
+            format!(
+                "{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"
+            ),
+        ))
+    }
+}
+
+impl Core {
+    /// Creates a client.
+    pub fn create_client(
+        &mut self,
+        name: &str,
+        channel: Option<Channel>,
+    ) -> Result<ClientRow, CoreError> {
+        check_name("client", name)?;
+        if self.clients.values().any(|c| c.name == name) {
+            return Err(CoreError::conflict(
+                "client_exists",
+                format!("a client named `{name}` exists"),
+            ));
+        }
+        let id = ClientId(self.clients.keys().next_back().map_or(1, |id| id.0 + 1));
+        let row = ClientRow {
+            id,
+            name: name.to_owned(),
+            channel,
+            created_at: self.now(),
+        };
+        self.write(vec![Change::Client(row.clone())])?;
+        Ok(row)
+    }
+
+    /// Creates a site of a client, with a fresh random site key.
+    pub fn create_site(
+        &mut self,
+        client: ClientId,
+        name: &str,
+        channel: Option<Channel>,
+    ) -> Result<SiteRow, CoreError> {
+        check_name("site", name)?;
+        if !self.clients.contains_key(&client) {
+            return Err(CoreError::not_found("client", client));
+        }
+        if self
+            .sites
+            .values()
+            .any(|s| s.client_id == client && s.name == name)
+        {
+            return Err(CoreError::conflict(
+                "site_exists",
+                format!("client {client} has a site named `{name}`"),
+            ));
+        }
+        let site_key = loop {
+            let key = hex::encode(rand::Rng::random::<[u8; 16]>(&mut self.rng));
+            if !self.site_keys.contains_key(&key) {
+                break key;
+            }
+        };
+        let id = SiteId(self.sites.keys().next_back().map_or(1, |id| id.0 + 1));
+        let row = SiteRow {
+            id,
+            client_id: client,
+            name: name.to_owned(),
+            channel,
+            site_key,
+            created_at: self.now(),
+        };
+        self.write(vec![Change::Site(row.clone())])?;
+        Ok(row)
+    }
+
+    /// Sets or clears (`None`: inherit) a channel (U2). Takes effect on the
+    /// agents' next heartbeats.
+    pub fn set_channel(
+        &mut self,
+        target: ChannelTarget,
+        channel: Option<Channel>,
+    ) -> Result<(), CoreError> {
+        let change = match target {
+            ChannelTarget::Agent(id) => {
+                let row = self
+                    .agents
+                    .get(&id)
+                    .ok_or_else(|| CoreError::not_found("agent", id))?;
+                Change::Agent(AgentRow {
+                    channel,
+                    ..row.clone()
+                })
+            }
+            ChannelTarget::Site(id) => {
+                let row = self
+                    .sites
+                    .get(&id)
+                    .ok_or_else(|| CoreError::not_found("site", id))?;
+                Change::Site(SiteRow {
+                    channel,
+                    ..row.clone()
+                })
+            }
+            ChannelTarget::Client(id) => {
+                let row = self
+                    .clients
+                    .get(&id)
+                    .ok_or_else(|| CoreError::not_found("client", id))?;
+                Change::Client(ClientRow {
+                    channel,
+                    ..row.clone()
+                })
+            }
+        };
+        self.write(vec![change])
+    }
+
+    /// U5: sends an agent a build now (or on its next heartbeat if offline):
+    /// the named version, else the latest of its channel.
+    pub fn manual_update(
+        &mut self,
+        id: AgentId,
+        version: Option<Version>,
+    ) -> Result<ManualUpdate, CoreError> {
+        let agent = self
+            .agents
+            .get(&id)
+            .ok_or_else(|| CoreError::not_found("agent", id))?
+            .clone();
+        let target = match version {
+            Some(v) if self.blocked_set.contains(&v) => {
+                return Err(CoreError::conflict(
+                    "version_blocked",
+                    format!("{v} is blocked (rolled back)"),
+                ));
+            }
+            Some(v) => self.catalog.find(&agent.platform, v).ok_or_else(|| {
+                CoreError::not_found("build", format!("{v} for {}", agent.platform))
+            })?,
+            None => {
+                let channel = self.channel_of(&agent);
+                self.catalog
+                    .latest(&agent.platform, channel, &self.blocked_set)
+                    .ok_or_else(|| {
+                        CoreError::conflict(
+                            "no_build",
+                            format!("no {channel} build for {}", agent.platform),
+                        )
+                    })?
+            }
+        }
+        .version;
+        if target == agent.version {
+            return Err(CoreError::conflict(
+                "already_on_version",
+                format!("agent {id} already runs {target}"),
+            ));
+        }
+        let now = self.now();
+        let mut changes = Vec::new();
+        if let Some(p) = self.pending.get(&id).cloned() {
+            changes.extend(self.finish(
+                p,
+                UpdateStatus::Superseded,
+                Some("replaced by a manual update".into()),
+                now,
+            ));
+        }
+        let row = self.new_update(&agent, target, UpdateReason::Manual, now);
+        changes.push(Change::Update(row.clone()));
+        self.write(changes)?;
+        let pushed = self
+            .offer_for(&row)
+            .is_some_and(|offer| self.push(id, offer));
+        info!(
+            "manual update {} of agent {id} to {target} (pushed: {pushed})",
+            row.id
+        );
+        Ok(ManualUpdate {
+            update: row,
+            pushed,
+        })
+    }
+
+    /// The gate's figures over the rollout rows of `version` on `scope`
+    /// (every platform when `None`).
+    pub fn gate_check(&self, version: Version, scope: Option<&Platform>) -> GateCheck {
+        let rows: Vec<&RolloutRow> = self
+            .rollouts
+            .values()
+            .filter(|r| r.version == version && scope.is_none_or(|p| &r.platform == p))
+            .collect();
+        let successes: u64 = rows.iter().map(|r| r.successes).sum();
+        let failures: u64 = rows.iter().map(|r| r.failures).sum();
+        let total = successes + failures;
+        let failure_rate = if total == 0 {
+            0.0
+        } else {
+            failures as f64 / total as f64
+        };
+        let gate = self.config.gate;
+        GateCheck {
+            platforms: match scope {
+                Some(p) => vec![p.clone()],
+                None => rows.iter().map(|r| r.platform.clone()).collect(),
+            },
+            successes,
+            failures,
+            failure_rate,
+            min_successes: gate.min_successes,
+            max_failure_rate: gate.max_failure_rate,
+            passed: successes >= gate.min_successes && failure_rate <= gate.max_failure_rate,
+        }
+    }
+
+    /// U9: flips every `.channel` of `version` from beta to stable on every
+    /// platform and rescans. `scope` only narrows the gate and the rollout
+    /// rows; the gate must pass unless `force`.
+    pub fn promote(
+        &mut self,
+        version: Version,
+        scope: Option<&Platform>,
+        force: bool,
+    ) -> Result<Promotion, CoreError> {
+        if self.catalog.builds_of(version).next().is_none() {
+            return Err(CoreError::not_found("version", version));
+        }
+        if self.blocked_set.contains(&version) {
+            return Err(CoreError::conflict(
+                "version_blocked",
+                format!("{version} is blocked (rolled back)"),
+            ));
+        }
+        let beta_files: Vec<String> = self
+            .catalog
+            .builds_of(version)
+            .filter(|b| b.channel == Channel::Beta)
+            .map(|b| b.file.clone())
+            .collect();
+        let rows: Vec<RolloutRow> = self
+            .rollouts
+            .values()
+            .filter(|r| {
+                r.version == version
+                    && r.status == RolloutStatus::Beta
+                    && scope.is_none_or(|p| &r.platform == p)
+            })
+            .cloned()
+            .collect();
+        if beta_files.is_empty() && rows.is_empty() {
+            return Err(CoreError::conflict(
+                "already_promoted",
+                format!("{version} is already stable"),
+            ));
+        }
+        let gate = self.gate_check(version, scope);
+        if !gate.passed && !force {
+            let message = format!(
+                "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}); pass force to override",
+                gate.successes, gate.min_successes, gate.failure_rate, gate.max_failure_rate
+            );
+            let details = serde_json::to_value(&gate).ok();
+            return Err(CoreError::Conflict {
+                code: "health_gate",
+                message,
+                details,
+            });
+        }
+        for file in &beta_files {
+            publish::set_sidecar(&self.config.downloads, file, Channel::Stable)?;
+        }
+        let now = self.now();
+        let rows: Vec<RolloutRow> = rows
+            .into_iter()
+            .map(|r| RolloutRow {
+                status: RolloutStatus::Promoted,
+                promoted_at: Some(now),
+                ..r
+            })
+            .collect();
+        self.write(rows.iter().cloned().map(Change::Rollout).collect())?;
+        self.rescan()?;
+        info!(
+            "promoted {version}: {} sidecars flipped, forced: {}",
+            beta_files.len(),
+            !gate.passed
+        );
+        Ok(Promotion {
+            version,
+            sidecars_flipped: beta_files,
+            forced: !gate.passed,
+            gate,
+            rollouts: rows,
+        })
+    }
+
+    /// U10: blocks `version` for good, removes its sidecars, rescans, and
+    /// moves connected agents running it to their channel's latest now (the
+    /// rest move on their next heartbeat, U3).
+    pub fn rollback(&mut self, version: Version) -> Result<Rollback, CoreError> {
+        if self.blocked_set.contains(&version) {
+            return Err(CoreError::conflict(
+                "already_rolled_back",
+                format!("{version} is already blocked"),
+            ));
+        }
+        if self.catalog.builds_of(version).next().is_none() {
+            return Err(CoreError::not_found("version", version));
+        }
+        let now = self.now();
+        let mut changes = vec![Change::Blocked(BlockedRow {
+            version,
+            blocked_at: now,
+        })];
+        let rows: Vec<RolloutRow> = self
+            .rollouts
+            .values()
+            .filter(|r| r.version == version)
+            .map(|r| RolloutRow {
+                status: RolloutStatus::RolledBack,
+                rolled_back_at: Some(now),
+                ..r.clone()
+            })
+            .collect();
+        changes.extend(rows.iter().cloned().map(Change::Rollout));
+        let cancelled: Vec<UpdateRow> = self
+            .pending
+            .values()
+            .filter(|p| p.to_version == version)
+            .cloned()
+            .collect();
+        let updates_cancelled = cancelled.len();
+        for p in cancelled {
+            changes.extend(self.finish(
+                p,
+                UpdateStatus::Superseded,
+                Some(format!("{version} was rolled back")),
+                now,
+            ));
+        }
+        self.write(changes)?;
+
+        let files: Vec<String> = self
+            .catalog
+            .builds_of(version)
+            .map(|b| b.file.clone())
+            .collect();
+        let mut sidecars_removed = Vec::new();
+        for file in files {
+            if publish::remove_sidecar(&self.config.downloads, &file)? {
+                sidecars_removed.push(file);
+            }
+        }
+        self.rescan()?;
+
+        let running: Vec<_> = self
+            .agents
+            .values()
+            .filter(|a| a.version == version)
+            .cloned()
+            .collect();
+        let mut downgrades = Vec::new();
+        let online: Vec<&AgentRow> = running.iter().filter(|a| self.is_online(a.id)).collect();
+        for agent in online {
+            if let Some(row) = self.decide(agent, UpdateReason::Rollback, now) {
+                downgrades.push(row);
+            }
+        }
+        self.write(downgrades.iter().cloned().map(Change::Update).collect())?;
+        let mut downgrades_pushed = Vec::new();
+        for row in &downgrades {
+            if self
+                .offer_for(row)
+                .is_some_and(|offer| self.push(row.agent_id, offer))
+            {
+                downgrades_pushed.push(row.agent_id);
+            }
+        }
+        info!(
+            "rolled back {version}: {} agents on it, {} downgrades pushed",
+            running.len(),
+            downgrades_pushed.len()
+        );
+        Ok(Rollback {
+            version,
+            sidecars_removed,
+            updates_cancelled,
+            agents_running: running.len(),
+            downgrades_pushed,
+            rollouts: rows,
+        })
+    }
+
+    /// U6: scans the downloads folder now and uses the result.
+    pub fn rescan(&mut self) -> Result<(), CoreError> {
+        let scan = scanner::scan_dir(&self.config.downloads)?;
+        self.apply_scan(scan)
+    }
+
+    /// Uses a scan made elsewhere (off the lock). Beta builds seen for the
+    /// first time get their rollout row (U11).
+    pub fn apply_scan(&mut self, scan: Scan) -> Result<(), CoreError> {
+        let now = self.now();
+        let new_rows: Vec<Change> = scan
+            .builds
+            .iter()
+            .filter(|b| b.channel == Channel::Beta && !self.blocked_set.contains(&b.version))
+            .filter(|b| !self.rollouts.contains_key(&(b.version, b.platform.clone())))
+            .map(|b| {
+                Change::Rollout(RolloutRow {
+                    version: b.version,
+                    platform: b.platform.clone(),
+                    status: RolloutStatus::Beta,
+                    successes: 0,
+                    failures: 0,
+                    published_at: now,
+                    promoted_at: None,
+                    rolled_back_at: None,
+                })
+            })
+            .collect();
+        self.write(new_rows)?;
+        self.catalog = Catalog::new(scan, now);
+        self.scan_generation += 1;
+        Ok(())
+    }
+
+    /// Counts applied scans, so a background scan can tell whether another
+    /// one (after a promote, say) landed while it was reading the folder.
+    pub fn scan_generation(&self) -> u64 {
+        self.scan_generation
+    }
+}

@@ -1,0 +1,376 @@
+//! The update server's state and every rule that changes it.
+//!
+//! [`Core`] holds the working state in memory (clients, sites, agent rows,
+//! pending updates, rollouts, blocked versions, the latest scan) and writes
+//! every change through the [`Store`] before applying it in memory, so memory
+//! never holds what the database does not. All methods are synchronous;
+//! callers share one `Core` behind a mutex. The WebSocket handler, the HTTP
+//! API and the simulator's in-process transport all call the same methods.
+
+mod admin;
+mod traffic;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::PathBuf;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::clock::{Clock, Timestamp};
+use crate::protocol::{
+    AgentId, Channel, ClientId, DeviceId, Platform, ServerMessage, SiteId, UpdateId, Version,
+};
+
+use super::catalog::Catalog;
+use super::publish::PublishError;
+use super::rules;
+use super::store::{
+    AgentRow, Change, ClientRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus,
+};
+
+pub use admin::{ChannelTarget, GateCheck, ManualUpdate, Promotion, Rollback};
+
+/// The promote health gate (U9): enough beta successes, few enough failures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HealthGate {
+    /// Successful updates to the version on the gated platform.
+    pub min_successes: u64,
+    /// failures / (successes + failures), at most.
+    pub max_failure_rate: f64,
+}
+
+impl Default for HealthGate {
+    fn default() -> Self {
+        Self {
+            min_successes: 3,
+            max_failure_rate: 0.2,
+        }
+    }
+}
+
+/// How a [`Core`] is set up.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The downloads folder the scanner reads (U6).
+    pub downloads: PathBuf,
+    /// Prefix of download URLs in `update` frames, e.g. `http://127.0.0.1:8080`
+    /// (empty: a path relative to the server the agent talks to).
+    pub public_url: String,
+    /// The promote gate.
+    pub gate: HealthGate,
+    /// Seeds the generator of site keys; a simulation passes its scenario seed.
+    pub seed: u64,
+}
+
+/// A live connection of an admitted agent: where pushed updates go (U5).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Distinguishes two connections of one agent (a reconnect racing a close).
+    pub id: u64,
+    /// Frames pushed outside a request/reply (manual update, rollback).
+    pub outbox: UnboundedSender<ServerMessage>,
+}
+
+/// What the server has done, counted since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// `hello` frames admitted.
+    pub hellos: u64,
+    /// Heartbeats handled.
+    pub heartbeats: u64,
+    /// First sends of an update (U1, U5).
+    pub dispatches: u64,
+    /// Repeated sends of a pending update (U4).
+    pub redispatches: u64,
+    /// Updates that ended in success.
+    pub successes: u64,
+    /// Updates that ended in failure.
+    pub failures: u64,
+    /// Build downloads served.
+    pub downloads: u64,
+    /// Log frames received (U13).
+    pub logs: u64,
+}
+
+/// What went wrong with a request; the HTTP and WebSocket layers map it.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// No such row.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of row.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request contradicts the current state.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// For people.
+        message: String,
+        /// Figures behind the refusal (the health gate's, say).
+        details: Option<serde_json::Value>,
+    },
+    /// The request itself is malformed.
+    #[error("{message}")]
+    Invalid {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// A `hello` whose site key admits nobody.
+    #[error("unknown site key")]
+    UnknownSiteKey,
+    /// An `update_result` for an update this agent was not sent.
+    #[error("update {0} was not sent to this agent")]
+    UnknownUpdate(UpdateId),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The downloads folder failed.
+    #[error("downloads folder: {0}")]
+    Io(#[from] io::Error),
+    /// Writing a sidecar failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl CoreError {
+    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Self::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// The update server's state; see the module docs.
+pub struct Core {
+    clock: Clock,
+    store: Box<dyn Store>,
+    config: CoreConfig,
+    rng: ChaCha8Rng,
+    clients: BTreeMap<ClientId, ClientRow>,
+    sites: BTreeMap<SiteId, SiteRow>,
+    site_keys: HashMap<String, SiteId>,
+    agents: BTreeMap<AgentId, AgentRow>,
+    devices: HashMap<DeviceId, AgentId>,
+    /// At most one pending update per agent row (U4).
+    pending: BTreeMap<AgentId, UpdateRow>,
+    pending_ids: HashMap<UpdateId, AgentId>,
+    rollouts: BTreeMap<(Version, Platform), RolloutRow>,
+    blocked: BTreeMap<Version, Timestamp>,
+    blocked_set: BTreeSet<Version>,
+    catalog: Catalog,
+    connections: HashMap<AgentId, Connection>,
+    counters: Counters,
+    max_update_id: u64,
+    scan_generation: u64,
+}
+
+impl Core {
+    /// Loads the state from `store` and scans the downloads folder.
+    pub fn open(
+        store: Box<dyn Store>,
+        clock: Clock,
+        config: CoreConfig,
+    ) -> Result<Self, CoreError> {
+        let mut core = Self {
+            clock,
+            store,
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            config,
+            clients: BTreeMap::new(),
+            sites: BTreeMap::new(),
+            site_keys: HashMap::new(),
+            agents: BTreeMap::new(),
+            devices: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_ids: HashMap::new(),
+            rollouts: BTreeMap::new(),
+            blocked: BTreeMap::new(),
+            blocked_set: BTreeSet::new(),
+            catalog: Catalog::default(),
+            connections: HashMap::new(),
+            counters: Counters::default(),
+            max_update_id: 0,
+            scan_generation: 0,
+        };
+        let snapshot = core.store.load()?;
+        core.max_update_id = snapshot.max_update_id;
+        let rows = snapshot.clients.into_iter().map(Change::Client);
+        let rows = rows.chain(snapshot.sites.into_iter().map(Change::Site));
+        let rows = rows.chain(snapshot.agents.into_iter().map(Change::Agent));
+        let rows = rows.chain(snapshot.pending.into_iter().map(Change::Update));
+        let rows = rows.chain(snapshot.rollouts.into_iter().map(Change::Rollout));
+        let rows = rows.chain(snapshot.blocked.into_iter().map(Change::Blocked));
+        rows.for_each(|c| core.apply(c));
+        core.rescan()?;
+        Ok(core)
+    }
+
+    /// Commits `changes` as one transaction, then applies them in memory.
+    fn write(&mut self, changes: Vec<Change>) -> Result<(), CoreError> {
+        self.store.commit(&changes)?;
+        changes.into_iter().for_each(|c| self.apply(c));
+        Ok(())
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Client(c) => {
+                self.clients.insert(c.id, c);
+            }
+            Change::Site(s) => {
+                self.site_keys.insert(s.site_key.clone(), s.id);
+                self.sites.insert(s.id, s);
+            }
+            Change::Agent(a) => {
+                self.devices.insert(a.device_id, a.id);
+                self.agents.insert(a.id, a);
+            }
+            Change::Update(u) => {
+                self.max_update_id = self.max_update_id.max(u.id.0);
+                if u.status == UpdateStatus::Pending {
+                    if let Some(old) = self.pending.get(&u.agent_id) {
+                        self.pending_ids.remove(&old.id);
+                    }
+                    self.pending_ids.insert(u.id, u.agent_id);
+                    self.pending.insert(u.agent_id, u);
+                } else if self.pending.get(&u.agent_id).is_some_and(|p| p.id == u.id) {
+                    self.pending_ids.remove(&u.id);
+                    self.pending.remove(&u.agent_id);
+                }
+            }
+            Change::Rollout(r) => {
+                self.rollouts.insert((r.version, r.platform.clone()), r);
+            }
+            Change::Blocked(b) => {
+                self.blocked_set.insert(b.version);
+                self.blocked.entry(b.version).or_insert(b.blocked_at);
+            }
+        }
+    }
+
+    /// The clock every row is stamped with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The current time on that clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// How this core was set up.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Every client.
+    pub fn clients(&self) -> impl Iterator<Item = &ClientRow> {
+        self.clients.values()
+    }
+
+    /// Every site.
+    pub fn sites(&self) -> impl Iterator<Item = &SiteRow> {
+        self.sites.values()
+    }
+
+    /// One site.
+    pub fn site(&self, id: SiteId) -> Option<&SiteRow> {
+        self.sites.get(&id)
+    }
+
+    /// Every agent row, live or orphaned, by id.
+    pub fn agents(&self) -> impl Iterator<Item = &AgentRow> {
+        self.agents.values()
+    }
+
+    /// One agent row.
+    pub fn agent(&self, id: AgentId) -> Option<&AgentRow> {
+        self.agents.get(&id)
+    }
+
+    /// The row registered under a device id.
+    pub fn agent_by_device(&self, device: &DeviceId) -> Option<&AgentRow> {
+        self.devices.get(device).and_then(|id| self.agents.get(id))
+    }
+
+    /// The pending update of an agent (U4).
+    pub fn pending_of(&self, id: AgentId) -> Option<&UpdateRow> {
+        self.pending.get(&id)
+    }
+
+    /// Every pending update.
+    pub fn pending(&self) -> impl Iterator<Item = &UpdateRow> {
+        self.pending.values()
+    }
+
+    /// Every update ever sent to an agent, from the store.
+    pub fn updates_of(&mut self, id: AgentId) -> Result<Vec<UpdateRow>, CoreError> {
+        Ok(self.store.updates_of(id)?)
+    }
+
+    /// Whether an agent has a live connection.
+    pub fn is_online(&self, id: AgentId) -> bool {
+        self.connections.contains_key(&id)
+    }
+
+    /// U2 for one agent row.
+    pub fn channel_of(&self, agent: &AgentRow) -> Channel {
+        let site = self.sites.get(&agent.site_id);
+        let client = site.and_then(|s| self.clients.get(&s.client_id));
+        rules::resolve_channel(
+            agent.channel,
+            site.and_then(|s| s.channel),
+            client.and_then(|c| c.channel),
+        )
+    }
+
+    /// The latest scan.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Every rollout row (U11), by version then platform.
+    pub fn rollouts(&self) -> impl Iterator<Item = &RolloutRow> {
+        self.rollouts.values()
+    }
+
+    /// Blocked versions and when they were blocked (U10).
+    pub fn blocked(&self) -> &BTreeMap<Version, Timestamp> {
+        &self.blocked
+    }
+
+    /// What the server has done so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Counts a served build download.
+    pub fn count_download(&mut self) {
+        self.counters.downloads += 1;
+    }
+}

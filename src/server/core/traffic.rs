@@ -1,0 +1,295 @@
+//! What agents cause: `hello`, heartbeats and update results (U1, U3, U4,
+//! U12), and the connections updates are pushed over (U5).
+
+use tracing::{debug, info};
+
+use super::{Connection, Core, CoreError};
+use crate::clock::Timestamp;
+use crate::protocol::{AgentId, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
+use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
+
+/// Longest hostname kept; longer ones are refused rather than cut.
+const MAX_HOSTNAME: usize = 255;
+
+impl Core {
+    /// Admits an agent by its site key and registers it under its device id
+    /// exactly (U12): an id never seen makes a new row. Ends a pending update
+    /// the agent has come back from.
+    pub fn hello(&mut self, hello: &Hello) -> Result<AgentId, CoreError> {
+        let &site_id = self
+            .site_keys
+            .get(&hello.site_key)
+            .ok_or(CoreError::UnknownSiteKey)?;
+        let platform = Platform::new(&hello.os, &hello.arch)
+            .map_err(|e| CoreError::invalid("invalid_platform", e.to_string()))?;
+        if hello.hostname.is_empty() || hello.hostname.len() > MAX_HOSTNAME {
+            return Err(CoreError::invalid(
+                "invalid_hostname",
+                "hostname must be 1 to 255 bytes",
+            ));
+        }
+        let now = self.now();
+        let row = match self.agent_by_device(&hello.device_id) {
+            Some(existing) => AgentRow {
+                site_id,
+                hostname: hello.hostname.clone(),
+                platform,
+                version: hello.version,
+                last_seen: now,
+                ..existing.clone()
+            },
+            None => AgentRow {
+                id: AgentId(self.agents.keys().next_back().map_or(1, |id| id.0 + 1)),
+                device_id: hello.device_id,
+                site_id,
+                hostname: hello.hostname.clone(),
+                platform,
+                version: hello.version,
+                channel: None,
+                enrolled_at: now,
+                last_seen: now,
+            },
+        };
+        let id = row.id;
+        let mut changes = vec![Change::Agent(row)];
+        if let Some(p) = self
+            .pending
+            .get(&id)
+            .filter(|p| p.to_version == hello.version)
+            .cloned()
+        {
+            changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
+        }
+        self.write(changes)?;
+        self.counters.hellos += 1;
+        Ok(id)
+    }
+
+    /// U1: a heartbeat. Ends or re-sends the pending update (U4), else asks
+    /// U3 whether the agent needs one and dispatches it.
+    pub fn heartbeat(
+        &mut self,
+        id: AgentId,
+        version: Version,
+    ) -> Result<Option<UpdateOffer>, CoreError> {
+        let now = self.now();
+        let agent = self
+            .agents
+            .get(&id)
+            .ok_or_else(|| CoreError::not_found("agent", id))?;
+        let agent = AgentRow {
+            version,
+            last_seen: now,
+            ..agent.clone()
+        };
+        let mut changes = Vec::with_capacity(3);
+        let mut offer = None;
+        if let Some(p) = self.pending.get(&id).cloned() {
+            let resend = self.offer_for(&p);
+            if version == p.to_version {
+                changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
+            } else if version == p.from_version && resend.is_some() {
+                // U4: still on the old version, so the same update goes again.
+                info!(
+                    "[RE-DISPATCH] agent {} ({}) update {} to {} (send #{})",
+                    id,
+                    agent.device_id,
+                    p.id,
+                    p.to_version,
+                    p.dispatches + 1
+                );
+                self.counters.redispatches += 1;
+                offer = resend;
+                changes.push(Change::Update(UpdateRow {
+                    dispatches: p.dispatches + 1,
+                    ..p
+                }));
+            } else {
+                let why = if resend.is_none() {
+                    "its build is gone"
+                } else {
+                    "the agent moved to another version"
+                };
+                changes.extend(self.finish(p, UpdateStatus::Superseded, Some(why.into()), now));
+            }
+        }
+        if offer.is_none() {
+            if let Some(row) = self.decide(&agent, UpdateReason::Heartbeat, now) {
+                offer = self.offer_for(&row);
+                changes.push(Change::Update(row));
+            }
+        }
+        changes.insert(0, Change::Agent(agent));
+        self.write(changes)?;
+        self.counters.heartbeats += 1;
+        Ok(offer)
+    }
+
+    /// U4: an agent reports how an update went. The report may come from the
+    /// row the update was sent to or, after a restart that crossed the
+    /// identity boundary (U12), from the new row of the same machine.
+    pub fn update_result(&mut self, id: AgentId, result: &UpdateResult) -> Result<(), CoreError> {
+        let Some(&owner) = self.pending_ids.get(&result.update_id) else {
+            // Already ended (a late report after the agent came back): nothing to do.
+            if (1..=self.max_update_id).contains(&result.update_id.0) {
+                debug!(
+                    "update {} already ended; report from agent {id} ignored",
+                    result.update_id
+                );
+                return Ok(());
+            }
+            return Err(CoreError::UnknownUpdate(result.update_id));
+        };
+        let machine = |a: AgentId| self.agents.get(&a).map(|r| r.device_id.machine());
+        if owner != id && machine(owner) != machine(id) {
+            return Err(CoreError::UnknownUpdate(result.update_id));
+        }
+        let p = self.pending[&owner].clone();
+        let now = self.now();
+        let changes = match (result.success, result.version == p.to_version) {
+            (true, true) => self.finish(p, UpdateStatus::Succeeded, None, now),
+            (true, false) => {
+                let why = format!(
+                    "reported success on {}, expected {}",
+                    result.version, p.to_version
+                );
+                self.finish(p, UpdateStatus::Failed, Some(why), now)
+            }
+            (false, _) => {
+                let why = result
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into());
+                self.finish(p, UpdateStatus::Failed, Some(why), now)
+            }
+        };
+        self.write(changes)
+    }
+
+    /// U13 will group these by signature; for now they are counted and logged.
+    pub fn log(&mut self, id: AgentId, level: &str, message: &str) {
+        self.counters.logs += 1;
+        debug!(agent = %id, level, "agent log: {message}");
+    }
+
+    /// Registers the connection an admitted agent talks over.
+    pub fn connect(&mut self, id: AgentId, conn: Connection) {
+        self.connections.insert(id, conn);
+    }
+
+    /// Forgets a connection, unless the agent has already reconnected on another.
+    pub fn disconnect(&mut self, id: AgentId, conn_id: u64) {
+        if self.connections.get(&id).is_some_and(|c| c.id == conn_id) {
+            self.connections.remove(&id);
+        }
+    }
+
+    /// Pushes an `update` to a connected agent (U5). False if it is offline.
+    pub(super) fn push(&mut self, id: AgentId, offer: UpdateOffer) -> bool {
+        match self.connections.get(&id) {
+            Some(c) => c
+                .outbox
+                .send(crate::protocol::ServerMessage::Update(offer))
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// U2 + U7 + U3 for one agent: a new pending update, if it needs one.
+    pub(super) fn decide(
+        &mut self,
+        agent: &AgentRow,
+        reason: UpdateReason,
+        now: Timestamp,
+    ) -> Option<UpdateRow> {
+        let channel = self.channel_of(agent);
+        let target = self
+            .catalog
+            .latest(&agent.platform, channel, &self.blocked_set)
+            .map(|b| b.version);
+        let to = crate::server::rules::needs_update(agent.version, target, &self.blocked_set)?;
+        Some(self.new_update(agent, to, reason, now))
+    }
+
+    /// A fresh pending update row (not yet written).
+    pub(super) fn new_update(
+        &mut self,
+        agent: &AgentRow,
+        to: Version,
+        reason: UpdateReason,
+        now: Timestamp,
+    ) -> UpdateRow {
+        self.max_update_id += 1;
+        self.counters.dispatches += 1;
+        UpdateRow {
+            id: UpdateId(self.max_update_id),
+            agent_id: agent.id,
+            platform: agent.platform.clone(),
+            from_version: agent.version,
+            to_version: to,
+            channel: self.channel_of(agent),
+            reason,
+            status: UpdateStatus::Pending,
+            dispatches: 1,
+            dispatched_at: now,
+            finished_at: None,
+            error: None,
+        }
+    }
+
+    /// The `update` frame for a row: where its build is and how to check it.
+    /// `None` when the scan no longer has the build.
+    pub(super) fn offer_for(&self, row: &UpdateRow) -> Option<UpdateOffer> {
+        let build = self.catalog.find(&row.platform, row.to_version)?;
+        Some(UpdateOffer {
+            update_id: row.id,
+            version: row.to_version,
+            url: format!("{}/downloads/{}", self.config.public_url, build.file),
+            sha256: build.sha256.clone(),
+            size: build.size,
+        })
+    }
+
+    /// Ends a pending update and, for an outcome, counts it on its rollout (U11).
+    pub(super) fn finish(
+        &mut self,
+        p: UpdateRow,
+        status: UpdateStatus,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Vec<Change> {
+        let rollout = self.rollouts.get(&(p.to_version, p.platform.clone()));
+        let mut changes = Vec::with_capacity(2);
+        match status {
+            UpdateStatus::Succeeded => {
+                self.counters.successes += 1;
+                if let Some(r) = rollout {
+                    changes.push(Change::Rollout(RolloutRow {
+                        successes: r.successes + 1,
+                        ..r.clone()
+                    }));
+                }
+            }
+            UpdateStatus::Failed => {
+                self.counters.failures += 1;
+                if let Some(r) = rollout {
+                    changes.push(Change::Rollout(RolloutRow {
+                        failures: r.failures + 1,
+                        ..r.clone()
+                    }));
+                }
+            }
+            UpdateStatus::Pending | UpdateStatus::Superseded => {}
+        }
+        changes.insert(
+            0,
+            Change::Update(UpdateRow {
+                status,
+                finished_at: Some(now),
+                error,
+                ..p
+            }),
+        );
+        changes
+    }
+}

@@ -1,0 +1,180 @@
+//! The HTTP face of the server: `app(state) -> Router`, and `run` to serve it
+//! on any listener (a TCP socket, or the simulator's in-memory pipes).
+
+mod api;
+mod auth;
+mod downloads;
+mod error;
+mod views;
+mod ws;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use axum::serve::Listener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use error::ApiError;
+
+use super::core::Core;
+use super::scanner;
+
+struct Shared {
+    core: Mutex<Core>,
+    admin_token: String,
+    shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+}
+
+/// What every handler shares: the core behind one lock, the admin token, and
+/// the signal that tells WebSocket sessions to close.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// State around a core.
+    pub fn new(core: Core, admin_token: impl Into<String>) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        Self(Arc::new(Shared {
+            core: Mutex::new(core),
+            admin_token: admin_token.into(),
+            shutdown,
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    /// Locks the core. Every use is short and never spans an `.await`. A
+    /// panic while locked does not poison the server: the core's state only
+    /// changes after a successful commit, so it is consistent.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.0
+            .core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The bearer token admin routes need.
+    pub fn admin_token(&self) -> &str {
+        &self.0.admin_token
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.0.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Becomes true when the server shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.subscribe()
+    }
+
+    /// Tells every WebSocket session to close.
+    pub fn begin_shutdown(&self) {
+        self.0.shutdown.send_replace(true);
+    }
+}
+
+/// The whole HTTP surface.
+pub fn app(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/agents", get(api::list_agents))
+        .route("/agents/{id}", get(api::get_agent))
+        .route("/agents/{id}/update", post(api::update_agent))
+        .route("/agents/{id}/channel", put(api::agent_channel))
+        .route("/clients", get(api::list_clients).post(api::create_client))
+        .route("/clients/{id}/sites", post(api::create_site))
+        .route("/clients/{id}/channel", put(api::client_channel))
+        .route("/sites/{id}/channel", put(api::site_channel))
+        .route("/updates/versions", get(api::versions))
+        .route("/updates/rescan", post(api::rescan))
+        .route("/updates/rollouts", get(api::rollouts))
+        .route("/updates/rollouts/{version}/promote", post(api::promote))
+        .route("/updates/rollouts/{version}/rollback", post(api::rollback))
+        .route("/stats", get(api::stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/ws", get(ws::upgrade))
+        .route("/downloads/{file}", get(downloads::download))
+        .nest("/api", admin)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+}
+
+/// Options of [`run`].
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rescan the downloads folder this often, so a publish is seen without a
+    /// `POST /api/updates/rescan`. `None`: only on request (a simulation
+    /// rescans when its timeline publishes).
+    pub rescan_every: Option<Duration>,
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves; then tells the
+/// WebSocket sessions to close and waits for the HTTP connections to finish.
+pub async fn run<L>(
+    listener: L,
+    state: AppState,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let rescanner = options
+        .rescan_every
+        .map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
+    let signal_state = state.clone();
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!("shutting down: closing agent connections");
+            signal_state.begin_shutdown();
+        })
+        .await;
+    if let Some(task) = rescanner {
+        task.abort();
+    }
+    result
+}
+
+/// Rescans periodically. The folder is read off the lock; the result is
+/// dropped if another scan (a promote's, say) landed meanwhile.
+async fn rescan_loop(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (generation, dir) = {
+            let core = state.core();
+            (core.scan_generation(), core.config().downloads.clone())
+        };
+        let scan = match tokio::task::spawn_blocking(move || scanner::scan_dir(&dir)).await {
+            Ok(Ok(scan)) => scan,
+            Ok(Err(e)) => {
+                warn!("periodic rescan failed: {e}");
+                continue;
+            }
+            Err(e) => {
+                warn!("periodic rescan task failed: {e}");
+                continue;
+            }
+        };
+        let mut core = state.core();
+        if core.scan_generation() == generation {
+            if let Err(e) = core.apply_scan(scan) {
+                warn!("periodic rescan not applied: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Persistence. The server keeps its working state in memory and writes
+//! every change through a [`Store`]; on start it loads the state back. One
+//! [`Store::commit`] is one transaction, so changes that belong together
+//! land together or not at all.
+
+mod sqlite;
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
+
+pub use sqlite::SqliteStore;
+
+/// A client (customer) row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientRow {
+    /// Row id.
+    pub id: ClientId,
+    /// Unique name.
+    pub name: String,
+    /// The client-level channel (U2); `None` inherits stable.
+    pub channel: Option<Channel>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A site row; agents join a site by its key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteRow {
+    /// Row id.
+    pub id: SiteId,
+    /// The client it belongs to.
+    pub client_id: ClientId,
+    /// Unique within the client.
+    pub name: String,
+    /// The site-level channel (U2); `None` inherits the client's.
+    pub channel: Option<Channel>,
+    /// The secret an agent's `hello` must carry.
+    pub site_key: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An agent row, keyed by `device_id` exactly (U12).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentRow {
+    /// Row id, sent to the agent in `welcome`.
+    pub id: AgentId,
+    /// As the agent sent it; unique.
+    pub device_id: DeviceId,
+    /// The site whose key admitted it last.
+    pub site_id: SiteId,
+    /// From `hello`.
+    pub hostname: String,
+    /// From `hello`.
+    pub platform: Platform,
+    /// The version it last reported.
+    pub version: Version,
+    /// The agent-level channel (U2); `None` inherits the site's.
+    pub channel: Option<Channel>,
+    /// When the row was created.
+    pub enrolled_at: Timestamp,
+    /// The last `hello` or heartbeat.
+    pub last_seen: Timestamp,
+}
+
+/// Why an update was sent (U5 lists the senders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateReason {
+    /// A heartbeat found the agent behind its channel's latest (U1, U3).
+    Heartbeat,
+    /// `POST /api/agents/:id/update` (U5).
+    Manual,
+    /// A rollback moving the agent off a blocked version (U10).
+    Rollback,
+}
+
+/// Where an update stands (U4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    /// Sent; re-sent on every heartbeat until it ends.
+    Pending,
+    /// The agent came back on the target version.
+    Succeeded,
+    /// The agent reported a failure.
+    Failed,
+    /// Ended without an outcome: replaced by a newer decision, or its target
+    /// was blocked or disappeared.
+    Superseded,
+}
+
+/// One dispatched update (`agent_updates`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateRow {
+    /// Row id, the `update_id` on the wire.
+    pub id: UpdateId,
+    /// The agent row it was sent to.
+    pub agent_id: AgentId,
+    /// The agent's platform when sent.
+    pub platform: Platform,
+    /// The version the agent ran when it was sent.
+    pub from_version: Version,
+    /// The version it was told to install.
+    pub to_version: Version,
+    /// The agent's resolved channel when sent.
+    pub channel: Channel,
+    /// Who sent it.
+    pub reason: UpdateReason,
+    /// Where it stands.
+    pub status: UpdateStatus,
+    /// How many times it was sent (1 + re-dispatches).
+    pub dispatches: u32,
+    /// When it was first sent.
+    pub dispatched_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Option<Timestamp>,
+    /// The agent's error, for a failure.
+    pub error: Option<String>,
+}
+
+/// Where a rollout stands (U11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutStatus {
+    /// Published, not yet promoted.
+    Beta,
+    /// Promoted to stable.
+    Promoted,
+    /// Rolled back; the version is blocked.
+    RolledBack,
+}
+
+/// A rollout row: one (version, os, arch) that went through beta (U11).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutRow {
+    /// The build version.
+    pub version: Version,
+    /// The build platform.
+    pub platform: Platform,
+    /// Where it stands.
+    pub status: RolloutStatus,
+    /// Updates to this version on this platform that succeeded.
+    pub successes: u64,
+    /// Updates to this version on this platform that failed.
+    pub failures: u64,
+    /// When the scan first saw it as beta.
+    pub published_at: Timestamp,
+    /// When it was promoted.
+    pub promoted_at: Option<Timestamp>,
+    /// When it was rolled back.
+    pub rolled_back_at: Option<Timestamp>,
+}
+
+/// A blocked version: never offered again (U7, U10).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockedRow {
+    /// The version.
+    pub version: Version,
+    /// When it was blocked.
+    pub blocked_at: Timestamp,
+}
+
+/// One row to insert or replace. A batch of them is one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Upsert a client.
+    Client(ClientRow),
+    /// Upsert a site.
+    Site(SiteRow),
+    /// Upsert an agent.
+    Agent(AgentRow),
+    /// Upsert an update.
+    Update(UpdateRow),
+    /// Upsert a rollout.
+    Rollout(RolloutRow),
+    /// Insert a blocked version.
+    Blocked(BlockedRow),
+}
+
+/// Everything the server needs back after a restart.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Every client.
+    pub clients: Vec<ClientRow>,
+    /// Every site.
+    pub sites: Vec<SiteRow>,
+    /// Every agent row, live or orphaned.
+    pub agents: Vec<AgentRow>,
+    /// Updates still pending.
+    pub pending: Vec<UpdateRow>,
+    /// Every rollout.
+    pub rollouts: Vec<RolloutRow>,
+    /// Every blocked version.
+    pub blocked: Vec<BlockedRow>,
+    /// The highest update id ever issued (ids are never reused).
+    pub max_update_id: u64,
+}
+
+/// A store failed; the server logs it and answers "internal error".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row holds something this version cannot read.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The schema is newer than this build knows.
+    #[error("database schema version {found} is newer than this rmmsim understands ({known})")]
+    TooNew {
+        /// In the database.
+        found: i64,
+        /// In this build.
+        known: i64,
+    },
+}
+
+/// Durable storage behind the server. Calls are synchronous: in a simulation
+/// they run on the runtime thread, so the paused clock never jumps while a
+/// write is in flight.
+pub trait Store: Send {
+    /// Loads everything the server keeps in memory.
+    fn load(&mut self) -> Result<Snapshot, StoreError>;
+    /// Writes a batch of changes as one transaction.
+    fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Every update ever sent to one agent row, oldest first.
+    fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError>;
+}
