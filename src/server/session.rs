@@ -8,7 +8,8 @@ use tracing::{error, warn};
 use super::core::{Connection, Core, CoreError};
 use crate::protocol::{AgentId, AgentMessage, ErrorCode, ServerMessage, decode_agent_message};
 
-/// The replies to one frame: at most an `ack` and an `update`, or an `error`.
+/// The replies to one frame: for a heartbeat, an optional `update` then
+/// `ack`; otherwise a `welcome`, an `error` or nothing.
 pub type Replies = Vec<ServerMessage>;
 
 /// A connection's state: unadmitted until a good `hello`.
@@ -71,9 +72,11 @@ impl Session {
         };
         let result = match msg {
             AgentMessage::Hello(_) => unreachable!("handled above"),
+            // The update (if any) comes first and the ack last, so the ack
+            // marks the end of a heartbeat's replies.
             AgentMessage::Heartbeat { version } => core.heartbeat(agent, version).map(|offer| {
-                let mut replies = vec![ServerMessage::Ack {}];
-                replies.extend(offer.map(ServerMessage::Update));
+                let mut replies: Replies = offer.map(ServerMessage::Update).into_iter().collect();
+                replies.push(ServerMessage::Ack {});
                 replies
             }),
             AgentMessage::UpdateResult(result) => {

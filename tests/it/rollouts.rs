@@ -1,0 +1,338 @@
+//! U9–U11: promote (global sidecar flip, health gate), rollback (block and
+//! downgrade), rollout rows.
+
+use std::fs;
+
+use hyper::StatusCode;
+use rmmsim::protocol::{Channel, ServerMessage};
+use rmmsim::server::HealthGate;
+use rmmsim::server::publish::build_file_name;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn no_gate() -> HealthGate {
+    HealthGate {
+        min_successes: 0,
+        max_failure_rate: 1.0,
+    }
+}
+
+fn sidecar(
+    server: &TestServer,
+    platform: &rmmsim::protocol::Platform,
+    version: &str,
+) -> Option<String> {
+    let path = server
+        .downloads()
+        .join(format!("{}.channel", build_file_name(platform, v(version))));
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+fn rollout<'a>(rollouts: &'a Value, version: &str, platform: &str) -> &'a Value {
+    rollouts["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == version && r["platform"] == platform)
+        .unwrap_or_else(|| panic!("no rollout row {version} {platform}: {rollouts}"))
+}
+
+#[tokio::test]
+async fn u09_frozen_stable_in_miniature_beta_moves_stable_waits_for_the_promote() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let stable_key = server.site("acme", "hq", None).await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.47", &win(), Channel::Stable).await;
+    server.publish("0.6.48", &win(), Channel::Beta).await;
+    let mut stable = server.agent(&stable_key, "0.6.47").await;
+    let mut beta = server.agent(&beta_key, "0.6.47").await;
+
+    assert_eq!(
+        stable.heartbeat("0.6.47").await,
+        None,
+        "0.6.48 is beta: the stable agent is offered nothing"
+    );
+    assert_eq!(
+        update_version(&beta.heartbeat("0.6.47").await).as_deref(),
+        Some("0.6.48")
+    );
+
+    let (s, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.48/promote", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        sidecar(&server, &win(), "0.6.48").as_deref(),
+        Some("stable")
+    );
+    assert_eq!(
+        update_version(&stable.heartbeat("0.6.47").await).as_deref(),
+        Some("0.6.48"),
+        "next heartbeat after the promote"
+    );
+}
+
+#[tokio::test]
+async fn u09_a_promote_naming_windows_flips_the_linux_sidecar_too() {
+    let server = TestServer::with_gate(no_gate()).await;
+    server.publish("0.6.58", &win(), Channel::Beta).await;
+    server.publish("0.6.58", &linux(), Channel::Beta).await;
+    let (s, body) = server
+        .api()
+        .post(
+            "/api/updates/rollouts/0.6.58/promote",
+            json!({ "os": "windows", "arch": "amd64" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        sidecar(&server, &win(), "0.6.58").as_deref(),
+        Some("stable")
+    );
+    assert_eq!(
+        sidecar(&server, &linux(), "0.6.58").as_deref(),
+        Some("stable"),
+        "global flip"
+    );
+    assert_eq!(body["sidecars_flipped"].as_array().unwrap().len(), 2);
+    // Only the named platform's rollout row is marked promoted.
+    let rollouts = server.api().rollouts().await;
+    assert_eq!(
+        rollout(&rollouts, "0.6.58", "windows-amd64")["status"],
+        "promoted"
+    );
+    assert_eq!(
+        rollout(&rollouts, "0.6.58", "linux-amd64")["status"],
+        "beta"
+    );
+    // And the scan agrees: both builds are stable now.
+    let (_, scan) = server.api().get("/api/updates/versions").await;
+    assert!(
+        scan["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["channel"] == "stable"),
+        "{scan}"
+    );
+}
+
+#[tokio::test]
+async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
+    let server = TestServer::with_gate(HealthGate {
+        min_successes: 2,
+        max_failure_rate: 0.25,
+    })
+    .await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.48", &win(), Channel::Beta).await;
+    // One beta agent succeeds, one fails: 1 success < 2, failure rate 0.5 > 0.25.
+    let mut ok = server.agent(&beta_key, "0.6.47").await;
+    let offer = ok.heartbeat("0.6.47").await.unwrap();
+    ok.report(&offer, true, "0.6.48").await;
+    let mut bad = server.agent(&beta_key, "0.6.47").await;
+    let offer = bad.heartbeat("0.6.47").await.unwrap();
+    bad.report(&offer, false, "0.6.47").await;
+    eventually("both outcomes counted", || async {
+        let r = server.api().rollouts().await;
+        let row = rollout(&r, "0.6.48", "windows-amd64");
+        row["successes"] == 1 && row["failures"] == 1
+    })
+    .await;
+
+    let (s, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.48/promote", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "health_gate");
+    let gate = &body["error"]["details"];
+    assert_eq!(
+        (gate["successes"].as_u64(), gate["failures"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(gate["failure_rate"], 0.5);
+    assert_eq!(gate["min_successes"], 2);
+    assert_eq!(
+        sidecar(&server, &win(), "0.6.48").as_deref(),
+        Some("beta"),
+        "a refused promote changes nothing"
+    );
+
+    let (s, body) = server
+        .api()
+        .post(
+            "/api/updates/rollouts/0.6.48/promote",
+            json!({ "force": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["forced"], true);
+    assert_eq!(
+        sidecar(&server, &win(), "0.6.48").as_deref(),
+        Some("stable")
+    );
+    let (s, body) = server
+        .api()
+        .post(
+            "/api/updates/rollouts/0.6.48/promote",
+            json!({ "force": true }),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_promoted"))
+    );
+}
+
+#[tokio::test]
+async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allowed() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let key = server.site("acme", "hq", None).await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.57", &win(), Channel::Stable).await;
+    server.publish("0.6.58", &win(), Channel::Beta).await;
+    server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/promote", json!({}))
+        .await;
+    server.publish("0.6.59", &win(), Channel::Beta).await;
+    let mut online = server.agent(&key, "0.6.58").await;
+    let mut beta = server.agent(&beta_key, "0.6.57").await;
+    // The beta agent has 0.6.59 pending; the stable one runs 0.6.58 happily.
+    assert_eq!(online.heartbeat("0.6.58").await, None);
+    assert_eq!(
+        update_version(&beta.heartbeat("0.6.57").await).as_deref(),
+        Some("0.6.59")
+    );
+    let offline_device = machine();
+    let offline = server
+        .agent_as(
+            &key,
+            rmmsim::protocol::DeviceId::Bare(offline_device),
+            "0.6.58",
+        )
+        .await;
+    offline.close().await;
+
+    let (s, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/rollback", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["agents_running"], 2);
+    assert_eq!(body["downgrades_pushed"], json!([online.id]));
+    // Pushed at once to the connected agent: down to the newest allowed stable.
+    match online.recv().await {
+        ServerMessage::Update(u) => assert_eq!(u.version, v("0.6.57")),
+        other => panic!("expected a downgrade, got {other:?}"),
+    }
+    assert_eq!(sidecar(&server, &win(), "0.6.58"), None, "sidecar removed");
+    // The offline agent is moved on its next heartbeat (U3).
+    let mut back = server
+        .agent_as(
+            &key,
+            rmmsim::protocol::DeviceId::Bare(offline_device),
+            "0.6.58",
+        )
+        .await;
+    assert_eq!(
+        update_version(&back.heartbeat("0.6.58").await).as_deref(),
+        Some("0.6.57")
+    );
+    // Blocked for good, even for beta; a second rollback is refused.
+    let mut fresh_beta = server.agent(&beta_key, "0.6.57").await;
+    assert_eq!(
+        update_version(&fresh_beta.heartbeat("0.6.57").await).as_deref(),
+        Some("0.6.59")
+    );
+    let rollouts = server.api().rollouts().await;
+    assert_eq!(rollouts["blocked"][0]["version"], "0.6.58");
+    assert_eq!(
+        rollout(&rollouts, "0.6.58", "windows-amd64")["status"],
+        "rolled_back"
+    );
+    let (s, _) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/rollback", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn u10_a_rollback_cancels_pending_updates_to_the_version() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.57", &win(), Channel::Stable).await;
+    server.publish("0.6.58", &win(), Channel::Beta).await;
+    let mut agent = server.agent(&beta_key, "0.6.57").await;
+    let offer = agent.heartbeat("0.6.57").await.unwrap();
+    assert_eq!(offer.version, v("0.6.58"));
+    let (_, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/rollback", json!({}))
+        .await;
+    assert_eq!(body["updates_cancelled"], 1);
+    assert_eq!(
+        agent.heartbeat("0.6.57").await,
+        None,
+        "the cancelled update is not re-sent"
+    );
+    let detail = server.api().agent(agent.id).await;
+    assert_eq!(detail["updates"][0]["status"], "superseded");
+}
+
+#[tokio::test]
+async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_history() {
+    let server = TestServer::with_gate(HealthGate {
+        min_successes: 1,
+        max_failure_rate: 0.5,
+    })
+    .await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.47", &win(), Channel::Stable).await;
+    server.publish("0.6.48", &win(), Channel::Beta).await;
+    let rollouts = server.api().rollouts().await;
+    assert_eq!(
+        rollouts["rollouts"].as_array().unwrap().len(),
+        1,
+        "stable-published builds have no row: {rollouts}"
+    );
+    let row = rollout(&rollouts, "0.6.48", "windows-amd64");
+    assert_eq!(row["status"], "beta");
+    assert!(row["published_at"].is_string());
+    assert_eq!(row["promoted_at"], Value::Null);
+
+    let mut a = server.agent(&beta_key, "0.6.47").await;
+    let offer = a.heartbeat("0.6.47").await.unwrap();
+    a.report(&offer, false, "0.6.47").await;
+    let offer = a.heartbeat("0.6.47").await.unwrap();
+    // Coming back on the version is a success too (the agent restarted).
+    assert_eq!(offer.version, v("0.6.48"));
+    assert_eq!(a.heartbeat("0.6.48").await, None);
+    let rollouts = server.api().rollouts().await;
+    let row = rollout(&rollouts, "0.6.48", "windows-amd64");
+    assert_eq!(
+        (row["successes"].as_u64(), row["failures"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    server
+        .api()
+        .post("/api/updates/rollouts/0.6.48/promote", json!({}))
+        .await;
+    let rollouts = server.api().rollouts().await;
+    let row = rollout(&rollouts, "0.6.48", "windows-amd64");
+    assert_eq!(row["status"], "promoted");
+    assert!(row["promoted_at"].is_string());
+    server
+        .api()
+        .post("/api/updates/rollouts/0.6.48/rollback", json!({}))
+        .await;
+    let rollouts = server.api().rollouts().await;
+    let row = rollout(&rollouts, "0.6.48", "windows-amd64");
+    assert_eq!(row["status"], "rolled_back");
+    assert!(row["rolled_back_at"].is_string());
+}
