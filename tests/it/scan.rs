@@ -124,78 +124,44 @@ async fn u08_publish_lands_as_beta_with_digest_and_stable_agents_wait() {
     let stable = server.site("acme", "hq", None).await;
     let beta = server.site("acme", "lab", Some(Channel::Beta)).await;
     let dir = server.downloads();
-    let bin = env!("CARGO_BIN_EXE_rmmsim");
-    let run = |args: &[&str]| {
-        let out = Command::new(bin).args(args).output().unwrap();
+    let d = dir.to_str().unwrap();
+    // `rmmsim publish --downloads <dir> <args…>`
+    let publish = |args: &str| {
+        let mut all = vec!["publish", "--downloads", d];
+        all.extend(args.split_whitespace());
+        Command::new(env!("CARGO_BIN_EXE_rmmsim"))
+            .args(all)
+            .output()
+            .unwrap()
+    };
+    let run = |args: &str| {
+        let out = publish(args);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let d = dir.to_str().unwrap();
-    run(&[
-        "publish",
-        "--downloads",
-        d,
-        "--version",
-        "0.6.47",
-        "--platform",
-        "windows-amd64",
-        "--channel",
-        "stable",
-    ]);
-    run(&[
-        "publish",
-        "--downloads",
-        d,
-        "--version",
-        "0.6.48",
-        "--platform",
-        "windows-amd64",
-        "--size",
-        "64KiB",
-    ]);
+    run("--version 0.6.47 --platform windows-amd64 --channel stable");
+    run("--version 0.6.48 --platform windows-amd64 --size 64KiB");
     let file = build_file_name(&win(), v("0.6.48"));
     let bytes = fs::read(dir.join(&file)).unwrap();
     assert_eq!(bytes.len(), 64 * 1024);
-    assert_eq!(
-        fs::read_to_string(dir.join(format!("{file}.channel")))
-            .unwrap()
-            .trim(),
-        "beta"
-    );
+    let sidecar = fs::read_to_string(dir.join(format!("{file}.channel"))).unwrap();
+    assert_eq!(sidecar.trim(), "beta");
     let digest = fs::read_to_string(dir.join(format!("{file}.sha256"))).unwrap();
     assert!(digest.starts_with(&sha256_hex(&bytes)), "{digest}");
     // Publishing again is refused unless forced.
-    let again = Command::new(bin)
-        .args([
-            "publish",
-            "--downloads",
-            d,
-            "--version",
-            "0.6.48",
-            "--platform",
-            "windows-amd64",
-        ])
-        .output()
-        .unwrap();
+    let again = publish("--version 0.6.48 --platform windows-amd64");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     // --file publishes a real binary's bytes.
     let real = server.dir.path().join("agent.exe");
     fs::write(&real, b"a real agent binary").unwrap();
-    run(&[
-        "publish",
-        "--downloads",
-        d,
-        "--version",
-        "0.6.49",
-        "--platform",
-        "linux-amd64",
-        "--file",
-        real.to_str().unwrap(),
-    ]);
+    run(&format!(
+        "--version 0.6.49 --platform linux-amd64 --file {}",
+        real.display()
+    ));
 
     server.rescan().await;
     let mut s = server.agent(&stable, "0.6.47").await;

@@ -202,17 +202,10 @@ pub struct Snapshot {
 /// A store failed; the server logs it and answers "internal error".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database said no.
+    /// The database said no, or a row holds something this version cannot
+    /// read (a conversion error names the column).
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A row holds something this version cannot read.
-    #[error("corrupt row in {table}: {detail}")]
-    Corrupt {
-        /// Which table.
-        table: &'static str,
-        /// What was wrong.
-        detail: String,
-    },
     /// The schema is newer than this build knows.
     #[error("database schema version {found} is newer than this rmmsim understands ({known})")]
     TooNew {

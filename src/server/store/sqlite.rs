@@ -2,16 +2,16 @@
 //! simulations.
 
 use std::path::Path;
-use std::str::FromStr;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, ValueRef};
+use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
     AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, Snapshot, Store,
     StoreError, UpdateReason, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, UpdateId};
+use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
 
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
@@ -58,413 +58,286 @@ impl SqliteStore {
     }
 }
 
-fn parse<T: FromStr>(table: &'static str, s: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse().map_err(|e: T::Err| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
+/// Text columns holding a type that parses from and prints to a string.
+macro_rules! sql_text {
+    ($($ty:ty),*) => {$(
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.to_string()))
+            }
+        }
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                v.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )*};
+}
+sql_text!(Version, DeviceId, Channel);
+
+/// Text columns holding one of a fixed set of words.
+macro_rules! sql_enum {
+    ($ty:ty { $($var:path => $word:literal),* $(,)? }) => {
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(match self { $($var => $word),* }))
+            }
+        }
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                match v.as_str()? {
+                    $($word => Ok($var),)*
+                    other => Err(FromSqlError::Other(format!("unknown value `{other}`").into())),
+                }
+            }
+        }
+    };
+}
+sql_enum!(UpdateReason { UpdateReason::Heartbeat => "heartbeat", UpdateReason::Manual => "manual", UpdateReason::Rollback => "rollback" });
+sql_enum!(UpdateStatus {
+    UpdateStatus::Pending => "pending",
+    UpdateStatus::Succeeded => "succeeded",
+    UpdateStatus::Failed => "failed",
+    UpdateStatus::Superseded => "superseded",
+});
+sql_enum!(RolloutStatus { RolloutStatus::Beta => "beta", RolloutStatus::Promoted => "promoted", RolloutStatus::RolledBack => "rolled_back" });
+
+/// Integer columns: ids and timestamps.
+macro_rules! sql_int {
+    ($($ty:ident),*) => {$(
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                FromSql::column_result(v).map($ty)
+            }
+        }
+    )*};
+}
+sql_int!(AgentId, UpdateId, ClientId, SiteId, Timestamp);
+
+/// A platform is two columns, `os` and `arch`.
+fn platform(r: &Row<'_>, os: usize) -> rusqlite::Result<Platform> {
+    let (o, a): (String, String) = (r.get(os)?, r.get(os + 1)?);
+    Platform::new(&o, &a)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(os, Type::Text, Box::new(e)))
+}
+
+fn client(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
+    Ok(ClientRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        channel: r.get(2)?,
+        created_at: r.get(3)?,
     })
 }
 
-fn opt_channel(table: &'static str, s: Option<String>) -> Result<Option<Channel>, StoreError> {
-    s.map(|s| parse(table, &s)).transpose()
-}
-
-fn platform(table: &'static str, os: &str, arch: &str) -> Result<Platform, StoreError> {
-    Platform::new(os, arch).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
+fn site(r: &Row<'_>) -> rusqlite::Result<SiteRow> {
+    Ok(SiteRow {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        name: r.get(2)?,
+        channel: r.get(3)?,
+        site_key: r.get(4)?,
+        created_at: r.get(5)?,
     })
 }
 
-fn reason_str(r: UpdateReason) -> &'static str {
-    match r {
-        UpdateReason::Heartbeat => "heartbeat",
-        UpdateReason::Manual => "manual",
-        UpdateReason::Rollback => "rollback",
-    }
+fn agent(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
+    Ok(AgentRow {
+        id: r.get(0)?,
+        device_id: r.get(1)?,
+        site_id: r.get(2)?,
+        hostname: r.get(3)?,
+        platform: platform(r, 4)?,
+        version: r.get(6)?,
+        channel: r.get(7)?,
+        enrolled_at: r.get(8)?,
+        last_seen: r.get(9)?,
+    })
 }
 
-fn status_str(s: UpdateStatus) -> &'static str {
-    match s {
-        UpdateStatus::Pending => "pending",
-        UpdateStatus::Succeeded => "succeeded",
-        UpdateStatus::Failed => "failed",
-        UpdateStatus::Superseded => "superseded",
-    }
+fn update(r: &Row<'_>) -> rusqlite::Result<UpdateRow> {
+    Ok(UpdateRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        platform: platform(r, 2)?,
+        from_version: r.get(4)?,
+        to_version: r.get(5)?,
+        channel: r.get(6)?,
+        reason: r.get(7)?,
+        status: r.get(8)?,
+        dispatches: r.get(9)?,
+        dispatched_at: r.get(10)?,
+        finished_at: r.get(11)?,
+        error: r.get(12)?,
+    })
 }
 
-fn rollout_str(s: RolloutStatus) -> &'static str {
-    match s {
-        RolloutStatus::Beta => "beta",
-        RolloutStatus::Promoted => "promoted",
-        RolloutStatus::RolledBack => "rolled_back",
-    }
+fn rollout(r: &Row<'_>) -> rusqlite::Result<RolloutRow> {
+    Ok(RolloutRow {
+        version: r.get(0)?,
+        platform: platform(r, 1)?,
+        status: r.get(3)?,
+        successes: r.get(4)?,
+        failures: r.get(5)?,
+        published_at: r.get(6)?,
+        promoted_at: r.get(7)?,
+        rolled_back_at: r.get(8)?,
+    })
 }
 
-fn corrupt(table: &'static str, what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        detail: format!("unknown {what} `{value}`"),
-    }
+fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
+    Ok(BlockedRow {
+        version: r.get(0)?,
+        blocked_at: r.get(1)?,
+    })
 }
 
-/// Raw columns of an `agent_updates` row, read inside rusqlite's closure and
-/// checked outside it (rusqlite's closures can only fail with its own error).
-type RawUpdate = (
-    u64,
-    u64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    u32,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
-
+const CLIENT_COLUMNS: &str = "id, name, channel, created_at";
+const SITE_COLUMNS: &str = "id, client_id, name, channel, site_key, created_at";
+const AGENT_COLUMNS: &str =
+    "id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen";
 const UPDATE_COLUMNS: &str = "id, agent_id, os, arch, from_version, to_version, channel, reason, status, \
                               dispatches, dispatched_at, finished_at, error";
-
-fn raw_update(r: &Row<'_>) -> rusqlite::Result<RawUpdate> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-    ))
-}
-
-fn update_row(raw: RawUpdate) -> Result<UpdateRow, StoreError> {
-    const T: &str = "agent_updates";
-    let (id, agent, os, arch, from, to, channel, reason, status, dispatches, at, finished, error) =
-        raw;
-    Ok(UpdateRow {
-        id: UpdateId(id),
-        agent_id: AgentId(agent),
-        platform: platform(T, &os, &arch)?,
-        from_version: parse(T, &from)?,
-        to_version: parse(T, &to)?,
-        channel: parse(T, &channel)?,
-        reason: match reason.as_str() {
-            "heartbeat" => UpdateReason::Heartbeat,
-            "manual" => UpdateReason::Manual,
-            "rollback" => UpdateReason::Rollback,
-            other => return Err(corrupt(T, "reason", other)),
-        },
-        status: match status.as_str() {
-            "pending" => UpdateStatus::Pending,
-            "succeeded" => UpdateStatus::Succeeded,
-            "failed" => UpdateStatus::Failed,
-            "superseded" => UpdateStatus::Superseded,
-            other => return Err(corrupt(T, "status", other)),
-        },
-        dispatches,
-        dispatched_at: Timestamp(at),
-        finished_at: finished.map(Timestamp),
-        error,
-    })
-}
+const ROLLOUT_COLUMNS: &str =
+    "version, os, arch, status, successes, failures, published_at, promoted_at, rolled_back_at";
 
 impl SqliteStore {
-    fn load_clients(&self) -> Result<Vec<ClientRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, name, channel, created_at FROM clients ORDER BY id")?;
-        let raw = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        raw.map(|row| {
-            let (id, name, channel, at): (u64, String, Option<String>, i64) = row?;
-            Ok(ClientRow {
-                id: ClientId(id),
-                name,
-                channel: opt_channel("clients", channel)?,
-                created_at: Timestamp(at),
-            })
-        })
-        .collect()
-    }
-
-    fn load_sites(&self) -> Result<Vec<SiteRow>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, client_id, name, channel, site_key, created_at FROM sites ORDER BY id",
-        )?;
-        let raw = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?;
-        raw.map(|row| {
-            let (id, client, name, channel, site_key, at): (
-                u64,
-                u64,
-                String,
-                Option<String>,
-                String,
-                i64,
-            ) = row?;
-            Ok(SiteRow {
-                id: SiteId(id),
-                client_id: ClientId(client),
-                name,
-                channel: opt_channel("sites", channel)?,
-                site_key,
-                created_at: Timestamp(at),
-            })
-        })
-        .collect()
-    }
-
-    fn load_agents(&self) -> Result<Vec<AgentRow>, StoreError> {
-        const T: &str = "agents";
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen \
-             FROM agents ORDER BY id",
-        )?;
-        let raw = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-            ))
-        })?;
-        raw.map(|row| {
-            let (id, device, site, hostname, os, arch, version, channel, enrolled, seen): (
-                u64,
-                String,
-                u64,
-                String,
-                String,
-                String,
-                String,
-                Option<String>,
-                i64,
-                i64,
-            ) = row?;
-            Ok(AgentRow {
-                id: AgentId(id),
-                device_id: parse(T, &device)?,
-                site_id: SiteId(site),
-                hostname,
-                platform: platform(T, &os, &arch)?,
-                version: parse(T, &version)?,
-                channel: opt_channel(T, channel)?,
-                enrolled_at: Timestamp(enrolled),
-                last_seen: Timestamp(seen),
-            })
-        })
-        .collect()
-    }
-
-    fn load_rollouts(&self) -> Result<Vec<RolloutRow>, StoreError> {
-        const T: &str = "rollouts";
-        let mut st = self.conn.prepare_cached(
-            "SELECT version, os, arch, status, successes, failures, published_at, promoted_at, rolled_back_at \
-             FROM rollouts",
-        )?;
-        let raw = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-            ))
-        })?;
-        let mut rows = raw
-            .map(|row| {
-                let (version, os, arch, status, ok, failed, published, promoted, rolled): (
-                    String,
-                    String,
-                    String,
-                    String,
-                    u64,
-                    u64,
-                    i64,
-                    Option<i64>,
-                    Option<i64>,
-                ) = row?;
-                Ok(RolloutRow {
-                    version: parse(T, &version)?,
-                    platform: platform(T, &os, &arch)?,
-                    status: match status.as_str() {
-                        "beta" => RolloutStatus::Beta,
-                        "promoted" => RolloutStatus::Promoted,
-                        "rolled_back" => RolloutStatus::RolledBack,
-                        other => return Err(corrupt(T, "status", other)),
-                    },
-                    successes: ok,
-                    failures: failed,
-                    published_at: Timestamp(published),
-                    promoted_at: promoted.map(Timestamp),
-                    rolled_back_at: rolled.map(Timestamp),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.sort_by(|a, b| (a.version, &a.platform).cmp(&(b.version, &b.platform)));
+    /// Every row of a query, mapped.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+        map: fn(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, map)?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
-    }
-
-    fn load_blocked(&self) -> Result<Vec<BlockedRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT version, blocked_at FROM blocked_versions")?;
-        let raw = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let mut rows = raw
-            .map(|row| {
-                let (version, at): (String, i64) = row?;
-                Ok(BlockedRow {
-                    version: parse("blocked_versions", &version)?,
-                    blocked_at: Timestamp(at),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        rows.sort_by_key(|r| r.version);
-        Ok(rows)
-    }
-
-    fn query_updates(&self, filter: &str, arg: Option<u64>) -> Result<Vec<UpdateRow>, StoreError> {
-        let sql = format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE {filter} ORDER BY id");
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let raw: Vec<RawUpdate> = match arg {
-            Some(a) => st
-                .query_map([a], raw_update)?
-                .collect::<rusqlite::Result<_>>()?,
-            None => st
-                .query_map([], raw_update)?
-                .collect::<rusqlite::Result<_>>()?,
-        };
-        raw.into_iter().map(update_row).collect()
     }
 }
 
 fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
-    let ch = |c: Option<Channel>| c.map(Channel::as_str);
+    let upsert = |table: &str, columns: &str, key: &str, update: &str| {
+        let n = columns.split(',').count();
+        let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {update}",
+            marks.join(", ")
+        )
+    };
     match change {
         Change::Client(c) => tx
-            .prepare_cached(
-                "INSERT INTO clients (id, name, channel, created_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, channel = excluded.channel",
-            )?
-            .execute(params![c.id.0, c.name, ch(c.channel), c.created_at.0]),
+            .prepare_cached(&upsert("clients", CLIENT_COLUMNS, "id", "name = excluded.name, channel = excluded.channel"))?
+            .execute(params![c.id, c.name, c.channel, c.created_at]),
         Change::Site(s) => tx
-            .prepare_cached(
-                "INSERT INTO sites (id, client_id, name, channel, site_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, channel = excluded.channel, \
-                 site_key = excluded.site_key",
-            )?
-            .execute(params![s.id.0, s.client_id.0, s.name, ch(s.channel), s.site_key, s.created_at.0]),
+            .prepare_cached(&upsert(
+                "sites",
+                SITE_COLUMNS,
+                "id",
+                "name = excluded.name, channel = excluded.channel, site_key = excluded.site_key",
+            ))?
+            .execute(params![s.id, s.client_id, s.name, s.channel, s.site_key, s.created_at]),
         Change::Agent(a) => tx
-            .prepare_cached(
-                "INSERT INTO agents (id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (id) DO UPDATE SET site_id = excluded.site_id, hostname = excluded.hostname, \
-                 os = excluded.os, arch = excluded.arch, version = excluded.version, channel = excluded.channel, \
-                 last_seen = excluded.last_seen",
-            )?
+            .prepare_cached(&upsert(
+                "agents",
+                AGENT_COLUMNS,
+                "id",
+                "site_id = excluded.site_id, hostname = excluded.hostname, os = excluded.os, arch = excluded.arch, \
+                 version = excluded.version, channel = excluded.channel, last_seen = excluded.last_seen",
+            ))?
             .execute(params![
-                a.id.0,
-                a.device_id.to_string(),
-                a.site_id.0,
+                a.id,
+                a.device_id,
+                a.site_id,
                 a.hostname,
                 a.platform.os(),
                 a.platform.arch(),
-                a.version.to_string(),
-                ch(a.channel),
-                a.enrolled_at.0,
-                a.last_seen.0
+                a.version,
+                a.channel,
+                a.enrolled_at,
+                a.last_seen
             ]),
         Change::Update(u) => tx
-            .prepare_cached(&format!(
-                "INSERT INTO agent_updates ({UPDATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, dispatches = excluded.dispatches, \
-                 finished_at = excluded.finished_at, error = excluded.error"
+            .prepare_cached(&upsert(
+                "agent_updates",
+                UPDATE_COLUMNS,
+                "id",
+                "status = excluded.status, dispatches = excluded.dispatches, finished_at = excluded.finished_at, \
+                 error = excluded.error",
             ))?
             .execute(params![
-                u.id.0,
-                u.agent_id.0,
+                u.id,
+                u.agent_id,
                 u.platform.os(),
                 u.platform.arch(),
-                u.from_version.to_string(),
-                u.to_version.to_string(),
-                u.channel.as_str(),
-                reason_str(u.reason),
-                status_str(u.status),
+                u.from_version,
+                u.to_version,
+                u.channel,
+                u.reason,
+                u.status,
                 u.dispatches,
-                u.dispatched_at.0,
-                u.finished_at.map(|t| t.0),
+                u.dispatched_at,
+                u.finished_at,
                 u.error
             ]),
         Change::Rollout(r) => tx
-            .prepare_cached(
-                "INSERT INTO rollouts (version, os, arch, status, successes, failures, published_at, promoted_at, \
-                 rolled_back_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT (version, os, arch) DO UPDATE SET status = excluded.status, \
-                 successes = excluded.successes, failures = excluded.failures, promoted_at = excluded.promoted_at, \
-                 rolled_back_at = excluded.rolled_back_at",
-            )?
+            .prepare_cached(&upsert(
+                "rollouts",
+                ROLLOUT_COLUMNS,
+                "version, os, arch",
+                "status = excluded.status, successes = excluded.successes, failures = excluded.failures, \
+                 promoted_at = excluded.promoted_at, rolled_back_at = excluded.rolled_back_at",
+            ))?
             .execute(params![
-                r.version.to_string(),
+                r.version,
                 r.platform.os(),
                 r.platform.arch(),
-                rollout_str(r.status),
+                r.status,
                 r.successes,
                 r.failures,
-                r.published_at.0,
-                r.promoted_at.map(|t| t.0),
-                r.rolled_back_at.map(|t| t.0)
+                r.published_at,
+                r.promoted_at,
+                r.rolled_back_at
             ]),
         Change::Blocked(b) => tx
             .prepare_cached("INSERT OR IGNORE INTO blocked_versions (version, blocked_at) VALUES (?1, ?2)")?
-            .execute(params![b.version.to_string(), b.blocked_at.0]),
+            .execute(params![b.version, b.blocked_at]),
     }
     .map(|_| ())
 }
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
-        let max_update_id: Option<u64> = self
-            .conn
-            .query_row("SELECT MAX(id) FROM agent_updates", [], |r| r.get(0))
-            .optional()?
-            .flatten();
+        let max_update_id: Option<u64> =
+            self.conn
+                .query_row("SELECT MAX(id) FROM agent_updates", [], |r| r.get(0))?;
+        let mut rollouts = self.rows(
+            &format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts"),
+            [],
+            rollout,
+        )?;
+        rollouts.sort_by(|a, b| (a.version, &a.platform).cmp(&(b.version, &b.platform)));
+        let mut blocked = self.rows(
+            "SELECT version, blocked_at FROM blocked_versions",
+            [],
+            blocked,
+        )?;
+        blocked.sort_by_key(|b| b.version);
         Ok(Snapshot {
-            clients: self.load_clients()?,
-            sites: self.load_sites()?,
-            agents: self.load_agents()?,
-            pending: self.query_updates("status = 'pending'", None)?,
-            rollouts: self.load_rollouts()?,
-            blocked: self.load_blocked()?,
+            clients: self.rows(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"), [], client)?,
+            sites: self.rows(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"), [], site)?,
+            agents: self.rows(&format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY id"), [], agent)?,
+            pending: self.rows(
+                &format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE status = 'pending' ORDER BY id"),
+                [],
+                update,
+            )?,
+            rollouts,
+            blocked,
             max_update_id: max_update_id.unwrap_or(0),
         })
     }
@@ -482,7 +355,9 @@ impl Store for SqliteStore {
     }
 
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
-        self.query_updates("agent_id = ?1", Some(agent.0))
+        let sql =
+            format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE agent_id = ?1 ORDER BY id");
+        self.rows(&sql, [agent], update)
     }
 }
 
