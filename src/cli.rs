@@ -164,7 +164,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server::run(
             listener,
             state,
-            RunOptions { rescan_every },
+            RunOptions {
+                rescan_every,
+                flush_every: Some(Duration::from_secs(5)),
+            },
             shutdown_signal(),
         )
         .await?;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tracing::info;
 
+use super::traffic::pending_row;
 use super::{Core, CoreError};
 use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
 use crate::server::catalog::Catalog;
@@ -264,7 +265,17 @@ impl Core {
                 now,
             ));
         }
-        let row = self.new_update(&agent, target, UpdateReason::Manual, now);
+        let channel = self.channel_of(&agent);
+        let row = pending_row(
+            self.next_update_id(),
+            &agent,
+            agent.version,
+            target,
+            channel,
+            UpdateReason::Manual,
+            now,
+        );
+        let row = self.issue(row);
         changes.push(Change::Update(row.clone()));
         self.write(changes)?;
         let pushed = self
@@ -460,7 +471,7 @@ impl Core {
         let mut downgrades = Vec::new();
         let online: Vec<&AgentRow> = running.iter().filter(|a| self.is_online(a.id)).collect();
         for agent in online {
-            if let Some(row) = self.decide(agent, UpdateReason::Rollback, now) {
+            if let Some(row) = self.decide(agent.id, agent.version, UpdateReason::Rollback, now) {
                 downgrades.push(row);
             }
         }
@@ -519,6 +530,7 @@ impl Core {
             .collect();
         self.write(new_rows)?;
         self.catalog = Catalog::new(scan, now);
+        self.download_cache.clear();
         self.scan_generation += 1;
         Ok(())
     }

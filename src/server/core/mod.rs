@@ -10,7 +10,7 @@
 mod admin;
 mod traffic;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -187,6 +187,10 @@ pub struct Core {
     counters: Counters,
     max_update_id: u64,
     scan_generation: u64,
+    /// Agents whose `last_seen` changed since the last [`Core::flush`].
+    unflushed: HashSet<AgentId>,
+    /// Build bytes served, read once per scan.
+    download_cache: HashMap<String, bytes::Bytes>,
 }
 
 impl Core {
@@ -216,6 +220,8 @@ impl Core {
             counters: Counters::default(),
             max_update_id: 0,
             scan_generation: 0,
+            unflushed: HashSet::new(),
+            download_cache: HashMap::new(),
         };
         let snapshot = core.store.load()?;
         core.max_update_id = snapshot.max_update_id;
@@ -369,8 +375,31 @@ impl Core {
         self.counters
     }
 
-    /// Counts a served build download.
-    pub fn count_download(&mut self) {
+    /// Writes the `last_seen` of every agent that heartbeated since the last
+    /// flush. Heartbeats change only `last_seen` most of the time, so it is
+    /// written in batches (by `server::run` every few seconds, and on
+    /// shutdown) instead of once per heartbeat; memory is always current.
+    pub fn flush(&mut self) -> Result<(), CoreError> {
+        let changes: Vec<Change> = self
+            .unflushed
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .map(|a| Change::Agent(a.clone()))
+            .collect();
+        self.store.commit(&changes)?;
+        self.unflushed.clear();
+        Ok(())
+    }
+
+    /// The bytes of a build the scan knows, for a download; counted. Read
+    /// from disk once per scan and then served from memory.
+    pub fn download(&mut self, file: &str) -> Result<bytes::Bytes, CoreError> {
         self.counters.downloads += 1;
+        if let Some(bytes) = self.download_cache.get(file) {
+            return Ok(bytes.clone());
+        }
+        let bytes = bytes::Bytes::from(std::fs::read(self.config.downloads.join(file))?);
+        self.download_cache.insert(file.to_owned(), bytes.clone());
+        Ok(bytes)
     }
 }

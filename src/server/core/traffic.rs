@@ -5,7 +5,10 @@ use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
+use crate::protocol::{
+    AgentId, Channel, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version,
+};
+use crate::server::rules;
 use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
 
 /// Longest hostname kept; longer ones are refused rather than cut.
@@ -73,15 +76,18 @@ impl Core {
         version: Version,
     ) -> Result<Option<UpdateOffer>, CoreError> {
         let now = self.now();
-        let agent = self
+        let row = self
             .agents
-            .get(&id)
+            .get_mut(&id)
             .ok_or_else(|| CoreError::not_found("agent", id))?;
-        let agent = AgentRow {
+        // last_seen alone is written in batches (see `flush`); memory is
+        // always current, so every read sees it.
+        row.last_seen = now;
+        let moved = (row.version != version).then(|| AgentRow {
             version,
-            last_seen: now,
-            ..agent.clone()
-        };
+            ..row.clone()
+        });
+        self.unflushed.insert(id);
         let mut changes = Vec::with_capacity(3);
         let mut offer = None;
         if let Some(p) = self.pending.get(&id).cloned() {
@@ -93,7 +99,7 @@ impl Core {
                 info!(
                     "[RE-DISPATCH] agent {} ({}) update {} to {} (send #{})",
                     id,
-                    agent.device_id,
+                    self.agents[&id].device_id,
                     p.id,
                     p.to_version,
                     p.dispatches + 1
@@ -114,12 +120,12 @@ impl Core {
             }
         }
         if offer.is_none() {
-            if let Some(row) = self.decide(&agent, UpdateReason::Heartbeat, now) {
+            if let Some(row) = self.decide(id, version, UpdateReason::Heartbeat, now) {
                 offer = self.offer_for(&row);
                 changes.push(Change::Update(row));
             }
         }
-        changes.insert(0, Change::Agent(agent));
+        changes.splice(0..0, moved.map(Change::Agent));
         self.write(changes)?;
         self.counters.heartbeats += 1;
         Ok(offer)
@@ -198,43 +204,40 @@ impl Core {
     /// U2 + U7 + U3 for one agent: a new pending update, if it needs one.
     pub(super) fn decide(
         &mut self,
-        agent: &AgentRow,
+        id: AgentId,
+        version: Version,
         reason: UpdateReason,
         now: Timestamp,
     ) -> Option<UpdateRow> {
+        let agent = self.agents.get(&id)?;
         let channel = self.channel_of(agent);
         let target = self
             .catalog
             .latest(&agent.platform, channel, &self.blocked_set)
             .map(|b| b.version);
-        let to = crate::server::rules::needs_update(agent.version, target, &self.blocked_set)?;
-        Some(self.new_update(agent, to, reason, now))
+        let to = rules::needs_update(version, target, &self.blocked_set)?;
+        let row = pending_row(
+            self.next_update_id(),
+            agent,
+            version,
+            to,
+            channel,
+            reason,
+            now,
+        );
+        Some(self.issue(row))
     }
 
-    /// A fresh pending update row (not yet written).
-    pub(super) fn new_update(
-        &mut self,
-        agent: &AgentRow,
-        to: Version,
-        reason: UpdateReason,
-        now: Timestamp,
-    ) -> UpdateRow {
-        self.max_update_id += 1;
+    /// Takes the id a new pending row was built with and counts the dispatch.
+    pub(super) fn issue(&mut self, row: UpdateRow) -> UpdateRow {
+        self.max_update_id = self.max_update_id.max(row.id.0);
         self.counters.dispatches += 1;
-        UpdateRow {
-            id: UpdateId(self.max_update_id),
-            agent_id: agent.id,
-            platform: agent.platform.clone(),
-            from_version: agent.version,
-            to_version: to,
-            channel: self.channel_of(agent),
-            reason,
-            status: UpdateStatus::Pending,
-            dispatches: 1,
-            dispatched_at: now,
-            finished_at: None,
-            error: None,
-        }
+        row
+    }
+
+    /// The id the next new update gets.
+    pub(super) fn next_update_id(&self) -> UpdateId {
+        UpdateId(self.max_update_id + 1)
     }
 
     /// The `update` frame for a row: where its build is and how to check it.
@@ -291,5 +294,31 @@ impl Core {
             }),
         );
         changes
+    }
+}
+
+/// A new pending update for `agent`, from `from` to `to`.
+pub(super) fn pending_row(
+    id: UpdateId,
+    agent: &AgentRow,
+    from: Version,
+    to: Version,
+    channel: Channel,
+    reason: UpdateReason,
+    now: Timestamp,
+) -> UpdateRow {
+    UpdateRow {
+        id,
+        agent_id: agent.id,
+        platform: agent.platform.clone(),
+        from_version: from,
+        to_version: to,
+        channel,
+        reason,
+        status: UpdateStatus::Pending,
+        dispatches: 1,
+        dispatched_at: now,
+        finished_at: None,
+        error: None,
     }
 }

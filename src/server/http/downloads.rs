@@ -2,48 +2,48 @@
 //! The name is looked up in the scan, never joined onto a path unchecked, so
 //! there is no way out of the folder.
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use tokio_util::io::ReaderStream;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::server::CoreError;
 use crate::server::scanner::{DIGEST_SUFFIX, companion};
 
-/// Streams a build (or its digest file) from the downloads folder.
+/// Serves a build (or its digest file) from the downloads folder. Builds come
+/// from the core's cache: a fleet downloads the same few builds many times.
 pub async fn download(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let path = {
-        let mut core = state.core();
-        let file = match core.catalog().servable(&name) {
-            Some((build, false)) => build.file.clone(),
-            Some((build, true)) => companion(&build.file, DIGEST_SUFFIX),
-            None => {
-                return Err(ApiError::not_found(format!(
-                    "no build named `{}`",
-                    name.chars().take(120).collect::<String>()
-                )));
-            }
-        };
-        if file == name && !name.ends_with(DIGEST_SUFFIX) {
-            core.count_download();
-        }
-        core.config().downloads.join(file)
-    };
     let gone = || ApiError::not_found("the build was removed since the last scan");
-    let file = tokio::fs::File::open(&path).await.map_err(|_| gone())?;
-    let len = file.metadata().await.map_err(|_| gone())?.len();
-    let body = Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024));
-    Ok((
-        [
-            (CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response())
+    let bytes = {
+        let mut core = state.core();
+        match core.catalog().servable(&name) {
+            Some((build, false)) => {
+                let file = build.file.clone();
+                match core.download(&file) {
+                    Ok(bytes) => bytes,
+                    Err(CoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(gone());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some((build, true)) => {
+                let path = core
+                    .config()
+                    .downloads
+                    .join(companion(&build.file, DIGEST_SUFFIX));
+                Bytes::from(std::fs::read(path).map_err(|_| gone())?)
+            }
+            None => {
+                let shown: String = name.chars().take(120).collect();
+                return Err(ApiError::not_found(format!("no build named `{shown}`")));
+            }
+        }
+    };
+    Ok(([(CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }

@@ -116,6 +116,9 @@ pub struct RunOptions {
     /// `POST /api/updates/rescan`. `None`: only on request (a simulation
     /// rescans when its timeline publishes).
     pub rescan_every: Option<Duration>,
+    /// Write batched `last_seen` stamps this often (see `Core::flush`);
+    /// `None`: only at shutdown.
+    pub flush_every: Option<Duration>,
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves; then tells the
@@ -133,7 +136,11 @@ where
     let rescanner = options
         .rescan_every
         .map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
+    let flusher = options
+        .flush_every
+        .map(|every| tokio::spawn(flush_loop(state.clone(), every)));
     let signal_state = state.clone();
+    let state_for_flush = state.clone();
     let result = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -141,10 +148,25 @@ where
             signal_state.begin_shutdown();
         })
         .await;
-    if let Some(task) = rescanner {
+    for task in [rescanner, flusher].into_iter().flatten() {
         task.abort();
     }
+    if let Err(e) = state_for_flush.core().flush() {
+        warn!("final flush failed: {e}");
+    }
     result
+}
+
+/// Writes batched `last_seen` stamps periodically.
+async fn flush_loop(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.core().flush() {
+            warn!("flushing last_seen failed: {e}");
+        }
+    }
 }
 
 /// Rescans periodically. The folder is read off the lock; the result is
