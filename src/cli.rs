@@ -15,6 +15,8 @@ use crate::protocol::{Channel, Platform, Version};
 use crate::server::publish::{self, Content, DigestMode, Publication};
 use crate::server::store::SqliteStore;
 use crate::server::{self, AppState, Core, CoreConfig, HealthGate, RunOptions};
+use crate::sim::{SimOptions, TransportKind};
+use crate::{metrics, scenario, sim};
 
 /// rmmsim: know what an agent-update rollout will do to a fleet before it ships.
 #[derive(Debug, Parser)]
@@ -35,6 +37,31 @@ pub enum Command {
     Serve(ServeArgs),
     /// Put a build into a downloads folder as a release pipeline does (U8).
     Publish(PublishArgs),
+    /// Simulate scenarios in virtual time and write their reports.
+    Run(RunArgs),
+}
+
+/// `rmmsim run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Override every scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where reports go: <out>/<scenario name>/.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Multiply every fleet count (at least one machine per entry).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// How agents reach the server.
+    #[arg(long, value_enum, default_value_t = TransportKind::WsMem)]
+    pub transport: TransportKind,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `rmmsim serve`.
@@ -108,8 +135,7 @@ pub struct PublishArgs {
 }
 
 fn parse_channel(s: &str) -> Result<Channel, String> {
-    s.parse()
-        .map_err(|e: crate::protocol::ChannelError| e.to_string())
+    s.parse().map_err(|e: crate::protocol::ChannelError| e.to_string())
 }
 
 /// Runs a parsed command line.
@@ -117,7 +143,90 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Publish(args) => publish_cmd(args),
+        Command::Run(args) => run_cmd(args),
     }
+}
+
+/// The command that reruns one scenario exactly.
+fn repro(file: &std::path::Path, seed: u64, args: &RunArgs) -> String {
+    let mut cmd = format!("rmmsim run {} --seed {seed}", file.display());
+    if args.scale != 1.0 {
+        cmd += &format!(" --scale {}", args.scale);
+    }
+    if args.transport != TransportKind::WsMem {
+        cmd += &format!(" --transport {}", args.transport);
+    }
+    cmd
+}
+
+fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        eprintln!("error: --scale must be a positive number");
+        return Ok(ExitCode::from(2));
+    }
+    // Every file is checked before anything runs.
+    let mut plans = Vec::new();
+    let mut bad = false;
+    for file in &args.files {
+        match scenario::load(file) {
+            Ok(mut plan) => {
+                if let Some(seed) = args.seed {
+                    plan.seed = seed;
+                }
+                plan.scale(args.scale);
+                plans.push((file, plan));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return Ok(ExitCode::from(2));
+    }
+    let options = SimOptions {
+        transport: args.transport,
+        progress: !args.quiet,
+    };
+    let mut failed = 0;
+    for (file, plan) in &plans {
+        let report = sim::execute(plan, &options).with_context(|| format!("running {}", file.display()))?;
+        let dir = sim::report_dir(&args.out, plan);
+        metrics::write_reports(&dir, &report)?;
+        let verdict = if report.passed { "passed" } else { "FAILED" };
+        println!(
+            "{}: {verdict}, {} machines over {} in {:.1} s ({:.0} heartbeats/s) -> {}",
+            plan.name,
+            report.scenario.fleet,
+            crate::clock::short(plan.duration),
+            report.wall.wall_s,
+            report.wall.heartbeats_per_wall_s,
+            dir.join("report.md").display()
+        );
+        for e in report.expectations.iter().filter(|e| !e.passed) {
+            println!(
+                "  FAIL {}: observed {}, allowed {} ({}:{})",
+                e.label,
+                e.observed_text,
+                e.allowed,
+                file.display(),
+                e.line
+            );
+        }
+        for v in &report.violations {
+            println!("  INVARIANT BROKEN: {v}");
+        }
+        if !report.passed {
+            failed += 1;
+            println!("  reproduce: {}", repro(file, plan.seed, &args));
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -133,8 +242,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let store = SqliteStore::open(&args.db)
-            .with_context(|| format!("opening database {}", args.db.display()))?;
+        let store = SqliteStore::open(&args.db).with_context(|| format!("opening database {}", args.db.display()))?;
         let config = CoreConfig {
             downloads: args.downloads.clone(),
             public_url: args.public_url.unwrap_or_else(|| format!("http://{addr}")),
@@ -144,20 +252,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             seed: os_random(),
         };
-        let core =
-            Core::open(Box::new(store), Clock::Wall, config).context("loading the server state")?;
+        let core = Core::open(Box::new(store), Clock::Wall, config).context("loading the server state")?;
         let builds = core.catalog().scan().builds.len();
         let state = AppState::new(core, token.clone());
         println!("rmmsim serve: listening on http://{addr} (WebSocket at ws://{addr}/ws)");
-        println!(
-            "  downloads: {} ({builds} builds)",
-            args.downloads.display()
-        );
+        println!("  downloads: {} ({builds} builds)", args.downloads.display());
         println!("  database:  {}", args.db.display());
         if generated {
-            println!(
-                "  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):"
-            );
+            println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
             println!("  {token}");
         }
         let rescan_every = (!args.rescan_every.is_zero()).then_some(args.rescan_every);

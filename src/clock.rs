@@ -27,10 +27,7 @@ impl Timestamp {
 
     /// This instant plus `d`.
     pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        )
+        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     /// How long after `earlier` this is (zero if it is not after).
@@ -66,8 +63,7 @@ impl FromStr for Timestamp {
     type Err = TimestampError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = humantime::parse_rfc3339_weak(s)
-            .map_err(|_| TimestampError(s.chars().take(40).collect()))?;
+        let t = humantime::parse_rfc3339_weak(s).map_err(|_| TimestampError(s.chars().take(40).collect()))?;
         let ms = match t.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
@@ -87,6 +83,24 @@ impl<'de> Deserialize<'de> for Timestamp {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// A duration for people, in at most three units: `14d`, `11d 23h 50m`,
+/// `2m 2s`, `0s`.
+pub fn short(d: Duration) -> String {
+    let mut left = d.as_secs() + u64::from(d.subsec_millis() >= 500);
+    if left == 0 {
+        return "0s".into();
+    }
+    let mut parts = Vec::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if left >= size {
+            parts.push(format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    parts.truncate(3);
+    parts.join(" ")
 }
 
 /// Where the time comes from.
@@ -120,12 +134,20 @@ impl Clock {
             // The one place the wall clock is read; everything else asks this clock.
             #[allow(clippy::disallowed_methods)]
             Self::Wall => {
-                let d = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                 Timestamp(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             }
             Self::Virtual { anchor, origin } => anchor.plus(origin.elapsed()),
+        }
+    }
+
+    /// The tokio instant at which this clock reads `at` (now, if `at` is past),
+    /// for `sleep_until`. Exact on a virtual clock; on the wall clock it is
+    /// measured from now.
+    pub fn instant_at(&self, at: Timestamp) -> tokio::time::Instant {
+        match self {
+            Self::Wall => tokio::time::Instant::now() + at.since(self.now()),
+            Self::Virtual { anchor, origin } => *origin + at.since(*anchor),
         }
     }
 }
@@ -135,6 +157,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_durations() {
+        let s = Duration::from_secs;
+        assert_eq!(short(s(0)), "0s");
+        assert_eq!(short(s(122)), "2m 2s");
+        assert_eq!(short(s(14 * 86_400)), "14d");
+        assert_eq!(short(s(11 * 86_400 + 23 * 3600 + 50 * 60 + 7)), "11d 23h 50m");
+        assert_eq!(short(Duration::from_millis(1500)), "2s");
+    }
+
+    #[test]
     fn timestamps_print_and_parse_rfc3339() {
         let t: Timestamp = "2026-05-28T00:00:00Z".parse().unwrap();
         assert_eq!(t.to_string(), "2026-05-28T00:00:00Z");
@@ -142,10 +174,7 @@ mod tests {
             t.plus(Duration::from_millis(1500)).to_string(),
             "2026-05-28T00:00:01.500Z"
         );
-        assert_eq!(
-            t.plus(Duration::from_secs(90)).since(t),
-            Duration::from_secs(90)
-        );
+        assert_eq!(t.plus(Duration::from_secs(90)).since(t), Duration::from_secs(90));
         assert!("yesterday".parse::<Timestamp>().is_err());
     }
 

@@ -8,7 +8,11 @@
 //! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
 //! - [`cli`]: the command line; one library call per subcommand.
 
+pub mod agent;
 pub mod cli;
 pub mod clock;
+pub mod metrics;
 pub mod protocol;
+pub mod scenario;
 pub mod server;
+pub mod sim;

@@ -30,12 +30,7 @@ pub struct DeviceIdError(String);
 impl DeviceId {
     /// The id an agent of `version` on `platform` sends for `machine`: the
     /// legacy form for Windows agents older than `boundary`, else the bare one.
-    pub fn for_agent(
-        machine: Uuid,
-        platform: &Platform,
-        version: Version,
-        boundary: Version,
-    ) -> Self {
+    pub fn for_agent(machine: Uuid, platform: &Platform, version: Version, boundary: Version) -> Self {
         if platform.is_windows() && version < boundary {
             Self::Legacy(machine)
         } else {
@@ -64,9 +59,7 @@ impl FromStr for DeviceId {
         // Only the hyphenated form: it is what both generations of the agent
         // send, and accepting others would make two spellings of one id.
         let parse = |u: &str| match Uuid::try_parse(u) {
-            Ok(id) if u.len() == 36 && id.hyphenated().to_string() == u.to_ascii_lowercase() => {
-                Ok(id)
-            }
+            Ok(id) if u.len() == 36 && id.hyphenated().to_string() == u.to_ascii_lowercase() => Ok(id),
             _ => Err(err()),
         };
         match s.strip_prefix("win-") {

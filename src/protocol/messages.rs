@@ -148,10 +148,7 @@ pub fn decode_agent_message(text: &str) -> Result<AgentMessage, DecodeError> {
             Err(e) => return fail(ErrorCode::BadJson, format!("frame is not JSON: {e}")),
         };
         match value.get("type").and_then(|t| t.as_str()) {
-            None => fail(
-                ErrorCode::UnknownType,
-                "frame has no string field `type`".into(),
-            ),
+            None => fail(ErrorCode::UnknownType, "frame has no string field `type`".into()),
             Some(t) if !AGENT_MESSAGE_TYPES.contains(&t) => fail(
                 ErrorCode::UnknownType,
                 format!(
@@ -160,10 +157,7 @@ pub fn decode_agent_message(text: &str) -> Result<AgentMessage, DecodeError> {
                     AGENT_MESSAGE_TYPES.join(", ")
                 ),
             ),
-            Some(t) => fail(
-                ErrorCode::InvalidMessage,
-                format!("invalid `{t}` frame: {err}"),
-            ),
+            Some(t) => fail(ErrorCode::InvalidMessage, format!("invalid `{t}` frame: {err}")),
         }
     })
 }
@@ -181,16 +175,14 @@ impl ServerMessage {
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: no maps with non-string keys,
         // no custom serialisers that error.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| unreachable!("ServerMessage always serialises"))
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("ServerMessage always serialises"))
     }
 }
 
 impl AgentMessage {
     /// The frame as JSON text.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| unreachable!("AgentMessage always serialises"))
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("AgentMessage always serialises"))
     }
 }
 
@@ -213,10 +205,7 @@ mod tests {
     fn server_frames_are_tagged() {
         assert_eq!(ServerMessage::Ack {}.to_json(), r#"{"type":"ack"}"#);
         let e = ServerMessage::error(ErrorCode::HelloRequired, "x").to_json();
-        assert_eq!(
-            e,
-            r#"{"type":"error","code":"hello_required","message":"x"}"#
-        );
+        assert_eq!(e, r#"{"type":"error","code":"hello_required","message":"x"}"#);
     }
 
     #[test]

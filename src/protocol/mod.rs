@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 pub use device_id::{DeviceId, DeviceIdError};
 pub use messages::{
-    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, ErrorCode, Hello, MAX_FRAME_BYTES,
-    ServerMessage, UpdateOffer, UpdateResult, decode_agent_message,
+    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, ErrorCode, Hello, MAX_FRAME_BYTES, ServerMessage, UpdateOffer,
+    UpdateResult, decode_agent_message,
 };
 pub use platform::{Platform, PlatformError};
 pub use version::{Version, VersionError};

@@ -18,16 +18,11 @@ pub struct Platform {
 
 /// Why an os/arch pair is not a [`Platform`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid platform `{0}`: expected <os>-<arch> of lowercase letters and digits, e.g. windows-amd64"
-)]
+#[error("invalid platform `{0}`: expected <os>-<arch> of lowercase letters and digits, e.g. windows-amd64")]
 pub struct PlatformError(String);
 
 fn is_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 impl Platform {

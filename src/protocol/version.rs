@@ -32,11 +32,7 @@ pub struct VersionError {
 impl Version {
     /// A version from its three components.
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
+        Self { major, minor, patch }
     }
 }
 
@@ -117,10 +113,7 @@ mod tests {
             " 0.6.1",
         ] {
             let err = bad.parse::<Version>().unwrap_err();
-            assert!(
-                err.to_string().contains("MAJOR.MINOR.PATCH"),
-                "{bad}: {err}"
-            );
+            assert!(err.to_string().contains("MAJOR.MINOR.PATCH"), "{bad}: {err}");
         }
     }
 

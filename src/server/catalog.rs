@@ -55,21 +55,12 @@ impl Catalog {
 
     /// Every build of one platform.
     pub fn builds_for<'a>(&'a self, platform: &Platform) -> impl Iterator<Item = &'a Build> + 'a {
-        let idx = self
-            .by_platform
-            .get(platform)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let idx = self.by_platform.get(platform).map(Vec::as_slice).unwrap_or(&[]);
         idx.iter().map(|&i| &self.scan.builds[i])
     }
 
     /// U7 over this scan.
-    pub fn latest(
-        &self,
-        platform: &Platform,
-        channel: Channel,
-        blocked: &BTreeSet<Version>,
-    ) -> Option<&Build> {
+    pub fn latest(&self, platform: &Platform, channel: Channel, blocked: &BTreeSet<Version>) -> Option<&Build> {
         rules::latest(self.builds_for(platform), platform, channel, blocked)
     }
 
@@ -80,10 +71,7 @@ impl Catalog {
 
     /// Every platform's build of `version`.
     pub fn builds_of(&self, version: Version) -> impl Iterator<Item = &Build> + '_ {
-        self.scan
-            .builds
-            .iter()
-            .filter(move |b| b.version == version)
+        self.scan.builds.iter().filter(move |b| b.version == version)
     }
 
     /// The build a download name refers to: the build itself or its
@@ -93,8 +81,6 @@ impl Catalog {
             return Some((&self.scan.builds[i], false));
         }
         let base = name.strip_suffix(DIGEST_SUFFIX)?;
-        self.by_file
-            .get(base)
-            .map(|&i| (&self.scan.builds[i], true))
+        self.by_file.get(base).map(|&i| (&self.scan.builds[i], true))
     }
 }

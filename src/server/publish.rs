@@ -159,11 +159,7 @@ pub fn publish(dir: &Path, p: &Publication) -> Result<Published, PublishError> {
 
 /// Rewrites a build's `.channel` sidecar (promote, U9).
 pub fn set_sidecar(dir: &Path, file: &str, channel: Channel) -> Result<(), PublishError> {
-    write_atomic(
-        dir,
-        &companion(file, CHANNEL_SUFFIX),
-        format!("{channel}\n").as_bytes(),
-    )
+    write_atomic(dir, &companion(file, CHANNEL_SUFFIX), format!("{channel}\n").as_bytes())
 }
 
 /// Removes a build's `.channel` sidecar if it has one (rollback, U10).
@@ -196,11 +192,7 @@ mod tests {
     #[test]
     fn a_published_build_scans_as_beta_with_its_true_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let out = publish(
-            dir.path(),
-            &publication("0.6.58", Channel::Beta, DigestMode::Correct),
-        )
-        .unwrap();
+        let out = publish(dir.path(), &publication("0.6.58", Channel::Beta, DigestMode::Correct)).unwrap();
         let bytes = fs::read(dir.path().join(&out.file)).unwrap();
         assert_eq!(out.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()));
         let scan = scan_dir(dir.path()).unwrap();
@@ -221,26 +213,11 @@ mod tests {
     #[test]
     fn refuses_to_overwrite_and_honours_digest_modes() {
         let dir = tempfile::tempdir().unwrap();
-        publish(
-            dir.path(),
-            &publication("0.6.58", Channel::Beta, DigestMode::Correct),
-        )
-        .unwrap();
-        let again = publish(
-            dir.path(),
-            &publication("0.6.58", Channel::Beta, DigestMode::Correct),
-        );
+        publish(dir.path(), &publication("0.6.58", Channel::Beta, DigestMode::Correct)).unwrap();
+        let again = publish(dir.path(), &publication("0.6.58", Channel::Beta, DigestMode::Correct));
         assert!(matches!(again, Err(PublishError::Exists(_))));
-        publish(
-            dir.path(),
-            &publication("0.6.59", Channel::Beta, DigestMode::Missing),
-        )
-        .unwrap();
-        let bad = publish(
-            dir.path(),
-            &publication("0.6.60", Channel::Stable, DigestMode::Corrupt),
-        )
-        .unwrap();
+        publish(dir.path(), &publication("0.6.59", Channel::Beta, DigestMode::Missing)).unwrap();
+        let bad = publish(dir.path(), &publication("0.6.60", Channel::Stable, DigestMode::Corrupt)).unwrap();
         let scan = scan_dir(dir.path()).unwrap();
         let versions: Vec<_> = scan.builds.iter().map(|b| b.version.to_string()).collect();
         assert_eq!(versions, ["0.6.58", "0.6.60"]);
@@ -251,16 +228,9 @@ mod tests {
     #[test]
     fn sidecars_flip_and_disappear() {
         let dir = tempfile::tempdir().unwrap();
-        let out = publish(
-            dir.path(),
-            &publication("0.6.58", Channel::Beta, DigestMode::Correct),
-        )
-        .unwrap();
+        let out = publish(dir.path(), &publication("0.6.58", Channel::Beta, DigestMode::Correct)).unwrap();
         set_sidecar(dir.path(), &out.file, Channel::Stable).unwrap();
-        assert_eq!(
-            scan_dir(dir.path()).unwrap().builds[0].channel,
-            Channel::Stable
-        );
+        assert_eq!(scan_dir(dir.path()).unwrap().builds[0].channel, Channel::Stable);
         assert!(remove_sidecar(dir.path(), &out.file).unwrap());
         assert!(!remove_sidecar(dir.path(), &out.file).unwrap());
     }

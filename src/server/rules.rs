@@ -8,11 +8,7 @@ use crate::protocol::{Channel, Platform, Version};
 use super::scanner::Build;
 
 /// U2: the agent's own channel, else its site's, else its client's, else stable.
-pub fn resolve_channel(
-    agent: Option<Channel>,
-    site: Option<Channel>,
-    client: Option<Channel>,
-) -> Channel {
+pub fn resolve_channel(agent: Option<Channel>, site: Option<Channel>, client: Option<Channel>) -> Channel {
     agent.or(site).or(client).unwrap_or(Channel::Stable)
 }
 
@@ -37,11 +33,7 @@ pub fn latest<'a>(
 /// It needs an update when the target is newer; an agent on a blocked version
 /// is moved to the target even when the target is older (how a rollback
 /// downgrades, U10).
-pub fn needs_update(
-    current: Version,
-    target: Option<Version>,
-    blocked: &BTreeSet<Version>,
-) -> Option<Version> {
+pub fn needs_update(current: Version, target: Option<Version>, blocked: &BTreeSet<Version>) -> Option<Version> {
     let target = target?;
     let newer = target > current;
     let off_blocked = blocked.contains(&current) && target != current;
@@ -70,10 +62,7 @@ mod tests {
         assert_eq!(resolve_channel(None, None, None), Stable);
         assert_eq!(resolve_channel(None, None, Some(Beta)), Beta);
         assert_eq!(resolve_channel(None, Some(Stable), Some(Beta)), Stable);
-        assert_eq!(
-            resolve_channel(Some(Beta), Some(Stable), Some(Stable)),
-            Beta
-        );
+        assert_eq!(resolve_channel(Some(Beta), Some(Stable), Some(Stable)), Beta);
     }
 
     #[test]
@@ -140,13 +129,7 @@ mod tests {
             0u64..8,
             any::<bool>(),
         )
-            .prop_map(|(p, patch, beta)| {
-                build(
-                    p,
-                    (0, 6, patch),
-                    if beta { Channel::Beta } else { Channel::Stable },
-                )
-            });
+            .prop_map(|(p, patch, beta)| build(p, (0, 6, patch), if beta { Channel::Beta } else { Channel::Stable }));
         prop::collection::vec(one, 0..12)
     }
 

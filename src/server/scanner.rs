@@ -110,9 +110,7 @@ pub fn parse_build_name(name: &str) -> Result<(Platform, Version), SkipReason> {
         return Err(SkipReason::PerSite);
     }
     let [os, arch, version] = parts[..] else {
-        return Err(bad(
-            "expected exactly {os}-{arch}-{version} between prefix and .exe",
-        ));
+        return Err(bad("expected exactly {os}-{arch}-{version} between prefix and .exe"));
     };
     let platform = Platform::new(os, arch).map_err(|e| bad(&e.to_string()))?;
     let version = version
@@ -215,9 +213,7 @@ fn read_build(dir: &Path, name: &str, names: &BTreeSet<String>) -> Result<Build,
     let sha256 = parse_digest(&fs::read_to_string(dir.join(&digest_name)).map_err(unreadable)?)?;
     let channel_name = companion(name, CHANNEL_SUFFIX);
     let channel = if names.contains(&channel_name) {
-        parse_channel(Some(
-            &fs::read_to_string(dir.join(&channel_name)).map_err(unreadable)?,
-        ))
+        parse_channel(Some(&fs::read_to_string(dir.join(&channel_name)).map_err(unreadable)?))
     } else {
         parse_channel(None)
     };
@@ -255,8 +251,7 @@ mod tests {
 
     #[test]
     fn per_site_and_malformed_names_fail() {
-        let site =
-            "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe";
+        let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe";
         assert_eq!(parse_build_name(site), Err(SkipReason::PerSite));
         for bad in [
             "gururmm-agent-windows-amd64-0.6.58",
@@ -265,10 +260,7 @@ mod tests {
             "agent-windows-amd64-0.6.58.exe",
             "gururmm-agent-Windows-amd64-0.6.58.exe",
         ] {
-            assert!(
-                matches!(parse_build_name(bad), Err(SkipReason::BadName(_))),
-                "{bad}"
-            );
+            assert!(matches!(parse_build_name(bad), Err(SkipReason::BadName(_))), "{bad}");
         }
         assert!(matches!(
             parse_build_name("gururmm-agent-windows-amd64-0.6.exe"),
@@ -282,10 +274,7 @@ mod tests {
 
     #[test]
     fn digests_and_channels() {
-        assert_eq!(
-            parse_digest(&format!("{}\n", DIGEST.to_uppercase())).unwrap(),
-            DIGEST
-        );
+        assert_eq!(parse_digest(&format!("{}\n", DIGEST.to_uppercase())).unwrap(), DIGEST);
         assert_eq!(
             parse_digest(&format!("{DIGEST}  gururmm-agent-x.exe\n")).unwrap(),
             DIGEST
@@ -315,8 +304,7 @@ mod tests {
         let baddigest = "gururmm-agent-linux-amd64-0.6.59.exe";
         write(d, baddigest, "b");
         write(d, &companion(baddigest, DIGEST_SUFFIX), "not-a-digest");
-        let site =
-            "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.60.exe";
+        let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.60.exe";
         write(d, site, "b");
         write(d, &companion(site, DIGEST_SUFFIX), DIGEST);
         write(d, "README.txt", "hi");
@@ -325,11 +313,7 @@ mod tests {
         fs::create_dir(d.join("old")).unwrap();
 
         let scan = scan_dir(d).unwrap();
-        let builds: Vec<_> = scan
-            .builds
-            .iter()
-            .map(|b| (b.file.as_str(), b.channel))
-            .collect();
+        let builds: Vec<_> = scan.builds.iter().map(|b| (b.file.as_str(), b.channel)).collect();
         assert_eq!(builds, [(stable, Channel::Stable), (ok, Channel::Beta)]);
         assert_eq!(scan.builds[1].sha256, DIGEST);
         assert_eq!(scan.builds[1].size, 5);
@@ -341,10 +325,7 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                (
-                    ".gururmm-agent-windows-amd64-0.7.0.exe.tmp",
-                    SkipReason::Hidden
-                ),
+                (".gururmm-agent-windows-amd64-0.7.0.exe.tmp", SkipReason::Hidden),
                 (
                     "README.txt",
                     SkipReason::BadName("does not start with gururmm-agent-".into())

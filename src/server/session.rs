@@ -24,10 +24,7 @@ impl Session {
     /// A new connection; `outbox` carries frames the server pushes unasked.
     pub fn new(conn_id: u64, outbox: UnboundedSender<ServerMessage>) -> Self {
         Self {
-            conn: Connection {
-                id: conn_id,
-                outbox,
-            },
+            conn: Connection { id: conn_id, outbox },
             agent: None,
             closing: false,
         }
@@ -79,9 +76,7 @@ impl Session {
                 replies.push(ServerMessage::Ack {});
                 replies
             }),
-            AgentMessage::UpdateResult(result) => {
-                core.update_result(agent, &result).map(|()| Vec::new())
-            }
+            AgentMessage::UpdateResult(result) => core.update_result(agent, &result).map(|()| Vec::new()),
             AgentMessage::Log { level, message } => {
                 core.log(agent, &level, &message);
                 Ok(Vec::new())
@@ -112,10 +107,7 @@ impl Session {
                     "the site key admits no site",
                 )]
             }
-            Err(e @ CoreError::Invalid { .. }) => vec![ServerMessage::error(
-                ErrorCode::InvalidMessage,
-                e.to_string(),
-            )],
+            Err(e @ CoreError::Invalid { .. }) => vec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())],
             Err(e) => vec![error_frame(AgentId(0), &e)],
         }
     }
@@ -123,9 +115,7 @@ impl Session {
 
 fn error_frame(agent: AgentId, e: &CoreError) -> ServerMessage {
     match e {
-        CoreError::UnknownUpdate(_) => {
-            ServerMessage::error(ErrorCode::UnknownUpdate, e.to_string())
-        }
+        CoreError::UnknownUpdate(_) => ServerMessage::error(ErrorCode::UnknownUpdate, e.to_string()),
         CoreError::Invalid { .. } => ServerMessage::error(ErrorCode::InvalidMessage, e.to_string()),
         _ => {
             error!("agent {agent}: {e}");

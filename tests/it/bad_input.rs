@@ -36,20 +36,9 @@ async fn still_fine(server: &TestServer, good: &mut WsAgent, rows: &[Value]) {
         "the other agent is still served"
     );
     let now = server.api().agents().await;
-    let keep = |r: &Value| {
-        json!([
-            r["id"],
-            r["device_id"],
-            r["version"],
-            r["site_id"],
-            r["enrolled_at"]
-        ])
-    };
+    let keep = |r: &Value| json!([r["id"], r["device_id"], r["version"], r["site_id"], r["enrolled_at"]]);
     for row in rows {
-        let same = now
-            .iter()
-            .find(|n| n["id"] == row["id"])
-            .expect("no row lost");
+        let same = now.iter().find(|n| n["id"] == row["id"]).expect("no row lost");
         assert_eq!(keep(same), keep(row), "row unchanged");
     }
 }
@@ -59,29 +48,15 @@ async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
     let (server, key, mut good, rows) = setup().await;
     let mut a = WsAgent::connect(server.addr).await;
     a.send_text("{not json").await;
-    assert!(
-        expect_error(&mut a, ErrorCode::BadJson)
-            .await
-            .contains("not JSON")
-    );
+    assert!(expect_error(&mut a, ErrorCode::BadJson).await.contains("not JSON"));
     a.send_json(json!({ "type": "reboot" })).await;
-    assert!(
-        expect_error(&mut a, ErrorCode::UnknownType)
-            .await
-            .contains("reboot")
-    );
-    a.send_json(json!({ "type": "hello", "device_id": "not-a-uuid" }))
-        .await;
+    assert!(expect_error(&mut a, ErrorCode::UnknownType).await.contains("reboot"));
+    a.send_json(json!({ "type": "hello", "device_id": "not-a-uuid" })).await;
     expect_error(&mut a, ErrorCode::InvalidMessage).await;
     // The connection is still usable: a good hello works after all that.
-    a.hello_as(
-        rmmsim::protocol::DeviceId::Bare(machine()),
-        "0.6.47",
-        &key.key,
-    )
-    .await;
-    a.send_json(json!({ "type": "heartbeat", "version": "0.6" }))
+    a.hello_as(rmmsim::protocol::DeviceId::Bare(machine()), "0.6.47", &key.key)
         .await;
+    a.send_json(json!({ "type": "heartbeat", "version": "0.6" })).await;
     assert!(
         expect_error(&mut a, ErrorCode::InvalidMessage)
             .await
@@ -89,7 +64,8 @@ async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
     );
     a.send_json(json!({ "type": "hello", "device_id": machine().to_string(), "hostname": "x", "os": "windows", "arch": "amd64", "version": "0.6.47", "site_key": key.key })).await;
     expect_error(&mut a, ErrorCode::AlreadyHello).await;
-    a.send_json(json!({ "type": "update_result", "update_id": 999_999, "success": true, "version": "0.6.48" })).await;
+    a.send_json(json!({ "type": "update_result", "update_id": 999_999, "success": true, "version": "0.6.48" }))
+        .await;
     expect_error(&mut a, ErrorCode::UnknownUpdate).await;
     still_fine(&server, &mut good, &rows).await;
 }
@@ -98,8 +74,7 @@ async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
 async fn a_frame_before_hello_is_refused_and_admits_nothing() {
     let (server, _key, mut good, rows) = setup().await;
     let mut a = WsAgent::connect(server.addr).await;
-    a.send_json(json!({ "type": "heartbeat", "version": "0.6.47" }))
-        .await;
+    a.send_json(json!({ "type": "heartbeat", "version": "0.6.47" })).await;
     expect_error(&mut a, ErrorCode::HelloRequired).await;
     still_fine(&server, &mut good, &rows).await;
     assert_eq!(server.api().agents().await.len(), rows.len());
@@ -136,11 +111,7 @@ async fn binary_and_oversized_frames_are_refused() {
     );
     a.send_text(&huge).await;
     expect_error(&mut a, ErrorCode::FrameTooLarge).await;
-    assert_eq!(
-        a.recv_or_close().await,
-        None,
-        "closed after an oversized frame"
-    );
+    assert_eq!(a.recv_or_close().await, None, "closed after an oversized frame");
     still_fine(&server, &mut good, &rows).await;
 }
 
@@ -270,27 +241,19 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
             "not_found",
         ),
     ];
-    let results = join_all(cases.iter().map(|(m, path, body, _, _)| {
-        api.raw(
-            m.clone(),
-            path,
-            body.map(|b| hyper::body::Bytes::from(b.to_owned())),
-        )
-    }))
-    .await;
+    let results =
+        join_all(cases.iter().map(|(m, path, body, _, _)| {
+            api.raw(m.clone(), path, body.map(|b| hyper::body::Bytes::from(b.to_owned())))
+        }))
+        .await;
     for ((method, path, _, status, code), (got, bytes)) in cases.iter().zip(results) {
-        let body: Value =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {path}: not JSON"));
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {path}: not JSON"));
         assert_eq!(
             (got, body["error"]["code"].as_str()),
             (*status, Some(*code)),
             "{method} {path}: {body}"
         );
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let _ = key;
     still_fine(&server, &mut good, &rows).await;
@@ -299,18 +262,13 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
 #[tokio::test]
 async fn admin_routes_need_the_right_token_and_agent_routes_need_none() {
     let (server, _key, mut good, rows) = setup().await;
-    for api in [
-        server.api().without_token(),
-        server.api().with_token("wrong"),
-    ] {
+    for api in [server.api().without_token(), server.api().with_token("wrong")] {
         for (method, path) in [
             (Method::GET, "/api/agents"),
             (Method::POST, "/api/updates/rollouts/0.6.48/rollback"),
             (Method::POST, "/api/clients"),
         ] {
-            let (s, bytes) = api
-                .raw(method.clone(), path, Some("{\"name\":\"evil\"}".into()))
-                .await;
+            let (s, bytes) = api.raw(method.clone(), path, Some("{\"name\":\"evil\"}".into())).await;
             let body: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(
                 (s, body["error"]["code"].as_str()),
@@ -324,11 +282,7 @@ async fn admin_routes_need_the_right_token_and_agent_routes_need_none() {
     assert_eq!(rollouts["blocked"], json!([]));
     let (_, clients) = server.api().get("/api/clients").await;
     assert_eq!(clients.as_array().unwrap().len(), 1);
-    let (s, _) = server
-        .api()
-        .without_token()
-        .raw(Method::GET, "/healthz", None)
-        .await;
+    let (s, _) = server.api().without_token().raw(Method::GET, "/healthz", None).await;
     assert_eq!(s, StatusCode::OK);
     still_fine(&server, &mut good, &rows).await;
 }

@@ -116,12 +116,7 @@ impl TestServer {
     pub async fn site(&self, client: &str, site: &str, channel: Option<Channel>) -> SiteKey {
         let api = self.api();
         let (_, clients) = api.get("/api/clients").await;
-        let client_id = match clients
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == client)
-        {
+        let client_id = match clients.as_array().unwrap().iter().find(|c| c["name"] == client) {
             Some(c) => c["id"].as_u64().unwrap(),
             None => {
                 let (s, c) = api.post("/api/clients", json!({ "name": client })).await;
@@ -144,28 +139,12 @@ impl TestServer {
     }
 
     /// Publishes a build (deterministic 4 KiB) without rescanning.
-    pub fn publish_only(
-        &self,
-        version: &str,
-        platform: &Platform,
-        channel: Channel,
-    ) -> publish::Published {
-        publish_into(
-            &self.downloads(),
-            version,
-            platform,
-            channel,
-            DigestMode::Correct,
-        )
+    pub fn publish_only(&self, version: &str, platform: &Platform, channel: Channel) -> publish::Published {
+        publish_into(&self.downloads(), version, platform, channel, DigestMode::Correct)
     }
 
     /// Publishes a build and rescans.
-    pub async fn publish(
-        &self,
-        version: &str,
-        platform: &Platform,
-        channel: Channel,
-    ) -> publish::Published {
+    pub async fn publish(&self, version: &str, platform: &Platform, channel: Channel) -> publish::Published {
         let out = self.publish_only(version, platform, channel);
         self.rescan().await;
         out
@@ -180,12 +159,8 @@ impl TestServer {
     /// A connected, welcomed Windows agent.
     pub async fn agent(&self, key: &SiteKey, version: &str) -> WsAgent {
         let mut a = WsAgent::connect(self.addr).await;
-        a.hello_as(
-            DeviceId::Bare(Uuid::from_u128(rand_u128())),
-            version,
-            &key.key,
-        )
-        .await;
+        a.hello_as(DeviceId::Bare(Uuid::from_u128(rand_u128())), version, &key.key)
+            .await;
         a
     }
 
@@ -263,29 +238,22 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.json(Method::POST, path, Some(body.to_string().into()))
-            .await
+        self.json(Method::POST, path, Some(body.to_string().into())).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.json(Method::PUT, path, Some(body.to_string().into()))
-            .await
+        self.json(Method::PUT, path, Some(body.to_string().into())).await
     }
 
     async fn json(&self, method: Method, path: &str, body: Option<Bytes>) -> (StatusCode, Value) {
         let (status, bytes) = self.raw(method, path, body).await;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        let value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, value)
     }
 
     /// One request on a fresh connection; the body as bytes.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-    ) -> (StatusCode, Bytes) {
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Bytes>) -> (StatusCode, Bytes) {
         let stream = TcpStream::connect(self.addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -404,8 +372,7 @@ impl WsAgent {
 
     /// Sends a heartbeat; returns the update offered with it, if any.
     pub async fn heartbeat(&mut self, version: &str) -> Option<UpdateOffer> {
-        self.send_json(json!({ "type": "heartbeat", "version": version }))
-            .await;
+        self.send_json(json!({ "type": "heartbeat", "version": version })).await;
         let mut offer = None;
         loop {
             match self.recv().await {
@@ -440,10 +407,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

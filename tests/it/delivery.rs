@@ -25,9 +25,7 @@ async fn u01_every_heartbeat_is_answered_and_a_newer_build_is_pushed() {
     assert_eq!(offer.sha256, published.sha256.unwrap());
     assert_eq!(offer.size, published.size);
     assert!(
-        offer
-            .url
-            .ends_with("/downloads/gururmm-agent-windows-amd64-0.6.48.exe"),
+        offer.url.ends_with("/downloads/gururmm-agent-windows-amd64-0.6.48.exe"),
         "{}",
         offer.url
     );
@@ -72,18 +70,12 @@ async fn u02_channel_resolves_agent_then_site_then_client_then_stable() {
     .await;
     assert_eq!(api.agent(id).await["effective_channel"], "stable");
     // The agent says beta: it overrides the site.
-    api.put(
-        &format!("/api/agents/{id}/channel"),
-        json!({ "channel": "beta" }),
-    )
-    .await;
+    api.put(&format!("/api/agents/{id}/channel"), json!({ "channel": "beta" }))
+        .await;
     assert_eq!(api.agent(id).await["effective_channel"], "beta");
     // Cleared again: back to the site's stable.
     let (s, body) = api
-        .put(
-            &format!("/api/agents/{id}/channel"),
-            json!({ "channel": null }),
-        )
+        .put(&format!("/api/agents/{id}/channel"), json!({ "channel": null }))
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["channel"], serde_json::Value::Null);
@@ -102,11 +94,7 @@ async fn u03_only_a_newer_target_is_needed_and_newer_agents_are_left_alone() {
         update_version(&older.heartbeat("0.6.49").await).as_deref(),
         Some("0.6.50")
     );
-    assert_eq!(
-        current.heartbeat("0.6.50").await,
-        None,
-        "on the target: nothing needed"
-    );
+    assert_eq!(current.heartbeat("0.6.50").await, None, "on the target: nothing needed");
     assert_eq!(
         newer.heartbeat("0.6.51").await,
         None,
@@ -185,10 +173,7 @@ async fn u04_redispatch_is_logged() {
     let mut agent = server.agent(&key, "0.6.47").await;
     agent.heartbeat("0.6.47").await.unwrap();
     let logged = || String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-    assert!(
-        !logged().contains("[RE-DISPATCH]"),
-        "no re-dispatch on the first send"
-    );
+    assert!(!logged().contains("[RE-DISPATCH]"), "no re-dispatch on the first send");
     agent.heartbeat("0.6.47").await.unwrap();
     let text = logged();
     let line = text
@@ -233,10 +218,7 @@ async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
     })
     .await;
     let (s, body) = api
-        .post(
-            &format!("/api/agents/{id}/update"),
-            json!({ "version": "0.6.46" }),
-        )
+        .post(&format!("/api/agents/{id}/update"), json!({ "version": "0.6.46" }))
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["pushed"], false);
@@ -248,25 +230,17 @@ async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
 
     // Refusals: a version with no build, the version it already runs.
     let (s, _) = api
-        .post(
-            &format!("/api/agents/{id}/update"),
-            json!({ "version": "0.9.0" }),
-        )
+        .post(&format!("/api/agents/{id}/update"), json!({ "version": "0.9.0" }))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, body) = api
-        .post(
-            &format!("/api/agents/{id}/update"),
-            json!({ "version": "0.6.47" }),
-        )
+        .post(&format!("/api/agents/{id}/update"), json!({ "version": "0.6.47" }))
         .await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("already_on_version"))
     );
     // No version: the latest of its channel (stable: 0.6.47, which it runs).
-    let (s, _) = api
-        .post(&format!("/api/agents/{id}/update"), json!({}))
-        .await;
+    let (s, _) = api.post(&format!("/api/agents/{id}/update"), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT);
 }

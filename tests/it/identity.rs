@@ -33,17 +33,10 @@ async fn u12_a_win_id_agent_crossing_the_boundary_comes_back_as_a_new_row_and_or
 
     let agents = server.api().agents().await;
     let rows = rows_of(&agents, &m);
-    assert_eq!(
-        rows.len(),
-        2,
-        "exactly one orphan beside the live row: {rows:?}"
-    );
+    assert_eq!(rows.len(), 2, "exactly one orphan beside the live row: {rows:?}");
     let orphan = rows.iter().find(|r| r["id"] == old_id.0).unwrap();
     assert_eq!(orphan["device_id"], format!("win-{m}"));
-    assert_eq!(
-        orphan["version"], "0.6.27",
-        "the orphan still shows the old version"
-    );
+    assert_eq!(orphan["version"], "0.6.27", "the orphan still shows the old version");
     assert_eq!(orphan["online"], false);
     let live = rows.iter().find(|r| r["id"] == new.id.0).unwrap();
     assert_eq!(

@@ -21,10 +21,8 @@ async fn state_survives_a_restart_agents_pending_updates_blocked_versions_rollou
     let offer = agent.heartbeat("0.6.47").await.unwrap();
     assert_eq!(offer.version, v("0.6.49"));
     let api = server.api();
-    api.post("/api/updates/rollouts/0.6.48/promote", json!({}))
-        .await;
-    api.post("/api/updates/rollouts/0.6.49/rollback", json!({}))
-        .await;
+    api.post("/api/updates/rollouts/0.6.48/promote", json!({})).await;
+    api.post("/api/updates/rollouts/0.6.49/rollback", json!({})).await;
     let mut second = server.agent(&key, "0.6.47").await;
     let pending = second.heartbeat("0.6.47").await.unwrap();
     assert_eq!(pending.version, v("0.6.48"));
@@ -44,10 +42,7 @@ async fn state_survives_a_restart_agents_pending_updates_blocked_versions_rollou
         }
         rows
     };
-    assert_eq!(
-        strip_online(api.agents().await),
-        strip_online(before_agents)
-    );
+    assert_eq!(strip_online(api.agents().await), strip_online(before_agents));
     assert_eq!(api.rollouts().await, before_rollouts);
     assert_eq!(api.get("/api/clients").await.1, before_clients);
     // The pending update is still pending: re-sent with the same id after the restart.

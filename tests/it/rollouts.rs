@@ -18,11 +18,7 @@ fn no_gate() -> HealthGate {
     }
 }
 
-fn sidecar(
-    server: &TestServer,
-    platform: &rmmsim::protocol::Platform,
-    version: &str,
-) -> Option<String> {
+fn sidecar(server: &TestServer, platform: &rmmsim::protocol::Platform, version: &str) -> Option<String> {
     let path = server
         .downloads()
         .join(format!("{}.channel", build_file_name(platform, v(version))));
@@ -63,10 +59,7 @@ async fn u09_frozen_stable_in_miniature_beta_moves_stable_waits_for_the_promote(
         .post("/api/updates/rollouts/0.6.48/promote", json!({}))
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert_eq!(
-        sidecar(&server, &win(), "0.6.48").as_deref(),
-        Some("stable")
-    );
+    assert_eq!(sidecar(&server, &win(), "0.6.48").as_deref(), Some("stable"));
     assert_eq!(
         update_version(&stable.heartbeat("0.6.47").await).as_deref(),
         Some("0.6.48"),
@@ -87,10 +80,7 @@ async fn u09_a_promote_naming_windows_flips_the_linux_sidecar_too() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    assert_eq!(
-        sidecar(&server, &win(), "0.6.58").as_deref(),
-        Some("stable")
-    );
+    assert_eq!(sidecar(&server, &win(), "0.6.58").as_deref(), Some("stable"));
     assert_eq!(
         sidecar(&server, &linux(), "0.6.58").as_deref(),
         Some("stable"),
@@ -99,14 +89,8 @@ async fn u09_a_promote_naming_windows_flips_the_linux_sidecar_too() {
     assert_eq!(body["sidecars_flipped"].as_array().unwrap().len(), 2);
     // Only the named platform's rollout row is marked promoted.
     let rollouts = server.api().rollouts().await;
-    assert_eq!(
-        rollout(&rollouts, "0.6.58", "windows-amd64")["status"],
-        "promoted"
-    );
-    assert_eq!(
-        rollout(&rollouts, "0.6.58", "linux-amd64")["status"],
-        "beta"
-    );
+    assert_eq!(rollout(&rollouts, "0.6.58", "windows-amd64")["status"], "promoted");
+    assert_eq!(rollout(&rollouts, "0.6.58", "linux-amd64")["status"], "beta");
     // And the scan agrees: both builds are stable now.
     let (_, scan) = server.api().get("/api/updates/versions").await;
     assert!(
@@ -163,23 +147,14 @@ async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
 
     let (s, body) = server
         .api()
-        .post(
-            "/api/updates/rollouts/0.6.48/promote",
-            json!({ "force": true }),
-        )
+        .post("/api/updates/rollouts/0.6.48/promote", json!({ "force": true }))
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["forced"], true);
-    assert_eq!(
-        sidecar(&server, &win(), "0.6.48").as_deref(),
-        Some("stable")
-    );
+    assert_eq!(sidecar(&server, &win(), "0.6.48").as_deref(), Some("stable"));
     let (s, body) = server
         .api()
-        .post(
-            "/api/updates/rollouts/0.6.48/promote",
-            json!({ "force": true }),
-        )
+        .post("/api/updates/rollouts/0.6.48/promote", json!({ "force": true }))
         .await;
     assert_eq!(
         (s, body["error"]["code"].as_str()),
@@ -209,11 +184,7 @@ async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allow
     );
     let offline_device = machine();
     let offline = server
-        .agent_as(
-            &key,
-            rmmsim::protocol::DeviceId::Bare(offline_device),
-            "0.6.58",
-        )
+        .agent_as(&key, rmmsim::protocol::DeviceId::Bare(offline_device), "0.6.58")
         .await;
     offline.close().await;
 
@@ -232,11 +203,7 @@ async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allow
     assert_eq!(sidecar(&server, &win(), "0.6.58"), None, "sidecar removed");
     // The offline agent is moved on its next heartbeat (U3).
     let mut back = server
-        .agent_as(
-            &key,
-            rmmsim::protocol::DeviceId::Bare(offline_device),
-            "0.6.58",
-        )
+        .agent_as(&key, rmmsim::protocol::DeviceId::Bare(offline_device), "0.6.58")
         .await;
     assert_eq!(
         update_version(&back.heartbeat("0.6.58").await).as_deref(),
@@ -250,10 +217,7 @@ async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allow
     );
     let rollouts = server.api().rollouts().await;
     assert_eq!(rollouts["blocked"][0]["version"], "0.6.58");
-    assert_eq!(
-        rollout(&rollouts, "0.6.58", "windows-amd64")["status"],
-        "rolled_back"
-    );
+    assert_eq!(rollout(&rollouts, "0.6.58", "windows-amd64")["status"], "rolled_back");
     let (s, _) = server
         .api()
         .post("/api/updates/rollouts/0.6.58/rollback", json!({}))

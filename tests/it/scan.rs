@@ -12,11 +12,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn skipped_reason(scan: &Value, file: &str) -> String {
-    let entry = scan["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["file"] == file);
+    let entry = scan["skipped"].as_array().unwrap().iter().find(|s| s["file"] == file);
     entry.unwrap_or_else(|| panic!("{file} not in skipped: {scan}"))["reason"]["code"]
         .as_str()
         .unwrap()
@@ -66,10 +62,7 @@ async fn u06_only_exact_names_with_a_valid_digest_are_offered_and_the_rest_say_w
         "bad_name"
     );
     let (_, listed) = server.api().get("/api/updates/versions").await;
-    assert_eq!(
-        listed["skipped"], scan["skipped"],
-        "GET shows the same scan"
-    );
+    assert_eq!(listed["skipped"], scan["skipped"], "GET shows the same scan");
 
     // A stable agent gets the newest *valid* build, never the broken newer ones.
     let mut agent = server.agent(&key, "0.6.47").await;
@@ -104,10 +97,7 @@ async fn u07_latest_is_per_channel_per_platform_and_skips_blocked_versions() {
 
     let (status, body) = server
         .api()
-        .post(
-            "/api/updates/rollouts/0.6.50/rollback",
-            serde_json::json!({}),
-        )
+        .post("/api/updates/rollouts/0.6.50/rollback", serde_json::json!({}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let mut b2 = server.agent(&beta, "0.6.46").await;
@@ -129,18 +119,11 @@ async fn u08_publish_lands_as_beta_with_digest_and_stable_agents_wait() {
     let publish = |args: &str| {
         let mut all = vec!["publish", "--downloads", d];
         all.extend(args.split_whitespace());
-        Command::new(env!("CARGO_BIN_EXE_rmmsim"))
-            .args(all)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_rmmsim")).args(all).output().unwrap()
     };
     let run = |args: &str| {
         let out = publish(args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     run("--version 0.6.47 --platform windows-amd64 --channel stable");
     run("--version 0.6.48 --platform windows-amd64 --size 64KiB");
@@ -166,20 +149,10 @@ async fn u08_publish_lands_as_beta_with_digest_and_stable_agents_wait() {
     server.rescan().await;
     let mut s = server.agent(&stable, "0.6.47").await;
     let mut b = server.agent(&beta, "0.6.47").await;
-    assert_eq!(
-        s.heartbeat("0.6.47").await,
-        None,
-        "stable only moves on a promote"
-    );
-    let offer = b
-        .heartbeat("0.6.47")
-        .await
-        .expect("beta gets the new build");
+    assert_eq!(s.heartbeat("0.6.47").await, None, "stable only moves on a promote");
+    let offer = b.heartbeat("0.6.47").await.expect("beta gets the new build");
     assert_eq!(offer.version, v("0.6.48"));
-    let (status, served) = server
-        .api()
-        .raw(Method::GET, &format!("/downloads/{file}"), None)
-        .await;
+    let (status, served) = server.api().raw(Method::GET, &format!("/downloads/{file}"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256_hex(&served), offer.sha256);
     let linux_file = build_file_name(&linux(), v("0.6.49"));
@@ -198,11 +171,7 @@ async fn downloads_serve_only_scanned_builds_and_their_digests() {
     fs::write(server.dir.path().join("outside.txt"), "TOP-SECRET").unwrap();
     let api = server.api().without_token();
     let (s, digest) = api
-        .raw(
-            Method::GET,
-            &format!("/downloads/{}.sha256", out.file),
-            None,
-        )
+        .raw(Method::GET, &format!("/downloads/{}.sha256", out.file), None)
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(String::from_utf8_lossy(&digest).starts_with(out.sha256.as_deref().unwrap()));
@@ -214,12 +183,7 @@ async fn downloads_serve_only_scanned_builds_and_their_digests() {
         "/downloads/../rmmsim.sqlite3".into(),
     ] {
         let (s, body) = api.raw(Method::GET, &path, None).await;
-        assert_eq!(
-            s,
-            StatusCode::NOT_FOUND,
-            "{path}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {}", String::from_utf8_lossy(&body));
         assert!(
             !String::from_utf8_lossy(&body).contains("TOP-SECRET"),
             "{path} leaked a file"

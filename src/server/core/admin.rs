@@ -11,8 +11,7 @@ use crate::server::catalog::Catalog;
 use crate::server::publish;
 use crate::server::scanner::{self, Scan};
 use crate::server::store::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason,
-    UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
 };
 
 /// Longest client or site name.
@@ -100,20 +99,14 @@ fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
     } else {
         Err(CoreError::invalid(
             "invalid_name",
-            format!(
-                "{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"
-            ),
+            format!("{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"),
         ))
     }
 }
 
 impl Core {
     /// Creates a client.
-    pub fn create_client(
-        &mut self,
-        name: &str,
-        channel: Option<Channel>,
-    ) -> Result<ClientRow, CoreError> {
+    pub fn create_client(&mut self, name: &str, channel: Option<Channel>) -> Result<ClientRow, CoreError> {
         check_name("client", name)?;
         if self.clients.values().any(|c| c.name == name) {
             return Err(CoreError::conflict(
@@ -143,11 +136,7 @@ impl Core {
         if !self.clients.contains_key(&client) {
             return Err(CoreError::not_found("client", client));
         }
-        if self
-            .sites
-            .values()
-            .any(|s| s.client_id == client && s.name == name)
-        {
+        if self.sites.values().any(|s| s.client_id == client && s.name == name) {
             return Err(CoreError::conflict(
                 "site_exists",
                 format!("client {client} has a site named `{name}`"),
@@ -174,41 +163,22 @@ impl Core {
 
     /// Sets or clears (`None`: inherit) a channel (U2). Takes effect on the
     /// agents' next heartbeats.
-    pub fn set_channel(
-        &mut self,
-        target: ChannelTarget,
-        channel: Option<Channel>,
-    ) -> Result<(), CoreError> {
+    pub fn set_channel(&mut self, target: ChannelTarget, channel: Option<Channel>) -> Result<(), CoreError> {
         let change = match target {
             ChannelTarget::Agent(id) => {
-                let row = self
-                    .agents
-                    .get(&id)
-                    .ok_or_else(|| CoreError::not_found("agent", id))?;
-                Change::Agent(AgentRow {
-                    channel,
-                    ..row.clone()
-                })
+                let row = self.agents.get(&id).ok_or_else(|| CoreError::not_found("agent", id))?;
+                Change::Agent(AgentRow { channel, ..row.clone() })
             }
             ChannelTarget::Site(id) => {
-                let row = self
-                    .sites
-                    .get(&id)
-                    .ok_or_else(|| CoreError::not_found("site", id))?;
-                Change::Site(SiteRow {
-                    channel,
-                    ..row.clone()
-                })
+                let row = self.sites.get(&id).ok_or_else(|| CoreError::not_found("site", id))?;
+                Change::Site(SiteRow { channel, ..row.clone() })
             }
             ChannelTarget::Client(id) => {
                 let row = self
                     .clients
                     .get(&id)
                     .ok_or_else(|| CoreError::not_found("client", id))?;
-                Change::Client(ClientRow {
-                    channel,
-                    ..row.clone()
-                })
+                Change::Client(ClientRow { channel, ..row.clone() })
             }
         };
         self.write(vec![change])
@@ -216,11 +186,7 @@ impl Core {
 
     /// U5: sends an agent a build now (or on its next heartbeat if offline):
     /// the named version, else the latest of its channel.
-    pub fn manual_update(
-        &mut self,
-        id: AgentId,
-        version: Option<Version>,
-    ) -> Result<ManualUpdate, CoreError> {
+    pub fn manual_update(&mut self, id: AgentId, version: Option<Version>) -> Result<ManualUpdate, CoreError> {
         let agent = self
             .agents
             .get(&id)
@@ -233,18 +199,16 @@ impl Core {
                     format!("{v} is blocked (rolled back)"),
                 ));
             }
-            Some(v) => self.catalog.find(&agent.platform, v).ok_or_else(|| {
-                CoreError::not_found("build", format!("{v} for {}", agent.platform))
-            })?,
+            Some(v) => self
+                .catalog
+                .find(&agent.platform, v)
+                .ok_or_else(|| CoreError::not_found("build", format!("{v} for {}", agent.platform)))?,
             None => {
                 let channel = self.channel_of(&agent);
                 self.catalog
                     .latest(&agent.platform, channel, &self.blocked_set)
                     .ok_or_else(|| {
-                        CoreError::conflict(
-                            "no_build",
-                            format!("no {channel} build for {}", agent.platform),
-                        )
+                        CoreError::conflict("no_build", format!("no {channel} build for {}", agent.platform))
                     })?
             }
         }
@@ -278,17 +242,9 @@ impl Core {
         let row = self.issue(row);
         changes.push(Change::Update(row.clone()));
         self.write(changes)?;
-        let pushed = self
-            .offer_for(&row)
-            .is_some_and(|offer| self.push(id, offer));
-        info!(
-            "manual update {} of agent {id} to {target} (pushed: {pushed})",
-            row.id
-        );
-        Ok(ManualUpdate {
-            update: row,
-            pushed,
-        })
+        let pushed = self.offer_for(&row).is_some_and(|offer| self.push(id, offer));
+        info!("manual update {} of agent {id} to {target} (pushed: {pushed})", row.id);
+        Ok(ManualUpdate { update: row, pushed })
     }
 
     /// The gate's figures over the rollout rows of `version` on `scope`
@@ -325,12 +281,7 @@ impl Core {
     /// U9: flips every `.channel` of `version` from beta to stable on every
     /// platform and rescans. `scope` only narrows the gate and the rollout
     /// rows; the gate must pass unless `force`.
-    pub fn promote(
-        &mut self,
-        version: Version,
-        scope: Option<&Platform>,
-        force: bool,
-    ) -> Result<Promotion, CoreError> {
+    pub fn promote(&mut self, version: Version, scope: Option<&Platform>, force: bool) -> Result<Promotion, CoreError> {
         if self.catalog.builds_of(version).next().is_none() {
             return Err(CoreError::not_found("version", version));
         }
@@ -350,9 +301,7 @@ impl Core {
             .rollouts
             .values()
             .filter(|r| {
-                r.version == version
-                    && r.status == RolloutStatus::Beta
-                    && scope.is_none_or(|p| &r.platform == p)
+                r.version == version && r.status == RolloutStatus::Beta && scope.is_none_or(|p| &r.platform == p)
             })
             .cloned()
             .collect();
@@ -449,11 +398,7 @@ impl Core {
         }
         self.write(changes)?;
 
-        let files: Vec<String> = self
-            .catalog
-            .builds_of(version)
-            .map(|b| b.file.clone())
-            .collect();
+        let files: Vec<String> = self.catalog.builds_of(version).map(|b| b.file.clone()).collect();
         let mut sidecars_removed = Vec::new();
         for file in files {
             if publish::remove_sidecar(&self.config.downloads, &file)? {
@@ -462,12 +407,7 @@ impl Core {
         }
         self.rescan()?;
 
-        let running: Vec<_> = self
-            .agents
-            .values()
-            .filter(|a| a.version == version)
-            .cloned()
-            .collect();
+        let running: Vec<_> = self.agents.values().filter(|a| a.version == version).cloned().collect();
         let mut downgrades = Vec::new();
         let online: Vec<&AgentRow> = running.iter().filter(|a| self.is_online(a.id)).collect();
         for agent in online {
@@ -478,10 +418,7 @@ impl Core {
         self.write(downgrades.iter().cloned().map(Change::Update).collect())?;
         let mut downgrades_pushed = Vec::new();
         for row in &downgrades {
-            if self
-                .offer_for(row)
-                .is_some_and(|offer| self.push(row.agent_id, offer))
-            {
+            if self.offer_for(row).is_some_and(|offer| self.push(row.agent_id, offer)) {
                 downgrades_pushed.push(row.agent_id);
             }
         }

@@ -20,16 +20,12 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{Clock, Timestamp};
-use crate::protocol::{
-    AgentId, Channel, ClientId, DeviceId, Platform, ServerMessage, SiteId, UpdateId, Version,
-};
+use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, ServerMessage, SiteId, UpdateId, Version};
 
 use super::catalog::Catalog;
 use super::publish::PublishError;
 use super::rules;
-use super::store::{
-    AgentRow, Change, ClientRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus,
-};
+use super::store::{AgentRow, Change, ClientRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus};
 
 pub use admin::{ChannelTarget, GateCheck, ManualUpdate, Promotion, Rollback};
 
@@ -195,11 +191,7 @@ pub struct Core {
 
 impl Core {
     /// Loads the state from `store` and scans the downloads folder.
-    pub fn open(
-        store: Box<dyn Store>,
-        clock: Clock,
-        config: CoreConfig,
-    ) -> Result<Self, CoreError> {
+    pub fn open(store: Box<dyn Store>, clock: Clock, config: CoreConfig) -> Result<Self, CoreError> {
         let mut core = Self {
             clock,
             store,

@@ -5,9 +5,7 @@ use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{
-    AgentId, Channel, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version,
-};
+use crate::protocol::{AgentId, Channel, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
 use crate::server::rules;
 use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
 
@@ -19,12 +17,9 @@ impl Core {
     /// exactly (U12): an id never seen makes a new row. Ends a pending update
     /// the agent has come back from.
     pub fn hello(&mut self, hello: &Hello) -> Result<AgentId, CoreError> {
-        let &site_id = self
-            .site_keys
-            .get(&hello.site_key)
-            .ok_or(CoreError::UnknownSiteKey)?;
-        let platform = Platform::new(&hello.os, &hello.arch)
-            .map_err(|e| CoreError::invalid("invalid_platform", e.to_string()))?;
+        let &site_id = self.site_keys.get(&hello.site_key).ok_or(CoreError::UnknownSiteKey)?;
+        let platform =
+            Platform::new(&hello.os, &hello.arch).map_err(|e| CoreError::invalid("invalid_platform", e.to_string()))?;
         if hello.hostname.is_empty() || hello.hostname.len() > MAX_HOSTNAME {
             return Err(CoreError::invalid(
                 "invalid_hostname",
@@ -55,12 +50,7 @@ impl Core {
         };
         let id = row.id;
         let mut changes = vec![Change::Agent(row)];
-        if let Some(p) = self
-            .pending
-            .get(&id)
-            .filter(|p| p.to_version == hello.version)
-            .cloned()
-        {
+        if let Some(p) = self.pending.get(&id).filter(|p| p.to_version == hello.version).cloned() {
             changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
         }
         self.write(changes)?;
@@ -70,11 +60,7 @@ impl Core {
 
     /// U1: a heartbeat. Ends or re-sends the pending update (U4), else asks
     /// U3 whether the agent needs one and dispatches it.
-    pub fn heartbeat(
-        &mut self,
-        id: AgentId,
-        version: Version,
-    ) -> Result<Option<UpdateOffer>, CoreError> {
+    pub fn heartbeat(&mut self, id: AgentId, version: Version) -> Result<Option<UpdateOffer>, CoreError> {
         let now = self.now();
         let row = self
             .agents
@@ -83,10 +69,7 @@ impl Core {
         // last_seen alone is written in batches (see `flush`); memory is
         // always current, so every read sees it.
         row.last_seen = now;
-        let moved = (row.version != version).then(|| AgentRow {
-            version,
-            ..row.clone()
-        });
+        let moved = (row.version != version).then(|| AgentRow { version, ..row.clone() });
         self.unflushed.insert(id);
         let mut changes = Vec::with_capacity(3);
         let mut offer = None;
@@ -155,17 +138,11 @@ impl Core {
         let changes = match (result.success, result.version == p.to_version) {
             (true, true) => self.finish(p, UpdateStatus::Succeeded, None, now),
             (true, false) => {
-                let why = format!(
-                    "reported success on {}, expected {}",
-                    result.version, p.to_version
-                );
+                let why = format!("reported success on {}, expected {}", result.version, p.to_version);
                 self.finish(p, UpdateStatus::Failed, Some(why), now)
             }
             (false, _) => {
-                let why = result
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "no reason given".into());
+                let why = result.error.clone().unwrap_or_else(|| "no reason given".into());
                 self.finish(p, UpdateStatus::Failed, Some(why), now)
             }
         };
@@ -193,10 +170,7 @@ impl Core {
     /// Pushes an `update` to a connected agent (U5). False if it is offline.
     pub(super) fn push(&mut self, id: AgentId, offer: UpdateOffer) -> bool {
         match self.connections.get(&id) {
-            Some(c) => c
-                .outbox
-                .send(crate::protocol::ServerMessage::Update(offer))
-                .is_ok(),
+            Some(c) => c.outbox.send(crate::protocol::ServerMessage::Update(offer)).is_ok(),
             None => false,
         }
     }
@@ -216,15 +190,7 @@ impl Core {
             .latest(&agent.platform, channel, &self.blocked_set)
             .map(|b| b.version);
         let to = rules::needs_update(version, target, &self.blocked_set)?;
-        let row = pending_row(
-            self.next_update_id(),
-            agent,
-            version,
-            to,
-            channel,
-            reason,
-            now,
-        );
+        let row = pending_row(self.next_update_id(), agent, version, to, channel, reason, now);
         Some(self.issue(row))
     }
 

@@ -7,9 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody, path_param};
-use super::views::{
-    AgentDetail, AgentView, BlockedView, ClientView, RolloutsView, StatsView, VersionsView,
-};
+use super::views::{AgentDetail, AgentView, BlockedView, ClientView, RolloutsView, StatsView, VersionsView};
 use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
 use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
 use crate::server::store::{ClientRow, SiteRow};
@@ -37,9 +35,7 @@ async fn blocking<T: Send + 'static>(
 /// `GET /api/agents`
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Vec<AgentView>> {
     let core = state.core();
-    Ok(Json(
-        core.agents().map(|a| AgentView::new(&core, a)).collect(),
-    ))
+    Ok(Json(core.agents().map(|a| AgentView::new(&core, a)).collect()))
 }
 
 fn agent_view(core: &Core, id: AgentId) -> Result<AgentView, ApiError> {
@@ -50,10 +46,7 @@ fn agent_view(core: &Core, id: AgentId) -> Result<AgentView, ApiError> {
 }
 
 /// `GET /api/agents/{id}`
-pub async fn get_agent(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<AgentDetail> {
+pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<AgentDetail> {
     let id: AgentId = path_param("agent id", &id)?;
     let mut core = state.core();
     let agent = agent_view(&core, id)?;
@@ -93,16 +86,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Channel>>, D
     Option::<Channel>::deserialize(d).map(Some)
 }
 
-fn set_channel(
-    state: &AppState,
-    target: ChannelTarget,
-    body: ChannelRequest,
-) -> Result<(), ApiError> {
+fn set_channel(state: &AppState, target: ChannelTarget, body: ChannelRequest) -> Result<(), ApiError> {
     let channel = body.channel.ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_body",
-            "missing field `channel` (\"beta\", \"stable\" or null)",
-        )
+        ApiError::bad_request("invalid_body", "missing field `channel` (\"beta\", \"stable\" or null)")
     })?;
     Ok(state.core().set_channel(target, channel)?)
 }
@@ -127,9 +113,11 @@ pub async fn site_channel(
     let id: SiteId = path_param("site id", &id)?;
     set_channel(&state, ChannelTarget::Site(id), body)?;
     let core = state.core();
-    Ok(Json(core.site(id).cloned().ok_or_else(|| {
-        ApiError::not_found(format!("site {id} not found"))
-    })?))
+    Ok(Json(
+        core.site(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("site {id} not found")))?,
+    ))
 }
 
 /// `PUT /api/clients/{id}/channel`
@@ -157,11 +145,7 @@ pub async fn list_clients(State(state): State<AppState>) -> ApiResult<Vec<Client
             name: c.name.clone(),
             channel: c.channel,
             created_at: c.created_at,
-            sites: core
-                .sites()
-                .filter(|s| s.client_id == c.id)
-                .cloned()
-                .collect(),
+            sites: core.sites().filter(|s| s.client_id == c.id).cloned().collect(),
         })
         .collect();
     Ok(Json(views))
@@ -203,10 +187,7 @@ pub async fn versions(State(state): State<AppState>) -> ApiResult<VersionsView> 
 
 /// `POST /api/updates/rescan`
 pub async fn rescan(State(state): State<AppState>) -> ApiResult<VersionsView> {
-    let view = blocking(state, |core| {
-        core.rescan().map(|()| VersionsView::new(core))
-    })
-    .await?;
+    let view = blocking(state, |core| core.rescan().map(|()| VersionsView::new(core))).await?;
     Ok(Json(view))
 }
 
@@ -219,10 +200,7 @@ pub async fn rollouts(State(state): State<AppState>) -> ApiResult<RolloutsView> 
         blocked: core
             .blocked()
             .iter()
-            .map(|(&version, &blocked_at)| BlockedView {
-                version,
-                blocked_at,
-            })
+            .map(|(&version, &blocked_at)| BlockedView { version, blocked_at })
             .collect(),
     }))
 }
@@ -246,10 +224,9 @@ pub async fn promote(
     let version: Version = path_param("version", &version)?;
     let scope = match (body.os, body.arch) {
         (None, None) => None,
-        (Some(os), Some(arch)) => Some(
-            Platform::new(&os, &arch)
-                .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?,
-        ),
+        (Some(os), Some(arch)) => {
+            Some(Platform::new(&os, &arch).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?)
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_body",
@@ -259,22 +236,14 @@ pub async fn promote(
     };
     let force = body.force;
     Ok(Json(
-        blocking(state, move |core| {
-            core.promote(version, scope.as_ref(), force)
-        })
-        .await?,
+        blocking(state, move |core| core.promote(version, scope.as_ref(), force)).await?,
     ))
 }
 
 /// `POST /api/updates/rollouts/{version}/rollback` (U10)
-pub async fn rollback(
-    State(state): State<AppState>,
-    Path(version): Path<String>,
-) -> ApiResult<Rollback> {
+pub async fn rollback(State(state): State<AppState>, Path(version): Path<String>) -> ApiResult<Rollback> {
     let version: Version = path_param("version", &version)?;
-    Ok(Json(
-        blocking(state, move |core| core.rollback(version)).await?,
-    ))
+    Ok(Json(blocking(state, move |core| core.rollback(version)).await?))
 }
 
 /// `GET /api/stats`

@@ -24,19 +24,14 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token)
-            if constant_time_eq(token.trim().as_bytes(), state.admin_token().as_bytes()) =>
-        {
-            next.run(req).await
-        }
+        Some(token) if constant_time_eq(token.trim().as_bytes(), state.admin_token().as_bytes()) => next.run(req).await,
         _ => {
             let message = if given.is_some() {
                 "wrong bearer token"
             } else {
                 "missing Authorization: Bearer <token>"
             };
-            let mut resp =
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
             resp.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp

@@ -14,10 +14,7 @@ use crate::server::scanner::{DIGEST_SUFFIX, companion};
 
 /// Serves a build (or its digest file) from the downloads folder. Builds come
 /// from the core's cache: a fleet downloads the same few builds many times.
-pub async fn download(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn download(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let gone = || ApiError::not_found("the build was removed since the last scan");
     let bytes = {
         let mut core = state.core();
@@ -33,10 +30,7 @@ pub async fn download(
                 }
             }
             Some((build, true)) => {
-                let path = core
-                    .config()
-                    .downloads
-                    .join(companion(&build.file, DIGEST_SUFFIX));
+                let path = core.config().downloads.join(companion(&build.file, DIGEST_SUFFIX));
                 Bytes::from(std::fs::read(path).map_err(|_| gone())?)
             }
             None => {

@@ -52,20 +52,14 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::NotFound { .. } => Self::not_found(e.to_string()),
-            CoreError::Conflict {
-                code,
-                message,
-                details,
-            } => Self {
+            CoreError::Conflict { code, message, details } => Self {
                 status: StatusCode::CONFLICT,
                 code,
                 message,
                 details,
             },
             CoreError::Invalid { code, message } => Self::bad_request(code, message),
-            CoreError::UnknownSiteKey | CoreError::UnknownUpdate(_) => {
-                Self::bad_request("invalid", e.to_string())
-            }
+            CoreError::UnknownSiteKey | CoreError::UnknownUpdate(_) => Self::bad_request("invalid", e.to_string()),
             CoreError::Store(_) | CoreError::Io(_) | CoreError::Publish(_) => {
                 error!("request failed: {e}");
                 Self::new(
@@ -107,11 +101,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             &bytes
         };
         serde_json::from_slice(bytes).map(JsonBody).map_err(|e| {
-            let code = if e.is_data() {
-                "invalid_body"
-            } else {
-                "bad_json"
-            };
+            let code = if e.is_data() { "invalid_body" } else { "bad_json" };
             ApiError::bad_request(code, format!("request body: {e}"))
         })
     }

@@ -52,10 +52,7 @@ impl AppState {
     /// panic while locked does not poison the server: the core's state only
     /// changes after a successful commit, so it is consistent.
     pub fn core(&self) -> MutexGuard<'_, Core> {
-        self.0
-            .core
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The bearer token admin routes need.
@@ -96,10 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/updates/rollouts/{version}/promote", post(api::promote))
         .route("/updates/rollouts/{version}/rollback", post(api::rollback))
         .route("/stats", get(api::stats))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ws", get(ws::upgrade))

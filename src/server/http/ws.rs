@@ -68,11 +68,7 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
             Some(Err(e)) => {
                 if is_too_large(e) {
                     let msg = format!("frame over {MAX_FRAME_BYTES} bytes");
-                    send(
-                        &mut socket,
-                        &ServerMessage::error(ErrorCode::FrameTooLarge, msg),
-                    )
-                    .await;
+                    send(&mut socket, &ServerMessage::error(ErrorCode::FrameTooLarge, msg)).await;
                     close(&mut socket, close_code::SIZE, "frame too large").await;
                 }
                 break;

@@ -7,8 +7,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, V
 use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, Snapshot, Store,
-    StoreError, UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, Snapshot, Store, StoreError,
+    UpdateReason, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -44,11 +44,7 @@ impl SqliteStore {
         if found > known {
             return Err(StoreError::TooNew { found, known });
         }
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(found).unwrap_or(0))
-        {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -122,8 +118,7 @@ sql_int!(AgentId, UpdateId, ClientId, SiteId, Timestamp);
 /// A platform is two columns, `os` and `arch`.
 fn platform(r: &Row<'_>, os: usize) -> rusqlite::Result<Platform> {
     let (o, a): (String, String) = (r.get(os)?, r.get(os + 1)?);
-    Platform::new(&o, &a)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(os, Type::Text, Box::new(e)))
+    Platform::new(&o, &a).map_err(|e| rusqlite::Error::FromSqlConversionFailure(os, Type::Text, Box::new(e)))
 }
 
 fn client(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
@@ -199,8 +194,7 @@ fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
 
 const CLIENT_COLUMNS: &str = "id, name, channel, created_at";
 const SITE_COLUMNS: &str = "id, client_id, name, channel, site_key, created_at";
-const AGENT_COLUMNS: &str =
-    "id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen";
+const AGENT_COLUMNS: &str = "id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen";
 const UPDATE_COLUMNS: &str = "id, agent_id, os, arch, from_version, to_version, channel, reason, status, \
                               dispatches, dispatched_at, finished_at, error";
 const ROLLOUT_COLUMNS: &str =
@@ -231,7 +225,12 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
     };
     match change {
         Change::Client(c) => tx
-            .prepare_cached(&upsert("clients", CLIENT_COLUMNS, "id", "name = excluded.name, channel = excluded.channel"))?
+            .prepare_cached(&upsert(
+                "clients",
+                CLIENT_COLUMNS,
+                "id",
+                "name = excluded.name, channel = excluded.channel",
+            ))?
             .execute(params![c.id, c.name, c.channel, c.created_at]),
         Change::Site(s) => tx
             .prepare_cached(&upsert(
@@ -312,20 +311,12 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
-        let max_update_id: Option<u64> =
-            self.conn
-                .query_row("SELECT MAX(id) FROM agent_updates", [], |r| r.get(0))?;
-        let mut rollouts = self.rows(
-            &format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts"),
-            [],
-            rollout,
-        )?;
+        let max_update_id: Option<u64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM agent_updates", [], |r| r.get(0))?;
+        let mut rollouts = self.rows(&format!("SELECT {ROLLOUT_COLUMNS} FROM rollouts"), [], rollout)?;
         rollouts.sort_by(|a, b| (a.version, &a.platform).cmp(&(b.version, &b.platform)));
-        let mut blocked = self.rows(
-            "SELECT version, blocked_at FROM blocked_versions",
-            [],
-            blocked,
-        )?;
+        let mut blocked = self.rows("SELECT version, blocked_at FROM blocked_versions", [], blocked)?;
         blocked.sort_by_key(|b| b.version);
         Ok(Snapshot {
             clients: self.rows(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"), [], client)?,
@@ -355,8 +346,7 @@ impl Store for SqliteStore {
     }
 
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
-        let sql =
-            format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE agent_id = ?1 ORDER BY id");
+        let sql = format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE agent_id = ?1 ORDER BY id");
         self.rows(&sql, [agent], update)
     }
 }

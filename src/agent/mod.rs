@@ -1,0 +1,468 @@
+//! One simulated machine: an agent that keeps a session with the server,
+//! heartbeats, downloads and checks builds, installs them (sometimes
+//! failing), restarts, and is powered on and off on a pattern.
+//!
+//! The agent is written against [`Connector`]/[`Link`], so the same state
+//! machine runs over every transport. It reports what happens to an
+//! [`Observer`]; it never reads the simulator's state.
+
+mod availability;
+mod link;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+use tokio::time::sleep_until;
+use uuid::Uuid;
+
+pub use availability::{Availability, Schedule};
+pub use link::{Connector, Dial, Link, WsConnector, WsLink, small_ws_config, url_path};
+
+use crate::clock::{Clock, Timestamp};
+use crate::protocol::{
+    AgentId, AgentMessage, DeviceId, ErrorCode, Hello, Platform, ServerMessage, UpdateId, UpdateOffer, UpdateResult,
+    Version,
+};
+use crate::server::publish::sha256_hex;
+
+/// How long things take for an agent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Interval between heartbeats.
+    pub heartbeat: Duration,
+    /// Each interval is shortened by up to this fraction, at random, so
+    /// agents drift apart; it is never lengthened, so an agent always
+    /// heartbeats within `heartbeat`.
+    pub jitter: f64,
+    /// Time to download a build.
+    pub download: Duration,
+    /// Time to install it.
+    pub install: Duration,
+    /// Time from closing the session to saying `hello` as the new version.
+    pub restart: Duration,
+    /// First reconnect backoff step.
+    pub reconnect_min: Duration,
+    /// Largest reconnect backoff.
+    pub reconnect_max: Duration,
+}
+
+/// Who the machine is and how it behaves.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Position in the fleet; names the machine in observer events.
+    pub index: usize,
+    /// The machine uuid inside both device id forms.
+    pub machine: Uuid,
+    /// Sent in `hello`.
+    pub hostname: String,
+    /// Sent in `hello`.
+    pub platform: Platform,
+    /// The version it runs at the start.
+    pub version: Version,
+    /// Its site's key.
+    pub site_key: String,
+    /// Windows agents older than this send `win-<uuid>` (U12).
+    pub identity_boundary: Version,
+    /// Heartbeat, install and backoff times.
+    pub timing: Timing,
+    /// Power pattern.
+    pub availability: Availability,
+    /// Seeds every random choice the agent makes.
+    pub seed: u64,
+}
+
+/// The simulated reality of builds: how often installing each one fails.
+pub type InstallFaults = BTreeMap<Version, f64>;
+
+/// Orders from the simulator: be off until a time (a network outage or a
+/// mass reboot), whatever the power pattern says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Control {
+    /// Off (disconnected) until then.
+    pub offline_until: Option<Timestamp>,
+}
+
+/// Something that happened to an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// Powered on (`true`) or off.
+    Power(bool),
+    /// A session was admitted.
+    Connected {
+        /// The row the server registered it under.
+        agent_id: AgentId,
+        /// The id it said hello with.
+        device_id: DeviceId,
+    },
+    /// The server could not be reached.
+    ConnectFailed,
+    /// The server refused a frame.
+    Refused {
+        /// Why.
+        code: ErrorCode,
+    },
+    /// The server closed a session the agent did not mean to leave.
+    ConnectionLost,
+    /// An `update` arrived.
+    Offered {
+        /// Its id (a re-dispatch repeats it).
+        update_id: UpdateId,
+        /// Its version.
+        version: Version,
+        /// Whether the agent was already busy with an update.
+        busy: bool,
+    },
+    /// The download failed.
+    DownloadFailed {
+        /// The version.
+        version: Version,
+    },
+    /// The bytes did not match the SHA-256 the server sent.
+    DigestMismatch {
+        /// The version.
+        version: Version,
+    },
+    /// Installing failed (the build's failure rate).
+    InstallFailed {
+        /// The version.
+        version: Version,
+    },
+    /// Restarted on a new version.
+    Running {
+        /// The version before.
+        from: Version,
+        /// The version now.
+        to: Version,
+    },
+}
+
+/// Receives every [`AgentEvent`], with the agent's index.
+pub trait Observer: Send + Sync + 'static {
+    /// Called synchronously by the agent; whatever it does completes before
+    /// the agent's next step (the simulator sets channels on `Connected`).
+    fn observe(&self, index: usize, event: AgentEvent);
+}
+
+/// How a session ended.
+enum End {
+    /// Powered off or told to go offline.
+    Offline,
+    /// The server closed it.
+    Lost,
+    /// An update installed: restart on it.
+    Restart(UpdateOffer),
+    /// The simulator is gone.
+    Stop,
+}
+
+/// What the end of a download or install step leads to.
+enum Step {
+    /// The next step, due then.
+    Next(Phase, Timestamp),
+    /// Installed: restart on it.
+    Restart(UpdateOffer),
+    /// Failed: report it.
+    Fail(UpdateResult),
+}
+
+/// Where an update in progress stands.
+enum Phase {
+    Downloading { offer: UpdateOffer, bytes: bytes::Bytes },
+    Installing { offer: UpdateOffer },
+}
+
+/// A running agent.
+pub struct Agent<C> {
+    spec: AgentSpec,
+    version: Version,
+    rng: ChaCha8Rng,
+    schedule: Schedule,
+    connector: C,
+    faults: Arc<InstallFaults>,
+    observer: Arc<dyn Observer>,
+    control: watch::Receiver<Control>,
+    clock: Clock,
+    powered: Option<bool>,
+    backoff_attempts: u32,
+    report: Option<UpdateResult>,
+}
+
+impl<C: Connector> Agent<C> {
+    /// An agent ready to [`run`](Self::run).
+    pub fn new(
+        spec: AgentSpec,
+        connector: C,
+        faults: Arc<InstallFaults>,
+        observer: Arc<dyn Observer>,
+        control: watch::Receiver<Control>,
+        clock: Clock,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let schedule = Schedule::new(spec.availability, clock.now(), &mut rng);
+        Self {
+            version: spec.version,
+            spec,
+            rng,
+            schedule,
+            connector,
+            faults,
+            observer,
+            control,
+            clock,
+            powered: None,
+            backoff_attempts: 0,
+            report: None,
+        }
+    }
+
+    fn device_id(&self) -> DeviceId {
+        DeviceId::for_agent(
+            self.spec.machine,
+            &self.spec.platform,
+            self.version,
+            self.spec.identity_boundary,
+        )
+    }
+
+    fn observe(&self, event: AgentEvent) {
+        self.observer.observe(self.spec.index, event);
+    }
+
+    /// Whether the machine is on now, and until when.
+    fn power(&mut self) -> (bool, Timestamp) {
+        let now = self.clock.now();
+        if let Some(off) = self.control.borrow().offline_until.filter(|&t| t > now) {
+            return (false, off);
+        }
+        self.schedule.at(now, &mut self.rng)
+    }
+
+    fn set_power(&mut self, on: bool) {
+        if self.powered != Some(on) {
+            self.powered = Some(on);
+            self.observe(AgentEvent::Power(on));
+        }
+    }
+
+    /// Sleeps until `until`, waking early on a new order; false when the
+    /// simulator is gone.
+    async fn wait(&mut self, until: Timestamp) -> bool {
+        let deadline = self.clock.instant_at(until);
+        tokio::select! {
+            biased;
+            changed = self.control.changed() => changed.is_ok(),
+            () = sleep_until(deadline) => true,
+        }
+    }
+
+    async fn backoff(&mut self) {
+        // Exponential backoff with full jitter.
+        let min = self.spec.timing.reconnect_min.as_millis() as u64;
+        let max = self.spec.timing.reconnect_max.as_millis() as u64;
+        let cap = min.saturating_mul(1 << self.backoff_attempts.min(20)).min(max).max(1);
+        self.backoff_attempts += 1;
+        let delay = Duration::from_millis(self.rng.random_range(0..cap));
+        tokio::time::sleep(delay).await;
+    }
+
+    /// Runs until the simulator drops its control sender.
+    pub async fn run(mut self) {
+        // Machines come up at a random point of their heartbeat cycle.
+        let phase = self
+            .rng
+            .random_range(0..self.spec.timing.heartbeat.as_millis().max(1) as u64);
+        tokio::time::sleep(Duration::from_millis(phase)).await;
+        loop {
+            let (on, until) = self.power();
+            self.set_power(on);
+            if !on {
+                if !self.wait(until).await {
+                    return;
+                }
+                continue;
+            }
+            let Some(link) = self.connect().await else {
+                self.backoff().await;
+                continue;
+            };
+            match self.session(link, until).await {
+                End::Stop => return,
+                End::Offline => {}
+                End::Lost => {
+                    self.observe(AgentEvent::ConnectionLost);
+                    self.backoff().await;
+                }
+                End::Restart(offer) => {
+                    tokio::time::sleep(self.spec.timing.restart).await;
+                    let from = self.version;
+                    self.version = offer.version;
+                    self.observe(AgentEvent::Running {
+                        from,
+                        to: offer.version,
+                    });
+                    self.report = Some(UpdateResult {
+                        update_id: offer.update_id,
+                        success: true,
+                        version: offer.version,
+                        error: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Opens a session and says hello; `None` if it was not admitted.
+    async fn connect(&mut self) -> Option<C::Link> {
+        let Ok(mut link) = self.connector.connect().await else {
+            self.observe(AgentEvent::ConnectFailed);
+            return None;
+        };
+        let hello = AgentMessage::Hello(Hello {
+            device_id: self.device_id(),
+            hostname: self.spec.hostname.clone(),
+            os: self.spec.platform.os().to_owned(),
+            arch: self.spec.platform.arch().to_owned(),
+            version: self.version,
+            site_key: self.spec.site_key.clone(),
+        });
+        link.send(&hello).await.ok()?;
+        match link.recv().await {
+            Some(ServerMessage::Welcome { agent_id }) => {
+                self.backoff_attempts = 0;
+                self.observe(AgentEvent::Connected {
+                    agent_id,
+                    device_id: self.device_id(),
+                });
+                Some(link)
+            }
+            Some(ServerMessage::Error { code, .. }) => {
+                self.observe(AgentEvent::Refused { code });
+                None
+            }
+            _ => {
+                self.observe(AgentEvent::ConnectionLost);
+                None
+            }
+        }
+    }
+
+    fn next_heartbeat(&mut self, now: Timestamp) -> Timestamp {
+        let h = self.spec.timing.heartbeat.as_secs_f64();
+        let shorten = self.spec.timing.jitter.clamp(0.0, 1.0) * self.rng.random::<f64>();
+        now.plus(Duration::from_secs_f64(h * (1.0 - shorten)))
+    }
+
+    /// One admitted session, until it ends.
+    async fn session(&mut self, mut link: C::Link, power_off: Timestamp) -> End {
+        if let Some(report) = self.report.take() {
+            if link.send(&AgentMessage::UpdateResult(report)).await.is_err() {
+                return End::Lost;
+            }
+        }
+        let mut next_heartbeat = self.clock.now();
+        let mut phase: Option<(Phase, Timestamp)> = None;
+        let off_at = self.clock.instant_at(power_off);
+        loop {
+            let beat_at = self.clock.instant_at(next_heartbeat);
+            let phase_at = phase.as_ref().map(|(_, at)| self.clock.instant_at(*at));
+            tokio::select! {
+                biased;
+                changed = self.control.changed() => {
+                    if changed.is_err() {
+                        return End::Stop;
+                    }
+                    let now = self.clock.now();
+                    if self.control.borrow().offline_until.is_some_and(|t| t > now) {
+                        link.close().await;
+                        return End::Offline;
+                    }
+                }
+                () = sleep_until(off_at) => {
+                    link.close().await;
+                    return End::Offline;
+                }
+                () = sleep_until(phase_at.unwrap_or(off_at)), if phase_at.is_some() => {
+                    let Some((step, _)) = phase.take() else { continue };
+                    match self.advance(step) {
+                        Step::Next(next, at) => phase = Some((next, at)),
+                        Step::Restart(offer) => {
+                            link.close().await;
+                            return End::Restart(offer);
+                        }
+                        Step::Fail(failure) => {
+                            if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
+                                return End::Lost;
+                            }
+                        }
+                    }
+                }
+                () = sleep_until(beat_at) => {
+                    let beat = AgentMessage::Heartbeat { version: self.version };
+                    if link.send(&beat).await.is_err() {
+                        return End::Lost;
+                    }
+                    next_heartbeat = self.next_heartbeat(self.clock.now());
+                }
+                msg = link.recv() => match msg {
+                    None => return End::Lost,
+                    Some(ServerMessage::Update(offer)) => {
+                        let busy = phase.is_some();
+                        self.observe(AgentEvent::Offered { update_id: offer.update_id, version: offer.version, busy });
+                        if !busy && offer.version != self.version {
+                            match self.connector.download(&offer.url).await {
+                                Ok(bytes) => {
+                                    let done = self.clock.now().plus(self.spec.timing.download);
+                                    phase = Some((Phase::Downloading { offer, bytes }, done));
+                                }
+                                Err(e) => {
+                                    self.observe(AgentEvent::DownloadFailed { version: offer.version });
+                                    let failure = self.failure(&offer, format!("download failed: {e}"));
+                                    if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
+                                        return End::Lost;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Some(ServerMessage::Error { code, .. }) => self.observe(AgentEvent::Refused { code }),
+                    Some(ServerMessage::Ack {} | ServerMessage::Welcome { .. }) => {}
+                },
+            }
+        }
+    }
+
+    fn failure(&self, offer: &UpdateOffer, error: String) -> UpdateResult {
+        UpdateResult {
+            update_id: offer.update_id,
+            success: false,
+            version: self.version,
+            error: Some(error),
+        }
+    }
+
+    /// The end of a download (check the digest) or install (maybe fail) step.
+    fn advance(&mut self, step: Phase) -> Step {
+        match step {
+            Phase::Downloading { offer, bytes } => {
+                if bytes.len() as u64 != offer.size || sha256_hex(&bytes) != offer.sha256 {
+                    self.observe(AgentEvent::DigestMismatch { version: offer.version });
+                    return Step::Fail(self.failure(&offer, "sha256 mismatch: download refused".into()));
+                }
+                let done = self.clock.now().plus(self.spec.timing.install);
+                Step::Next(Phase::Installing { offer }, done)
+            }
+            Phase::Installing { offer } => {
+                let rate = self.faults.get(&offer.version).copied().unwrap_or(0.0);
+                if rate > 0.0 && self.rng.random_bool(rate.clamp(0.0, 1.0)) {
+                    self.observe(AgentEvent::InstallFailed { version: offer.version });
+                    return Step::Fail(self.failure(&offer, "installer exited with an error".into()));
+                }
+                Step::Restart(offer)
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The numbers behind a report, computed from the recorder after a run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Outcome;
+use super::recorder::MachineTrack;
+use super::report::{Curve, Orphan, RowCounts, Rows, StableLag, Stranded};
+use crate::protocol::{Channel, Version};
+use crate::scenario::Plan;
+use crate::server::rules;
+use crate::server::scanner::Build;
+
+/// Why a machine is behind the newest build at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrandReason {
+    /// It runs its channel's latest, but stable trails beta.
+    ChannelFrozen,
+    /// It runs a version that was rolled back.
+    BlockedVersion,
+    /// It is switched off.
+    Offline,
+    /// Its attempts at its target failed.
+    UpdatesFailing,
+    /// It is on and healthy; its update is on its way.
+    UpdateInProgress,
+}
+
+impl StrandReason {
+    /// The name used in reports and `[[expect]] reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChannelFrozen => "channel_frozen",
+            Self::BlockedVersion => "blocked_version",
+            Self::Offline => "offline",
+            Self::UpdatesFailing => "updates_failing",
+            Self::UpdateInProgress => "update_in_progress",
+        }
+    }
+}
+
+/// Samples every `every` from 0 to `end`: share of machines on each version,
+/// overall and per channel, and the share powered on. Computed with
+/// difference arrays over each machine's change lists, so it is linear in
+/// machines, changes and samples.
+pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve {
+    let n_samples = (end.as_millis() / every.as_millis().max(1)) as usize + 1;
+    let versions: Vec<Version> = machines
+        .iter()
+        .flat_map(|m| m.versions.iter().map(|(_, v)| *v))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let vi: BTreeMap<Version, usize> = versions.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+    // First sample index at or after t.
+    let idx = |t: Duration| (t.as_millis().div_ceil(every.as_millis().max(1)) as usize).min(n_samples);
+    let cells = versions.len() * 2;
+    let mut diff = vec![0i64; (n_samples + 1) * cells.max(1)];
+    let mut online = vec![0i64; n_samples + 1];
+    for m in machines {
+        // Merge the version and channel change times into intervals.
+        let mut times: Vec<Duration> = m
+            .versions
+            .iter()
+            .map(|c| c.0)
+            .chain(m.channels.iter().map(|c| c.0))
+            .collect();
+        times.sort();
+        times.dedup();
+        for (k, &t) in times.iter().enumerate() {
+            let next = times.get(k + 1).copied().unwrap_or(end + every);
+            let cell = vi[&m.version_at(t)] * 2 + usize::from(m.channel_at(t) == Channel::Beta);
+            diff[idx(t) * cells + cell] += 1;
+            diff[idx(next) * cells + cell] -= 1;
+        }
+        for (k, &(t, on)) in m.power.iter().enumerate() {
+            let next = m.power.get(k + 1).map_or(end + every, |p| p.0);
+            if on {
+                online[idx(t)] += 1;
+                online[idx(next)] -= 1;
+            }
+        }
+    }
+    let total = machines.len().max(1) as f64;
+    let mut run = vec![0i64; cells];
+    let mut on_run = 0i64;
+    let mut curve = Curve {
+        every_s: every.as_secs_f64(),
+        versions: versions.clone(),
+        times_s: Vec::with_capacity(n_samples),
+        fleet: vec![Vec::with_capacity(n_samples); versions.len()],
+        stable: vec![Vec::with_capacity(n_samples); versions.len()],
+        beta: vec![Vec::with_capacity(n_samples); versions.len()],
+        online: Vec::with_capacity(n_samples),
+    };
+    let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    for s in 0..n_samples {
+        for (c, r) in run.iter_mut().enumerate() {
+            *r += diff[s * cells + c];
+        }
+        on_run += online[s];
+        curve.times_s.push((s as u128 * every.as_millis()) as f64 / 1000.0);
+        let stable_total: i64 = (0..versions.len()).map(|v| run[v * 2]).sum();
+        let beta_total: i64 = (0..versions.len()).map(|v| run[v * 2 + 1]).sum();
+        for v in 0..versions.len() {
+            let (st, be) = (run[v * 2], run[v * 2 + 1]);
+            curve.fleet[v].push(round((st + be) as f64 / total));
+            curve.stable[v].push(round(st as f64 / stable_total.max(1) as f64));
+            curve.beta[v].push(round(be as f64 / beta_total.max(1) as f64));
+        }
+        curve.online.push(round(on_run as f64 / total));
+    }
+    curve
+}
+
+/// Share of machines (of a channel, of those online) on `version` at `t`.
+pub fn fraction_on(
+    machines: &[MachineTrack],
+    version: Version,
+    channel: Option<Channel>,
+    t: Duration,
+    online_only: bool,
+) -> f64 {
+    let pop: Vec<&MachineTrack> = machines
+        .iter()
+        .filter(|m| channel.is_none_or(|c| m.channel_at(t) == c))
+        .filter(|m| !online_only || m.online_at(t))
+        .collect();
+    if pop.is_empty() {
+        return 0.0;
+    }
+    pop.iter().filter(|m| m.version_at(t) == version).count() as f64 / pop.len() as f64
+}
+
+/// The stable/beta gap at `t`, from what was published, promoted and rolled
+/// back by then: builds newer than stable's newest, and for how long stable
+/// has trailed (since the oldest of them landed).
+pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration) {
+    let live = |v: &Version| o.rolled_back.get(v).is_none_or(|&r| r > t);
+    let published: Vec<(Version, Duration)> = o
+        .published
+        .iter()
+        .filter(|(v, at)| **at <= t && live(v))
+        .map(|(v, at)| (*v, *at))
+        .collect();
+    let stable_at_publish = |v: &Version| {
+        plan.builds
+            .iter()
+            .any(|b| b.version == *v && b.channel == Channel::Stable)
+    };
+    let stable = published
+        .iter()
+        .filter(|(v, _)| stable_at_publish(v) || o.promoted.get(v).is_some_and(|&p| p <= t))
+        .map(|(v, _)| *v)
+        .max();
+    let behind: Vec<&(Version, Duration)> = published
+        .iter()
+        .filter(|(v, _)| stable.is_none_or(|s| *v > s))
+        .collect();
+    let since = behind
+        .iter()
+        .map(|(_, at)| *at)
+        .min()
+        .map_or(Duration::ZERO, |first| t.saturating_sub(first));
+    (behind.len(), since)
+}
+
+/// The stable lag over the run (at every sample) and at the end.
+pub fn stable_lag(plan: &Plan, o: &Outcome, curve: &Curve) -> StableLag {
+    let mut lag = StableLag::default();
+    for &t in &curve.times_s {
+        let (builds, since) = stable_lag_at(plan, o, Duration::from_secs_f64(t));
+        lag.builds.push(builds);
+        if builds > lag.max_builds {
+            lag.max_builds = builds;
+        }
+        lag.max_s = lag.max_s.max(since.as_secs_f64());
+    }
+    let (builds, since) = stable_lag_at(plan, o, plan.duration);
+    lag.at_end_builds = builds;
+    lag.at_end_s = since.as_secs_f64();
+    lag
+}
+
+/// Machines behind the newest allowed build for their platform at the end,
+/// each with the reason.
+pub fn stranded(plan: &Plan, o: &Outcome) -> Vec<Stranded> {
+    let end = plan.duration;
+    let blocked: BTreeSet<Version> = o.blocked.iter().copied().collect();
+    let builds: &[Build] = &o.catalog.scan().builds;
+    let mut out = Vec::new();
+    for m in &o.recorder.machines {
+        let version = m.version_at(end);
+        let channel = m.channel_at(end);
+        let newest = rules::latest(builds, &m.platform, Channel::Beta, &blocked).map(|b| b.version);
+        let target = rules::latest(builds, &m.platform, channel, &blocked).map(|b| b.version);
+        let Some(newest) = newest else { continue };
+        if version >= newest && !blocked.contains(&version) {
+            continue;
+        }
+        let (reason, detail) = if blocked.contains(&version) {
+            (
+                StrandReason::BlockedVersion,
+                format!("runs {version}, which was rolled back"),
+            )
+        } else if target.is_none_or(|t| t <= version) {
+            (
+                StrandReason::ChannelFrozen,
+                format!("on {channel}'s newest ({version}); beta has {newest}"),
+            )
+        } else if !m.online_at(end) {
+            let since = m.power.last().map_or(Duration::ZERO, |p| p.0);
+            (StrandReason::Offline, format!("off since {}", plan.start.plus(since)))
+        } else if let Some(n) = target.and_then(|t| m.failures.get(&t)).filter(|&&n| n > 0) {
+            (
+                StrandReason::UpdatesFailing,
+                format!("{n} failed attempts at {}", target.unwrap_or(newest)),
+            )
+        } else {
+            (
+                StrandReason::UpdateInProgress,
+                format!("on its way to {}", target.unwrap_or(newest)),
+            )
+        };
+        out.push(Stranded {
+            hostname: m.hostname.clone(),
+            machine: m.machine.to_string(),
+            group: plan.groups[m.group].name.clone(),
+            site: plan.site_path(&plan.groups[m.group]),
+            version,
+            channel,
+            target,
+            reason,
+            detail,
+        });
+    }
+    out
+}
+
+/// Agent rows as the simulator knows them and as the store holds them.
+pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
+    let mut violations = Vec::new();
+    let current: BTreeSet<String> = o
+        .recorder
+        .machines
+        .iter()
+        .filter_map(|m| m.current_device())
+        .map(|d| d.to_string())
+        .collect();
+    let ever: usize = o.recorder.machines.iter().map(|m| m.device_ids.len()).sum();
+    let mut orphans = Vec::new();
+    for m in &o.recorder.machines {
+        let Some(now_as) = m.current_device() else {
+            continue;
+        };
+        for old in &m.device_ids[..m.device_ids.len() - 1] {
+            let row = o.store_rows.iter().find(|r| r.device_id == *old);
+            orphans.push(Orphan {
+                hostname: m.hostname.clone(),
+                device_id: old.to_string(),
+                version: row.map(|r| r.version),
+                now_as: now_as.to_string(),
+            });
+        }
+    }
+    // The server's own inference: a row is an orphan when a row with the same
+    // machine inside its device id was seen later.
+    let mut last_seen: BTreeMap<uuid::Uuid, i64> = BTreeMap::new();
+    for r in &o.store_rows {
+        let e = last_seen.entry(r.device_id.machine()).or_insert(r.last_seen.0);
+        *e = (*e).max(r.last_seen.0);
+    }
+    let server_orphans = o
+        .store_rows
+        .iter()
+        .filter(|r| r.last_seen.0 < last_seen[&r.device_id.machine()])
+        .count();
+    let stored: BTreeSet<String> = o.store_rows.iter().map(|r| r.device_id.to_string()).collect();
+    for m in &o.recorder.machines {
+        for d in &m.device_ids {
+            if !stored.contains(&d.to_string()) {
+                violations.push(format!(
+                    "row lost: {} registered as {d} but the store has no such row",
+                    m.hostname
+                ));
+            }
+        }
+    }
+    let simulator = RowCounts {
+        total: ever,
+        live: current.len(),
+        orphaned: ever - current.len(),
+    };
+    let server = RowCounts {
+        total: o.store_rows.len(),
+        live: o
+            .store_rows
+            .iter()
+            .filter(|r| current.contains(&r.device_id.to_string()))
+            .count(),
+        orphaned: server_orphans,
+    };
+    let agree = simulator == server;
+    (
+        Rows {
+            simulator,
+            server,
+            agree,
+            orphans,
+        },
+        violations,
+    )
+}

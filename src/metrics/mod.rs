@@ -1,0 +1,86 @@
+//! Measurement: the recorder (ground truth), convergence arithmetic, and the
+//! report in its forms (JSON, Markdown, SVG).
+
+mod analysis;
+mod convergence;
+mod markdown;
+mod recorder;
+mod report;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use analysis::{StrandReason, stable_lag_at};
+pub use convergence::{Convergence, converge};
+pub use markdown::markdown;
+pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
+pub use report::{
+    BuildReport, ChannelConvergence, Curve, ExpectationResult, Orphan, Report, RowCounts, Rows, StableLag, Stranded,
+    Wall, build_report,
+};
+pub use svg::convergence_svg;
+
+use crate::protocol::Version;
+use crate::server::catalog::Catalog;
+use crate::server::core::Counters;
+use crate::server::store::{AgentRow, RolloutRow};
+
+/// Everything a simulation produced, for the report.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Ground truth.
+    pub recorder: Recorder,
+    /// Broken promises of the update model found during the run.
+    pub violations: Vec<String>,
+    /// Agent rows as the server's store holds them at the end.
+    pub store_rows: Vec<AgentRow>,
+    /// The server's counters, summed over restarts.
+    pub counters: Counters,
+    /// The last scan.
+    pub catalog: Catalog,
+    /// Blocked versions at the end.
+    pub blocked: Vec<Version>,
+    /// Rollout rows at the end.
+    pub rollouts: Vec<RolloutRow>,
+    /// When each build was published (from the start).
+    pub published: BTreeMap<Version, Duration>,
+    /// Successful promotes.
+    pub promoted: BTreeMap<Version, Duration>,
+    /// Rollbacks.
+    pub rolled_back: BTreeMap<Version, Duration>,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+    /// The transport used, by name.
+    pub transport: String,
+}
+
+/// Measures the wall-clock time of a run: the one place a simulation reads
+/// the real clock, and only to report its own speed.
+#[derive(Debug, Clone, Copy)]
+pub struct WallTimer(std::time::Instant);
+
+impl WallTimer {
+    /// Starts measuring.
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Time since start.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// Writes `report.json`, `report.md` and `convergence.svg` into `dir`.
+pub fn write_reports(dir: &std::path::Path, report: &Report) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(dir.join("report.json"), json + "\n").context("writing report.json")?;
+    std::fs::write(dir.join("report.md"), markdown(report)).context("writing report.md")?;
+    let svg = convergence_svg(report).map_err(|e| anyhow::anyhow!("drawing convergence.svg: {e}"))?;
+    std::fs::write(dir.join("convergence.svg"), svg).context("writing convergence.svg")?;
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! `report.json`: what a run did, in numbers. The schema is documented in
+//! `docs/report.md`; `schema` is bumped on any incompatible change.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Outcome;
+use super::analysis::{self, StrandReason};
+use super::convergence::{Convergence, converge};
+use super::recorder::{AgentCounters, TimelineEntry};
+use crate::clock::Timestamp;
+use crate::protocol::{Channel, Platform, Version};
+use crate::scenario::{Counter, Metric, Plan};
+use crate::server::core::Counters;
+
+/// The report schema version.
+pub const SCHEMA: u32 = 1;
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The rmmsim that made it.
+    pub rmmsim_version: String,
+    /// The scenario and how it was run.
+    pub scenario: ScenarioInfo,
+    /// True when every expectation held and no invariant was broken.
+    pub passed: bool,
+    /// Each expectation and what was observed.
+    pub expectations: Vec<ExpectationResult>,
+    /// Broken promises of the update model (should be empty).
+    pub violations: Vec<String>,
+    /// Events as applied, with outcomes.
+    pub timeline: Vec<TimelineEntry>,
+    /// Per build: when it landed, was promoted or rolled back, and convergence.
+    pub builds: Vec<BuildReport>,
+    /// Machines per version at the end.
+    pub final_versions: BTreeMap<Version, usize>,
+    /// Machines behind the newest build at the end, with reasons.
+    pub stranded: Vec<Stranded>,
+    /// Stranded machines per reason.
+    pub stranded_by_reason: BTreeMap<String, usize>,
+    /// Agent rows, simulator's and server's view.
+    pub rows: Rows,
+    /// How far stable trailed beta.
+    pub stable_lag: StableLag,
+    /// Server counters (summed over restarts).
+    pub server: Counters,
+    /// Agent-side counters.
+    pub agents: AgentCounters,
+    /// The curves behind `convergence.svg`.
+    pub curve: Curve,
+    /// The simulator's own speed (differs between runs of one seed).
+    pub wall: Wall,
+}
+
+/// The scenario as run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioInfo {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Seed used.
+    pub seed: u64,
+    /// Simulated start date.
+    pub start: Timestamp,
+    /// Simulated length, seconds.
+    pub duration_s: f64,
+    /// Machines.
+    pub fleet: usize,
+    /// Transport.
+    pub transport: String,
+}
+
+/// One expectation's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    /// As written, e.g. `t90 0.6.58 (stable)`.
+    pub label: String,
+    /// Line of its `[[expect]]` in the file.
+    pub line: usize,
+    /// What was measured (`null`: never happened, e.g. a time never reached).
+    pub observed: Option<f64>,
+    /// The observed value for people (durations as durations).
+    pub observed_text: String,
+    /// Lowest allowed.
+    pub min: Option<f64>,
+    /// Highest allowed.
+    pub max: Option<f64>,
+    /// The bounds for people: `≤ 10m`, `≥ 0.99`, `1 to 3`.
+    pub allowed: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// A build's story.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// Version.
+    pub version: Version,
+    /// Platforms.
+    pub platforms: Vec<Platform>,
+    /// Sidecar at publish.
+    pub published_as: Channel,
+    /// Seconds from the start.
+    pub published_s: Option<f64>,
+    /// Seconds from the start.
+    pub promoted_s: Option<f64>,
+    /// Seconds from the start.
+    pub rolled_back_s: Option<f64>,
+    /// Convergence per channel from its reference event.
+    pub convergence: Vec<ChannelConvergence>,
+}
+
+/// Convergence of one channel's machines on a build.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelConvergence {
+    /// The channel.
+    pub channel: Channel,
+    /// `publish` or `promote`.
+    pub reference: String,
+    /// Seconds from the start.
+    pub reference_s: f64,
+    /// The figures.
+    #[serde(flatten)]
+    pub figures: Convergence,
+}
+
+/// A stranded machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stranded {
+    /// Hostname.
+    pub hostname: String,
+    /// Machine uuid.
+    pub machine: String,
+    /// Fleet entry.
+    pub group: String,
+    /// `client/site`.
+    pub site: String,
+    /// What it runs.
+    pub version: Version,
+    /// Its channel.
+    pub channel: Channel,
+    /// Its channel's newest allowed build.
+    pub target: Option<Version>,
+    /// Why it is behind.
+    pub reason: StrandReason,
+    /// The particulars.
+    pub detail: String,
+}
+
+/// Row counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RowCounts {
+    /// Rows.
+    pub total: usize,
+    /// Rows a machine stands behind now.
+    pub live: usize,
+    /// Rows left behind by a change of device id (U12).
+    pub orphaned: usize,
+}
+
+/// Rows, both views.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rows {
+    /// What the simulator knows.
+    pub simulator: RowCounts,
+    /// What the server's store shows.
+    pub server: RowCounts,
+    /// Whether the two agree.
+    pub agree: bool,
+    /// Every orphaned row.
+    pub orphans: Vec<Orphan>,
+}
+
+/// An orphaned row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Orphan {
+    /// The machine.
+    pub hostname: String,
+    /// The row's (old) device id.
+    pub device_id: String,
+    /// The version the row still shows.
+    pub version: Option<Version>,
+    /// The id the machine uses now.
+    pub now_as: String,
+}
+
+/// How far stable trailed beta.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StableLag {
+    /// Most builds stable was behind at any sample.
+    pub max_builds: usize,
+    /// Longest it trailed, seconds.
+    pub max_s: f64,
+    /// Builds behind at the end.
+    pub at_end_builds: usize,
+    /// How long it had trailed at the end, seconds.
+    pub at_end_s: f64,
+    /// Builds behind at each sample.
+    pub builds: Vec<usize>,
+}
+
+/// Shares of machines per version over time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    /// Sample spacing, seconds.
+    pub every_s: f64,
+    /// Versions, in order; the series below are indexed like it.
+    pub versions: Vec<Version>,
+    /// Sample times, seconds from the start.
+    pub times_s: Vec<f64>,
+    /// Share of the fleet on each version.
+    pub fleet: Vec<Vec<f64>>,
+    /// Share of stable machines on each version.
+    pub stable: Vec<Vec<f64>>,
+    /// Share of beta machines on each version.
+    pub beta: Vec<Vec<f64>>,
+    /// Share of the fleet powered on.
+    pub online: Vec<f64>,
+}
+
+/// Wall-clock figures: the only part that differs between two runs of one seed.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Wall {
+    /// Seconds the run took.
+    pub wall_s: f64,
+    /// Heartbeats handled per wall-clock second.
+    pub heartbeats_per_wall_s: f64,
+}
+
+fn secs(d: Option<&Duration>) -> Option<f64> {
+    d.map(Duration::as_secs_f64)
+}
+
+fn build_reports(plan: &Plan, o: &Outcome) -> Vec<BuildReport> {
+    let machines = &o.recorder.machines;
+    plan.builds
+        .iter()
+        .map(|b| {
+            let mut convergence = Vec::new();
+            let mut add = |channel: Channel, reference: &str, at: Duration| {
+                let delays: Vec<Option<Duration>> = machines
+                    .iter()
+                    .filter(|m| b.platforms.contains(&m.platform) && m.channel_at(at) == channel)
+                    .map(|m| m.reaches(b.version, at).map(|t| t - at))
+                    .collect();
+                convergence.push(ChannelConvergence {
+                    channel,
+                    reference: reference.into(),
+                    reference_s: at.as_secs_f64(),
+                    figures: converge(&delays),
+                });
+            };
+            if let Some(&at) = o.published.get(&b.version) {
+                add(Channel::Beta, "publish", at);
+                if b.channel == Channel::Stable {
+                    add(Channel::Stable, "publish", at);
+                }
+            }
+            if let Some(&at) = o.promoted.get(&b.version) {
+                add(Channel::Stable, "promote", at);
+            }
+            BuildReport {
+                version: b.version,
+                platforms: b.platforms.clone(),
+                published_as: b.channel,
+                published_s: secs(o.published.get(&b.version)),
+                promoted_s: secs(o.promoted.get(&b.version)),
+                rolled_back_s: secs(o.rolled_back.get(&b.version)),
+                convergence,
+            }
+        })
+        .collect()
+}
+
+/// Builds the report of a run and judges its expectations.
+pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
+    let machines = &o.recorder.machines;
+    let curve = analysis::curve(machines, plan.sample_every, plan.duration);
+    let builds = build_reports(plan, o);
+    let stranded = analysis::stranded(plan, o);
+    let (rows, lost) = analysis::rows(o);
+    let stable_lag = analysis::stable_lag(plan, o, &curve);
+    let mut final_versions = BTreeMap::new();
+    for m in machines {
+        *final_versions.entry(m.version_at(plan.duration)).or_insert(0) += 1;
+    }
+    let mut stranded_by_reason = BTreeMap::new();
+    for s in &stranded {
+        *stranded_by_reason.entry(s.reason.as_str().to_owned()).or_insert(0) += 1;
+    }
+    let mut violations = o.violations.clone();
+    violations.extend(lost);
+    let wall_s = o.wall.as_secs_f64();
+    let mut report = Report {
+        schema: SCHEMA,
+        rmmsim_version: env!("CARGO_PKG_VERSION").to_owned(),
+        scenario: ScenarioInfo {
+            name: plan.name.clone(),
+            description: plan.description.clone(),
+            seed: plan.seed,
+            start: plan.start,
+            duration_s: plan.duration.as_secs_f64(),
+            fleet: machines.len(),
+            transport: o.transport.clone(),
+        },
+        passed: false,
+        expectations: Vec::new(),
+        violations,
+        timeline: o.recorder.timeline.clone(),
+        builds,
+        final_versions,
+        stranded,
+        stranded_by_reason,
+        rows,
+        stable_lag,
+        server: o.counters,
+        agents: o.recorder.agents,
+        curve,
+        wall: Wall {
+            wall_s,
+            heartbeats_per_wall_s: if wall_s > 0.0 {
+                o.counters.heartbeats as f64 / wall_s
+            } else {
+                0.0
+            },
+        },
+    };
+    report.expectations = plan.expects.iter().map(|e| judge(plan, o, &report, e)).collect();
+    report.passed = report.violations.is_empty() && report.expectations.iter().all(|e| e.passed);
+    report
+}
+
+fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation) -> ExpectationResult {
+    let machines = &o.recorder.machines;
+    let observed: Option<f64> = match &e.metric {
+        Metric::FractionOn {
+            version,
+            channel,
+            at,
+            online_only,
+        } => Some(analysis::fraction_on(machines, *version, *channel, *at, *online_only)),
+        Metric::Convergence { pct, version, channel } => r
+            .builds
+            .iter()
+            .find(|b| b.version == *version)
+            .and_then(|b| b.convergence.iter().rev().find(|c| c.channel == *channel))
+            .and_then(|c| c.figures.t(*pct)),
+        Metric::Stranded { reason } => Some(
+            r.stranded
+                .iter()
+                .filter(|s| reason.as_deref().is_none_or(|x| x == s.reason.as_str()))
+                .count() as f64,
+        ),
+        Metric::OrphanRows => Some(r.rows.server.orphaned as f64),
+        Metric::AgentRows => Some(r.rows.server.total as f64),
+        Metric::Counter(c) => Some(match c {
+            Counter::Heartbeats => r.server.heartbeats,
+            Counter::Dispatches => r.server.dispatches,
+            Counter::Redispatches => r.server.redispatches,
+            Counter::Downloads => r.server.downloads,
+            Counter::UpdateFailures => r.server.failures,
+            Counter::UpdateSuccesses => r.server.successes,
+        } as f64),
+        Metric::StableLagBuilds { at } => Some(match at {
+            Some(t) => analysis::stable_lag_at(plan, o, *t).0 as f64,
+            None => r.stable_lag.max_builds as f64,
+        }),
+    };
+    let is_time = matches!(e.metric, Metric::Convergence { .. });
+    // A time never reached is infinitely late: it fails any max and passes any min.
+    let value = observed.unwrap_or(if is_time { f64::INFINITY } else { f64::NAN });
+    let passed = e.min.is_none_or(|m| value >= m) && e.max.is_none_or(|m| value <= m);
+    let bound = |b: Option<f64>| b.map(|v| show(Some(v), is_time));
+    let allowed = match (bound(e.min), bound(e.max)) {
+        (Some(a), Some(b)) => format!("{a} to {b}"),
+        (Some(a), None) => format!("≥ {a}"),
+        (None, Some(b)) => format!("≤ {b}"),
+        (None, None) => "anything".into(),
+    };
+    ExpectationResult {
+        label: e.label.clone(),
+        line: e.line,
+        observed,
+        observed_text: show(observed, is_time),
+        min: e.min,
+        max: e.max,
+        allowed,
+        passed,
+    }
+}
+
+/// A measured value for people: durations as `4m 12s`, shares to 4 places.
+pub fn show(value: Option<f64>, is_time: bool) -> String {
+    match value {
+        None if is_time => "never".into(),
+        None => "n/a".into(),
+        Some(v) if is_time => crate::clock::short(Duration::from_secs_f64(v.max(0.0))),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.4}"),
+    }
+}

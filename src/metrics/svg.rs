@@ -1,0 +1,160 @@
+//! `convergence.svg`: the share of machines on each version over time, for
+//! the whole fleet and per channel, with the timeline's events marked.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::report::Report;
+
+/// Distinct colours for up to 16 versions; more cycle.
+const PALETTE: [RGBColor; 16] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 128, 0),
+    RGBColor(255, 0, 255),
+    RGBColor(0, 0, 0),
+];
+
+/// Most points drawn per line; longer curves are thinned evenly.
+const MAX_POINTS: usize = 1500;
+
+fn event_colour(action: &str) -> RGBColor {
+    if action.starts_with("promote") {
+        RGBColor(0, 140, 0)
+    } else if action.starts_with("rollback") {
+        RGBColor(200, 0, 0)
+    } else if action.starts_with("publish") {
+        RGBColor(170, 170, 170)
+    } else {
+        RGBColor(60, 60, 200)
+    }
+}
+
+/// Renders the report's curves as an SVG document.
+pub fn convergence_svg(report: &Report) -> Result<String, String> {
+    let mut out = String::new();
+    draw(report, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &report.curve;
+    let day = 86_400.0;
+    let span = (report.scenario.duration_s / day).max(1e-6);
+    let (unit, scale) = if span >= 2.0 { ("days", day) } else { ("hours", 3600.0) };
+    let x_max = report.scenario.duration_s / scale;
+    let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
+    let root = SVGBackend::with_string(out, (1280, 1000)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{} — {} machines, seed {}, from {}",
+        report.scenario.name, report.scenario.fleet, report.scenario.seed, report.scenario.start
+    );
+    let root = root.titled(&title, ("sans-serif", 22))?;
+    let panels = root.split_evenly((3, 1));
+    let series = [
+        ("whole fleet", &c.fleet),
+        ("stable channel", &c.stable),
+        ("beta channel", &c.beta),
+    ];
+    for (p, (area, (name, data))) in panels.iter().zip(series).enumerate() {
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("share of the {name} on each version"), ("sans-serif", 16))
+            .margin(8)
+            .margin_right(150)
+            .x_label_area_size(32)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..x_max, 0f64..1.05)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("{unit} since start"))
+            .x_label_formatter(&|x| {
+                if x_max >= 4.0 {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.1}")
+                }
+            })
+            .y_labels(6)
+            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (k, entry) in report.timeline.iter().enumerate() {
+            let x = entry.at_s / scale;
+            let refused = entry.outcome.starts_with("refused");
+            let colour = if refused {
+                RGBColor(230, 120, 0)
+            } else {
+                event_colour(&entry.action)
+            };
+            chart.draw_series(DashedLineSeries::new(
+                vec![(x, 0.0), (x, 1.05)],
+                4,
+                4,
+                colour.stroke_width(1),
+            ))?;
+            let publish = entry.action.starts_with("publish");
+            // Label promotes, rollbacks and the like on every panel; builds
+            // landing on the beta panel, where they matter.
+            if !publish || p == 2 {
+                let text = entry.action.trim_start_matches("publish ").to_owned();
+                let text = if refused { format!("{text} (refused)") } else { text };
+                // Alternate heights so neighbouring labels do not overlap.
+                let y = match (publish, k % 2) {
+                    (true, 0) => 0.04,
+                    (true, _) => 0.12,
+                    (false, 0) => 1.0,
+                    (false, _) => 0.9,
+                };
+                // Near the right edge the label goes to the left of its line.
+                let anchor = if x > x_max * 0.8 { HPos::Right } else { HPos::Left };
+                let font = ("sans-serif", 12)
+                    .into_font()
+                    .color(&colour)
+                    .pos(Pos::new(anchor, VPos::Top));
+                chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
+            }
+        }
+        let mut shown = Vec::new();
+        for (i, version) in c.versions.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let points: Vec<(f64, f64)> = c
+                .times_s
+                .iter()
+                .zip(&data[i])
+                .step_by(stride)
+                .map(|(t, share)| (t / scale, *share))
+                .collect();
+            if points.iter().all(|(_, s)| *s == 0.0) {
+                continue;
+            }
+            chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
+            shown.push((version.to_string(), colour));
+        }
+        // The legend, drawn by hand in the panel's right margin, clear of the curves.
+        let (w, _) = area.dim_in_pixel();
+        let x0 = w as i32 - 130;
+        for (k, (label, colour)) in shown.iter().enumerate() {
+            let y = 40 + 15 * k as i32;
+            area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
+            area.draw(&Text::new(
+                label.clone(),
+                (x0 + 28, y - 6),
+                ("sans-serif", 12).into_font(),
+            ))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}

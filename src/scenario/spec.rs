@@ -1,0 +1,377 @@
+//! The scenario file as written: serde types mirroring the TOML, with spans
+//! on every value another part of the file refers to, so the checks in
+//! `plan` can point at the line. Every key is documented in
+//! `docs/scenarios.md`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::clock::Timestamp;
+use crate::protocol::{Channel, Platform, Version};
+
+/// A humantime duration: `90s`, `15m`, `2h`, `13d`, `1d 2h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration `{s}`: {e} (e.g. 90s, 15m, 2h, 13d, 1d 2h)"))
+        })
+    }
+}
+
+/// A size: `512KiB`, `8MiB`, `1048576`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Size(n)),
+            Raw::Text(s) => s
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Size(b.as_u64()))
+                .map_err(|e| serde::de::Error::custom(format!("invalid size `{s}`: {e} (e.g. 512KiB, 8MiB)"))),
+        }
+    }
+}
+
+/// A fixed offset from UTC: `+02:00`, `-05:00`, `UTC`, `Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UtcOffset(pub i32);
+
+impl<'de> Deserialize<'de> for UtcOffset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_offset(&s).map(UtcOffset).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid time zone `{s}`: expected a fixed offset like +02:00, -05:00 or UTC"
+            ))
+        })
+    }
+}
+
+fn parse_offset(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `[scenario]`
+    pub scenario: ScenarioSection,
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[agent]`: defaults for every fleet entry.
+    #[serde(default)]
+    pub agent: AgentSection,
+    /// `[[clients]]`
+    #[serde(default)]
+    pub clients: Vec<ClientSpec>,
+    /// `[[builds]]`
+    #[serde(default)]
+    pub builds: Vec<Spanned<BuildSpec>>,
+    /// `[[fleet]]`
+    #[serde(default)]
+    pub fleet: Vec<Spanned<FleetSpec>>,
+    /// `[[events]]`
+    #[serde(default)]
+    pub events: Vec<Spanned<EventSpec>>,
+    /// `[[expect]]`
+    #[serde(default)]
+    pub expect: Vec<Spanned<ExpectSpec>>,
+}
+
+/// `[scenario]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSection {
+    /// Names the report folder.
+    pub name: Spanned<String>,
+    /// One line for people.
+    #[serde(default)]
+    pub description: String,
+    /// Seeds everything random.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The simulated date at time 0.
+    pub start: Timestamp,
+    /// How long to simulate.
+    pub duration: Spanned<Dur>,
+    /// Resolution of the curves in the report.
+    #[serde(default)]
+    pub sample_every: Option<Spanned<Dur>>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The promote gate (U9).
+    #[serde(default)]
+    pub health_gate: Option<GateSpec>,
+}
+
+/// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Successful beta updates needed.
+    pub min_successes: u64,
+    /// Highest failure rate accepted.
+    pub max_failure_rate: Spanned<f64>,
+}
+
+/// How a machine is powered, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AvailabilitySpec {
+    /// `"always"`
+    Always,
+    /// `"office-hours"`
+    OfficeHours,
+    /// `{ intermittent = { session = "2h", absence = "6h" } }`
+    Intermittent {
+        /// Mean time on.
+        session: Dur,
+        /// Mean time off.
+        absence: Dur,
+    },
+}
+
+/// `[agent]` and the per-fleet overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Windows agents older than this send `win-<uuid>` (U12).
+    pub identity_boundary: Option<Version>,
+    /// Heartbeat interval.
+    pub heartbeat: Option<Spanned<Dur>>,
+    /// Fraction each heartbeat interval may be shortened by, at random.
+    pub jitter: Option<Spanned<f64>>,
+    /// Download time.
+    pub download: Option<Dur>,
+    /// Install time.
+    pub install: Option<Dur>,
+    /// Restart time.
+    pub restart: Option<Dur>,
+    /// First reconnect backoff.
+    pub reconnect_min: Option<Spanned<Dur>>,
+    /// Largest reconnect backoff.
+    pub reconnect_max: Option<Spanned<Dur>>,
+    /// Power pattern.
+    pub availability: Option<AvailabilitySpec>,
+}
+
+/// `[[clients]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Unique name.
+    pub name: Spanned<String>,
+    /// Client-level channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Default time zone of its sites.
+    #[serde(default)]
+    pub timezone: Option<UtcOffset>,
+    /// Its sites.
+    #[serde(default)]
+    pub sites: Vec<SiteSpec>,
+}
+
+/// One of `sites = [{ name = "hq" }, …]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    /// Unique within the client.
+    pub name: Spanned<String>,
+    /// Site-level channel.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// For office hours.
+    #[serde(default)]
+    pub timezone: Option<UtcOffset>,
+}
+
+/// `[[builds]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSpec {
+    /// Version; one entry per version.
+    pub version: Spanned<Version>,
+    /// Platforms built.
+    #[serde(default)]
+    pub platforms: Option<Vec<Platform>>,
+    /// What the sidecar says when published; beta by default (U8).
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// When it lands, from the start; absent: only a `publish` event lands it.
+    #[serde(default)]
+    pub published: Option<Spanned<Dur>>,
+    /// File size.
+    #[serde(default)]
+    pub size: Option<Size>,
+    /// Chance that installing it fails, 0 to 1.
+    #[serde(default)]
+    pub install_failure_rate: Option<Spanned<f64>>,
+    /// The `.sha256` holds a wrong digest: every agent refuses it.
+    #[serde(default)]
+    pub corrupt_digest: bool,
+    /// No `.sha256`: the scanner skips it.
+    #[serde(default)]
+    pub missing_digest: bool,
+}
+
+/// `[[fleet]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// Names the group in events; `fleet-<n>` by default.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// How many machines.
+    pub count: Spanned<u64>,
+    /// `client/site`.
+    pub site: Spanned<String>,
+    /// The version they run at the start.
+    pub version: Version,
+    /// Platform; windows-amd64 by default.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    /// Agent-level channel, set when each machine first enrolls.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Power pattern; `[agent]`'s by default.
+    #[serde(default)]
+    pub availability: Option<AvailabilitySpec>,
+    /// Heartbeat interval; `[agent]`'s by default.
+    #[serde(default)]
+    pub heartbeat: Option<Spanned<Dur>>,
+    /// Overrides of the other `[agent]` timings.
+    #[serde(default)]
+    pub download: Option<Dur>,
+    /// Install time override.
+    #[serde(default)]
+    pub install: Option<Dur>,
+    /// Restart time override.
+    #[serde(default)]
+    pub restart: Option<Dur>,
+}
+
+/// `[[events]]`: `at` and exactly one action key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    /// When, from the start.
+    pub at: Spanned<Dur>,
+    /// Publish a build declared in `[[builds]]` without `published`.
+    #[serde(default)]
+    pub publish: Option<Spanned<Version>>,
+    /// Promote a version (U9).
+    #[serde(default)]
+    pub promote: Option<Spanned<Version>>,
+    /// Roll a version back (U10).
+    #[serde(default)]
+    pub rollback: Option<Spanned<Version>>,
+    /// Manual update (U5) of a group, site or client: a version or `latest`.
+    #[serde(default)]
+    pub update: Option<Spanned<String>>,
+    /// `beta`, `stable` or `inherit`, on a group, site or client (U2).
+    #[serde(default)]
+    pub set_channel: Option<Spanned<String>>,
+    /// Take this fraction (0 to 1) of the fleet (or of a group, site or
+    /// client) offline for `for`.
+    #[serde(default)]
+    pub disconnect: Option<Spanned<f64>>,
+    /// Stop the server for this long, then start it again on the same database.
+    #[serde(default)]
+    pub server_restart: Option<Spanned<Dur>>,
+    /// Promote: scope the gate and the rollout row to this os (with `arch`).
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Promote: scope's arch.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Promote: override a failing gate.
+    #[serde(default)]
+    pub force: bool,
+    /// Target: a fleet entry's `name`.
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    /// Target: `client/site`.
+    #[serde(default)]
+    pub site: Option<Spanned<String>>,
+    /// Target: a client.
+    #[serde(default)]
+    pub client: Option<Spanned<String>>,
+    /// Disconnect: for how long.
+    #[serde(default, rename = "for")]
+    pub for_: Option<Spanned<Dur>>,
+}
+
+/// A bound of an expectation: a number, or a duration for convergence times.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BoundSpec {
+    /// `0.99`, `3`
+    Number(f64),
+    /// `"30m"`
+    Text(String),
+}
+
+/// `[[expect]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// What to measure (see docs/scenarios.md).
+    pub metric: Spanned<String>,
+    /// The version, for version metrics.
+    #[serde(default)]
+    pub version: Option<Spanned<Version>>,
+    /// Narrow to one channel's machines.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// When to measure, from the start; the end by default.
+    #[serde(default)]
+    pub at: Option<Spanned<Dur>>,
+    /// `fleet` (default) or `online`: the denominator of `fraction_on`.
+    #[serde(default)]
+    pub of: Option<Spanned<String>>,
+    /// `stranded`: count only this reason.
+    #[serde(default)]
+    pub reason: Option<Spanned<String>>,
+    /// Lowest allowed value.
+    #[serde(default)]
+    pub min: Option<Spanned<BoundSpec>>,
+    /// Highest allowed value.
+    #[serde(default)]
+    pub max: Option<Spanned<BoundSpec>>,
+}

@@ -1,0 +1,336 @@
+//! The scenario's timeline, applied to the running server as an
+//! administrator (and a release pipeline) would: publish, promote, roll
+//! back, manual updates, channels, outages and restarts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::World;
+use crate::agent::Control;
+use crate::protocol::{ClientId, SiteId, Version};
+use crate::scenario::{Action, EventPlan, Plan, Target};
+use crate::server::core::{ChannelTarget, Core};
+use crate::server::publish::{self, Content, Publication};
+use crate::server::{AppState, CoreError};
+
+/// Creates the plan's clients and sites on the server; returns the site keys
+/// by client then site.
+pub fn create_sites(plan: &Plan, core: &mut Core) -> Result<Vec<Vec<String>>, CoreError> {
+    let mut keys = Vec::new();
+    for c in &plan.clients {
+        let client = core.create_client(&c.name, c.channel)?;
+        let mut site_keys = Vec::new();
+        for s in &c.sites {
+            site_keys.push(core.create_site(client.id, &s.name, s.channel)?.site_key);
+        }
+        keys.push(site_keys);
+    }
+    Ok(keys)
+}
+
+/// What applying an event asks of the simulator.
+pub enum Applied {
+    /// Nothing more.
+    Done,
+    /// Restart the server after this downtime.
+    Restart(Duration),
+}
+
+/// Applies events and remembers when builds were published, promoted and
+/// rolled back.
+pub struct Timeline<'a> {
+    plan: &'a Plan,
+    world: &'a Arc<World>,
+    downloads: &'a Path,
+    controls: &'a [watch::Sender<Control>],
+    published: BTreeMap<Version, Duration>,
+    promoted: BTreeMap<Version, Duration>,
+    rolled_back: BTreeMap<Version, Duration>,
+}
+
+fn describe(target: Target, plan: &Plan) -> String {
+    match target {
+        Target::All => "the fleet".into(),
+        Target::Group(g) => format!("group {}", plan.groups[g].name),
+        Target::Site(c, s) => format!("site {}/{}", plan.clients[c].name, plan.clients[c].sites[s].name),
+        Target::Client(c) => format!("client {}", plan.clients[c].name),
+    }
+}
+
+impl<'a> Timeline<'a> {
+    /// A timeline over the world's machines.
+    pub fn new(
+        plan: &'a Plan,
+        world: &'a Arc<World>,
+        downloads: &'a Path,
+        controls: &'a [watch::Sender<Control>],
+    ) -> Self {
+        Self {
+            plan,
+            world,
+            downloads,
+            controls,
+            published: BTreeMap::new(),
+            promoted: BTreeMap::new(),
+            rolled_back: BTreeMap::new(),
+        }
+    }
+
+    /// When builds were published, promoted and rolled back.
+    #[allow(clippy::type_complexity)]
+    pub fn into_dates(
+        self,
+    ) -> (
+        BTreeMap<Version, Duration>,
+        BTreeMap<Version, Duration>,
+        BTreeMap<Version, Duration>,
+    ) {
+        (self.published, self.promoted, self.rolled_back)
+    }
+
+    /// Machines an event targets, in fleet order.
+    fn machines(&self, target: Target) -> Vec<usize> {
+        let w = self.world.state();
+        (0..w.machines.len())
+            .filter(|&i| {
+                let m = &w.machines[i];
+                match target {
+                    Target::All => true,
+                    Target::Group(g) => m.group == g,
+                    Target::Site(c, s) => m.site == (c, s),
+                    Target::Client(c) => m.site.0 == c,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies event `index` now.
+    pub fn apply(&mut self, index: usize, event: &EventPlan, server: &AppState) -> anyhow::Result<Applied> {
+        let at = self.world.elapsed();
+        let (action, outcome) = match &event.action {
+            Action::Publish(v) => self.publish(*v, server, at)?,
+            Action::Promote { version, scope, force } => {
+                let what = format!(
+                    "promote {version}{}",
+                    scope.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
+                );
+                match server.core().promote(*version, scope.as_ref(), *force) {
+                    Ok(p) => {
+                        self.promoted.insert(*version, at);
+                        let gate = &p.gate;
+                        let how = if p.forced {
+                            "forced past the gate"
+                        } else {
+                            "gate passed"
+                        };
+                        (
+                            what,
+                            format!("{how}: {} successes, {} failures", gate.successes, gate.failures),
+                        )
+                    }
+                    Err(e) => (what, format!("refused: {e}")),
+                }
+            }
+            Action::Rollback(v) => {
+                let what = format!("rollback {v}");
+                match server.core().rollback(*v) {
+                    Ok(r) => {
+                        self.rolled_back.insert(*v, at);
+                        let pushed = r.downgrades_pushed.len();
+                        (
+                            what,
+                            format!(
+                                "blocked; {} agents ran it, {pushed} downgrades pushed",
+                                r.agents_running
+                            ),
+                        )
+                    }
+                    Err(e) => (what, format!("refused: {e}")),
+                }
+            }
+            Action::Update { target, version } => self.manual_update(*target, *version, server),
+            Action::SetChannel { target, channel } => self.set_channel(*target, *channel, server, at)?,
+            Action::Disconnect {
+                target,
+                fraction,
+                duration,
+            } => self.disconnect(index, *target, *fraction, *duration),
+            Action::ServerRestart { down } => {
+                self.world.state().rec.note(
+                    at,
+                    format!("server restart ({} down)", crate::clock::short(*down)),
+                    "stopped",
+                );
+                return Ok(Applied::Restart(*down));
+            }
+        };
+        self.world.state().rec.note(at, action, outcome);
+        Ok(Applied::Done)
+    }
+
+    fn publish(&mut self, version: Version, server: &AppState, at: Duration) -> anyhow::Result<(String, String)> {
+        let build = self
+            .plan
+            .builds
+            .iter()
+            .find(|b| b.version == version)
+            .ok_or_else(|| anyhow::anyhow!("no build {version}"))?;
+        for platform in &build.platforms {
+            publish::publish(
+                self.downloads,
+                &Publication {
+                    version,
+                    platform: platform.clone(),
+                    content: Content::Synthetic(build.size),
+                    channel: build.channel,
+                    digest: build.digest,
+                    overwrite: false,
+                },
+            )?;
+        }
+        server.core().rescan()?;
+        self.published.insert(version, at);
+        let platforms: Vec<String> = build.platforms.iter().map(ToString::to_string).collect();
+        Ok((
+            format!("publish {version}"),
+            format!("{} as {}", platforms.join(", "), build.channel),
+        ))
+    }
+
+    fn manual_update(&self, target: Target, version: Option<Version>, server: &AppState) -> (String, String) {
+        let rows: Vec<_> = {
+            let w = self.world.state();
+            self.machines(target)
+                .into_iter()
+                .filter_map(|i| w.machines[i].row)
+                .collect()
+        };
+        let (mut pushed, mut queued, mut refused) = (0, 0, 0);
+        for row in rows {
+            match server.core().manual_update(row, version) {
+                Ok(u) if u.pushed => pushed += 1,
+                Ok(_) => queued += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        let to = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
+        (
+            format!("manual update of {} to {to}", describe(target, self.plan)),
+            format!("{pushed} pushed, {queued} sent on next heartbeat, {refused} refused"),
+        )
+    }
+
+    fn set_channel(
+        &self,
+        target: Target,
+        channel: Option<crate::protocol::Channel>,
+        server: &AppState,
+        at: Duration,
+    ) -> anyhow::Result<(String, String)> {
+        let name = channel.map_or("inherit", |c| c.as_str());
+        match target {
+            Target::Group(_) | Target::All => {
+                let machines = self.machines(target);
+                let mut w = self.world.state();
+                for i in machines {
+                    match w.machines[i].row {
+                        Some(row) => {
+                            server.core().set_channel(ChannelTarget::Agent(row), channel)?;
+                            w.machines[i].agent_channel = channel;
+                        }
+                        None => w.machines[i].channel_on_enroll = Some(channel),
+                    }
+                }
+                w.refresh_channels(at);
+            }
+            Target::Site(c, s) => {
+                let id = self.site_id(c, s);
+                server.core().set_channel(ChannelTarget::Site(id), channel)?;
+                let mut w = self.world.state();
+                w.site_channels[c][s] = channel;
+                w.refresh_channels(at);
+            }
+            Target::Client(c) => {
+                server
+                    .core()
+                    .set_channel(ChannelTarget::Client(ClientId(c as u64 + 1)), channel)?;
+                let mut w = self.world.state();
+                w.client_channels[c] = channel;
+                w.refresh_channels(at);
+            }
+        }
+        Ok((
+            format!("set channel of {} to {name}", describe(target, self.plan)),
+            "applied".into(),
+        ))
+    }
+
+    /// Sites are created in plan order, so their ids follow it.
+    fn site_id(&self, client: usize, site: usize) -> SiteId {
+        let before: usize = self.plan.clients[..client].iter().map(|c| c.sites.len()).sum();
+        SiteId((before + site) as u64 + 1)
+    }
+
+    fn disconnect(&self, index: usize, target: Target, fraction: f64, duration: Duration) -> (String, String) {
+        let mut machines = self.machines(target);
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.plan.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        machines.shuffle(&mut rng);
+        let n = ((machines.len() as f64 * fraction).round() as usize).clamp(1, machines.len().max(1));
+        let until = self.world.elapsed() + duration;
+        let until = self.plan.start.plus(until);
+        for &i in machines.iter().take(n) {
+            self.controls[i].send_replace(Control {
+                offline_until: Some(until),
+            });
+        }
+        (
+            format!(
+                "disconnect {:.0}% of {} for {}",
+                fraction * 100.0,
+                describe(target, self.plan),
+                crate::clock::short(duration)
+            ),
+            format!("{n} machines offline"),
+        )
+    }
+}
+
+/// A progress bar on stderr while the run lasts (nothing when stderr is not a
+/// terminal): simulated days done, and how fast.
+pub fn progress(plan: &Plan, enabled: bool, origin: tokio::time::Instant) -> Option<JoinHandle<()>> {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !enabled || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let total = plan.duration.as_secs().max(1);
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {msg} ({elapsed} wall)")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(plan.name.clone());
+    let step = (plan.duration / 200).max(Duration::from_secs(1));
+    let days = plan.duration.as_secs_f64() / 86_400.0;
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(origin + step, step);
+        loop {
+            tick.tick().await;
+            let done = origin.elapsed().as_secs().min(total);
+            bar.set_position(done);
+            bar.set_message(format!("day {:.1} of {days:.1}", done as f64 / 86_400.0));
+            if done >= total {
+                bar.finish_and_clear();
+                return;
+            }
+        }
+    }))
+}

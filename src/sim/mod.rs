@@ -1,0 +1,311 @@
+//! Runs a [`Plan`]: the real server (the same axum app as `serve`, a SQLite
+//! file, a real downloads folder in a temp dir) and every agent in one
+//! process, on a single-threaded tokio runtime with the paused clock, so days
+//! pass in seconds. One seed decides everything random.
+
+mod events;
+mod transport;
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use transport::{MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
+pub use world::{MachineModel, World, WorldState};
+
+use crate::agent::{Agent, AgentSpec, Connector, Control, InstallFaults, WsConnector};
+use crate::clock::Clock;
+use crate::metrics::{Outcome, WallTimer};
+use crate::scenario::Plan;
+use crate::server::core::Counters;
+use crate::server::store::{SqliteStore, Store};
+use crate::server::{self, AppState, Core, CoreConfig, RunOptions};
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimOptions {
+    /// How agents reach the server.
+    pub transport: TransportKind,
+    /// Show a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// Runs a plan and builds its report (expectations judged).
+pub fn execute(plan: &Plan, options: &SimOptions) -> anyhow::Result<crate::metrics::Report> {
+    let outcome = run(plan, options)?;
+    Ok(crate::metrics::build_report(plan, &outcome))
+}
+
+/// Runs a plan to the end on a fresh paused-clock runtime.
+pub fn run(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .context("starting the simulation runtime")?;
+    let timer = WallTimer::start();
+    let mut outcome = runtime.block_on(simulate(plan, options))?;
+    // Dropping the runtime ends every task still running (the agents).
+    drop(runtime);
+    outcome.wall = timer.elapsed();
+    Ok(outcome)
+}
+
+/// How agents reach the server, surviving restarts.
+#[derive(Clone)]
+enum Hub {
+    Mem(MemHub),
+    Tcp(TcpHub),
+}
+
+impl Hub {
+    fn down(&self) {
+        match self {
+            Self::Mem(h) => h.down(),
+            Self::Tcp(h) => h.down(),
+        }
+    }
+}
+
+/// A running server and how to stop it.
+struct Running {
+    state: AppState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// What the simulator needs to (re)start the server.
+struct ServerSetup {
+    db: PathBuf,
+    clock: Clock,
+    config: CoreConfig,
+    hub: Hub,
+}
+
+impl ServerSetup {
+    fn start(&self) -> anyhow::Result<Running> {
+        let store = SqliteStore::open(&self.db).context("opening the simulation database")?;
+        let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
+        let state = AppState::new(core, "simulation");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = RunOptions {
+            rescan_every: None,
+            flush_every: Some(Duration::from_secs(60)),
+        };
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = match &self.hub {
+            Hub::Mem(h) => tokio::spawn(server::run(h.listen(), state.clone(), options, shutdown)),
+            Hub::Tcp(h) => {
+                let listener = h.listen().context("binding the loopback listener")?;
+                tokio::spawn(server::run(listener, state.clone(), options, shutdown))
+            }
+        };
+        Ok(Running { state, stop, task })
+    }
+
+    async fn stop(&self, running: Running) -> anyhow::Result<Counters> {
+        self.hub.down();
+        let counters = running.state.core().counters();
+        let _ = running.stop.send(());
+        running.task.await.context("server task")?.context("server")?;
+        Ok(counters)
+    }
+}
+
+/// Adds one set of counters to another.
+fn add(total: &mut Counters, c: Counters) {
+    total.hellos += c.hellos;
+    total.heartbeats += c.heartbeats;
+    total.dispatches += c.dispatches;
+    total.redispatches += c.redispatches;
+    total.successes += c.successes;
+    total.failures += c.failures;
+    total.downloads += c.downloads;
+    total.logs += c.logs;
+}
+
+async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> {
+    let dir = tempfile::tempdir().context("creating the simulation folder")?;
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads)?;
+    let clock = Clock::virtual_from(plan.start);
+    let origin = clock.instant_at(plan.start);
+    let hub = match options.transport {
+        TransportKind::WsMem => Hub::Mem(MemHub::default()),
+        TransportKind::WsTcp => {
+            // Two descriptors per agent (both ends of its socket) and a few per download.
+            ensure_open_files(plan.fleet_size() as u64 * 2 + 256)?;
+            Hub::Tcp(TcpHub::default())
+        }
+    };
+    let setup = ServerSetup {
+        db: dir.path().join("server.sqlite3"),
+        clock,
+        config: CoreConfig {
+            downloads: downloads.clone(),
+            public_url: String::new(),
+            gate: plan.gate,
+            seed: plan.seed,
+        },
+        hub: hub.clone(),
+    };
+    let mut running = setup.start()?;
+    let keys = events::create_sites(plan, &mut running.state.core())?;
+    let (world, specs) = build_world(plan, clock, &keys);
+    world.set_server(Some(running.state.clone()));
+
+    let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
+    let mut controls = Vec::with_capacity(specs.len());
+    let mut agents = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (tx, rx) = watch::channel(Control::default());
+        controls.push(tx);
+        let observer: Arc<dyn crate::agent::Observer> = world.clone();
+        agents.push(match &hub {
+            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, observer, rx, clock),
+            Hub::Tcp(h) => spawn_agent(
+                spec,
+                WsConnector::new(h.clone(), "127.0.0.1"),
+                &faults,
+                observer,
+                rx,
+                clock,
+            ),
+        });
+    }
+    let progress = events::progress(plan, options.progress, origin);
+
+    let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
+    let mut counters = Counters::default();
+    for (i, event) in plan.events.iter().enumerate() {
+        tokio::time::sleep_until(origin + event.at).await;
+        if let events::Applied::Restart(down) = timeline.apply(i, event, &running.state)? {
+            world.set_server(None);
+            add(&mut counters, setup.stop(running).await?);
+            tokio::time::sleep(down).await;
+            running = setup.start()?;
+            world.set_server(Some(running.state.clone()));
+            world
+                .state()
+                .rec
+                .note(world.elapsed(), "server restarted", "serving again");
+        }
+    }
+    tokio::time::sleep_until(origin + plan.duration).await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+
+    // Freeze the fleet, then read the server's own view.
+    for agent in &agents {
+        agent.abort();
+    }
+    running.state.core().flush()?;
+    let store_rows = SqliteStore::open(&setup.db)?.load()?.agents;
+    let (catalog, blocked, rollouts) = {
+        let core = running.state.core();
+        (
+            core.catalog().clone(),
+            core.blocked().keys().copied().collect(),
+            core.rollouts().cloned().collect(),
+        )
+    };
+    world.set_server(None);
+    add(&mut counters, setup.stop(running).await?);
+    let (published, promoted, rolled_back) = timeline.into_dates();
+    drop(controls);
+    let state = std::mem::take(&mut *world.state());
+    Ok(Outcome {
+        recorder: state.rec,
+        violations: state.violations,
+        store_rows,
+        counters,
+        catalog,
+        blocked,
+        rollouts,
+        published,
+        promoted,
+        rolled_back,
+        wall: Duration::ZERO,
+        transport: options.transport.to_string(),
+    })
+}
+
+fn spawn_agent<C: Connector>(
+    spec: AgentSpec,
+    connector: C,
+    faults: &Arc<InstallFaults>,
+    observer: Arc<dyn crate::agent::Observer>,
+    control: watch::Receiver<Control>,
+    clock: Clock,
+) -> JoinHandle<()> {
+    let agent = Agent::new(spec, connector, faults.clone(), observer, control, clock);
+    tokio::spawn(agent.run())
+}
+
+/// The machines of the plan: the simulator's model and the agents' specs.
+fn build_world(plan: &Plan, clock: Clock, keys: &[Vec<String>]) -> (Arc<World>, Vec<AgentSpec>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let mut state = WorldState {
+        site_channels: plan
+            .clients
+            .iter()
+            .map(|c| c.sites.iter().map(|s| s.channel).collect())
+            .collect(),
+        client_channels: plan.clients.iter().map(|c| c.channel).collect(),
+        ..WorldState::default()
+    };
+    let mut specs = Vec::with_capacity(plan.fleet_size());
+    for (g, group) in plan.groups.iter().enumerate() {
+        for k in 0..group.count {
+            let mut bytes = [0u8; 16];
+            rng.fill_bytes(&mut bytes);
+            let machine = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            let hostname = format!("{}-{:04}", group.name, k + 1);
+            state.machines.push(MachineModel {
+                group: g,
+                site: (group.client, group.site),
+                channel_on_enroll: group.channel.map(Some),
+                ..MachineModel::default()
+            });
+            let index = state.machines.len() - 1;
+            let channel = state.channel_of(index);
+            let channel = group.channel.unwrap_or(channel);
+            state.rec.add_machine(
+                g,
+                machine,
+                hostname.clone(),
+                group.platform.clone(),
+                group.version,
+                channel,
+            );
+            specs.push(AgentSpec {
+                index,
+                machine,
+                hostname,
+                platform: group.platform.clone(),
+                version: group.version,
+                site_key: keys[group.client][group.site].clone(),
+                identity_boundary: group.identity_boundary,
+                timing: group.timing,
+                availability: group.availability,
+                seed: rng.next_u64(),
+            });
+        }
+    }
+    (World::new(clock, plan.start, state), specs)
+}
+
+/// The folder a scenario's reports go to.
+pub fn report_dir(out: &Path, plan: &Plan) -> PathBuf {
+    out.join(&plan.name)
+}

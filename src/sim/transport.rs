@@ -1,0 +1,171 @@
+//! How agents' bytes reach the simulated server: in-memory pipes handed to
+//! axum through a custom listener (`ws-mem`), or real loopback sockets
+//! (`ws-tcp`). Each hub survives server restarts: while the server is down,
+//! dials fail and agents back off, as they would against a real outage.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::serve::Listener;
+use tokio::io::DuplexStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::agent::Dial;
+
+/// Which transport a simulation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// WebSocket and HTTP over in-memory pipes: the whole stack but the kernel.
+    #[default]
+    WsMem,
+    /// WebSocket and HTTP over loopback TCP.
+    WsTcp,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WsMem => "ws-mem",
+            Self::WsTcp => "ws-tcp",
+        })
+    }
+}
+
+/// Capacity of each direction of an in-memory pipe: frames are small, and a
+/// download streams through in chunks of this size.
+const PIPE_BYTES: usize = 16 * 1024;
+
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The in-memory "network": dials become pipes delivered to the current listener.
+#[derive(Clone, Default)]
+pub struct MemHub {
+    slot: Slot<mpsc::UnboundedSender<DuplexStream>>,
+}
+
+impl MemHub {
+    /// A listener for a (re)started server; dials go to it from now on.
+    pub fn listen(&self) -> MemListener {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&self.slot) = Some(tx);
+        MemListener { incoming: rx }
+    }
+
+    /// The server is gone: dials fail until the next [`listen`](Self::listen).
+    pub fn down(&self) {
+        *lock(&self.slot) = None;
+    }
+}
+
+impl Dial for MemHub {
+    type Io = DuplexStream;
+
+    async fn dial(&self) -> io::Result<DuplexStream> {
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        let tx = lock(&self.slot).clone().ok_or_else(refused)?;
+        let (client, server) = tokio::io::duplex(PIPE_BYTES);
+        tx.send(server).map_err(|_| refused())?;
+        Ok(client)
+    }
+}
+
+/// Accepts the pipes dialed on a [`MemHub`].
+pub struct MemListener {
+    incoming: mpsc::UnboundedReceiver<DuplexStream>,
+}
+
+impl Listener for MemListener {
+    type Io = DuplexStream;
+    type Addr = ();
+
+    async fn accept(&mut self) -> (DuplexStream, ()) {
+        match self.incoming.recv().await {
+            Some(io) => (io, ()),
+            // The hub moved on to a newer listener: this one never accepts again.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Connects in flight at once over TCP. A burst of connects past the listen
+/// backlog is dropped by the kernel and retried on real timers while the
+/// paused clock races ahead; pacing keeps the burst small.
+const TCP_CONNECTS_IN_FLIGHT: usize = 64;
+/// Listen backlog for the simulated server (the default of 128 drops bursts).
+const TCP_BACKLOG: u32 = 4096;
+
+/// Loopback TCP: dials connect to the current listener's port.
+#[derive(Clone)]
+pub struct TcpHub {
+    addr: Slot<SocketAddr>,
+    pacing: Arc<Semaphore>,
+}
+
+impl Default for TcpHub {
+    fn default() -> Self {
+        Self {
+            addr: Arc::default(),
+            pacing: Arc::new(Semaphore::new(TCP_CONNECTS_IN_FLIGHT)),
+        }
+    }
+}
+
+impl TcpHub {
+    /// Binds a fresh listener on 127.0.0.1 with a deep backlog.
+    pub fn listen(&self) -> io::Result<TcpListener> {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = socket.listen(TCP_BACKLOG)?;
+        *lock(&self.addr) = Some(listener.local_addr()?);
+        Ok(listener)
+    }
+
+    /// The server is gone: dials fail until the next [`listen`](Self::listen).
+    pub fn down(&self) {
+        *lock(&self.addr) = None;
+    }
+}
+
+impl Dial for TcpHub {
+    type Io = TcpStream;
+
+    async fn dial(&self) -> io::Result<TcpStream> {
+        let addr = (*lock(&self.addr)).ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+        let _permit = self.pacing.acquire().await.map_err(io::Error::other)?;
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Raises the soft open-files limit to at least `needed` (up to the hard
+/// limit; the hard limit too when the process may). Errors say how many
+/// descriptors are needed and how to get them.
+pub fn ensure_open_files(needed: u64) -> anyhow::Result<u64> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
+    if soft >= needed {
+        return Ok(soft);
+    }
+    let target_hard = hard.max(needed);
+    if rlimit::Resource::NOFILE.set(needed, target_hard).is_ok() {
+        return Ok(needed);
+    }
+    if needed <= hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        return Ok(hard);
+    }
+    anyhow::bail!(
+        "this run needs about {needed} open files but the limit is {soft} (hard limit {hard}); \
+         raise it (e.g. `ulimit -n {needed}`, or LimitNOFILE in a systemd unit) or use --transport ws-mem"
+    )
+}
