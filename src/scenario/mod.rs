@@ -2,6 +2,7 @@
 //! typed version the simulator runs. A bad file is refused with an error that
 //! names the file, the line and the key, before anything runs.
 
+mod check;
 mod plan;
 pub mod spec;
 
@@ -83,5 +84,5 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, ScenarioError> {
         let inner = e.into_inner();
         err(inner.span().map(|s| s.start), key, inner.message().to_owned())
     })?;
-    plan::check(spec, text).map_err(|e| err(Some(e.offset), e.key, e.message))
+    check::check(spec, text).map_err(|e| err(Some(e.offset), e.key, e.message))
 }

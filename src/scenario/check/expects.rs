@@ -1,0 +1,153 @@
+//! `[[expect]]`: a known metric, what it needs, and numeric bounds.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::events::build_ref;
+use super::{Check, at, fmt_dur};
+use crate::protocol::{Channel, Version};
+use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric};
+use crate::scenario::spec::{BoundSpec, ExpectSpec, Spec};
+
+fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
+    match b.get_ref() {
+        BoundSpec::Number(n) if n.is_finite() => Ok(*n),
+        BoundSpec::Text(t) if duration_ok => humantime::parse_duration(t)
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| at(b, key, format!("invalid duration `{t}`: {e}"))),
+        _ => Err(at(
+            b,
+            key,
+            if duration_ok {
+                "expected a duration like \"30m\" or seconds"
+            } else {
+                "expected a number"
+            },
+        )),
+    }
+}
+
+/// The stranded reasons a `stranded` expectation may name.
+pub(crate) const STRAND_REASONS: [&str; 5] = [
+    "channel_frozen",
+    "blocked_version",
+    "offline",
+    "updates_failing",
+    "update_in_progress",
+];
+
+pub(super) fn check_expects(
+    spec: &Spec,
+    duration: Duration,
+    builds: &[BuildPlan],
+    text: &str,
+) -> Check<Vec<Expectation>> {
+    let mut out = Vec::new();
+    for (i, e) in spec.expect.iter().enumerate() {
+        let x = e.get_ref();
+        let key = |k: &str| format!("expect[{i}].{k}");
+        let name = x.metric.get_ref().as_str();
+        let when = x.at.as_ref().map(|a| a.get_ref().0);
+        if let Some(a) = x.at.as_ref().filter(|a| a.get_ref().0 > duration) {
+            return Err(at(a, key("at"), "is after the end of the scenario"));
+        }
+        let version = |required: bool| -> Check<Option<Version>> {
+            match &x.version {
+                Some(v) => build_ref(builds, v, key("version")).map(Some),
+                None if required => Err(at(&x.metric, key("version"), format!("`{name}` needs a version"))),
+                None => Ok(None),
+            }
+        };
+        let metric = match name {
+            "fraction_on" => Metric::FractionOn {
+                version: version(true)?.unwrap_or_else(|| unreachable!()),
+                channel: x.channel,
+                at: when.unwrap_or(duration),
+                online_only: match x.of.as_ref().map(|o| o.get_ref().as_str()) {
+                    None | Some("fleet") => false,
+                    Some("online") => true,
+                    Some(_) => {
+                        return Err(at(
+                            x.of.as_ref().unwrap_or_else(|| unreachable!()),
+                            key("of"),
+                            "expected fleet or online",
+                        ));
+                    }
+                },
+            },
+            "t50" | "t90" | "t99" | "t100" => Metric::Convergence {
+                pct: name[1..].parse().unwrap_or(100),
+                version: version(true)?.unwrap_or_else(|| unreachable!()),
+                channel: x.channel.unwrap_or(Channel::Stable),
+            },
+            "stranded" => Metric::Stranded {
+                reason: match &x.reason {
+                    Some(r) if STRAND_REASONS.contains(&r.get_ref().as_str()) => Some(r.get_ref().clone()),
+                    Some(r) => {
+                        return Err(at(
+                            r,
+                            key("reason"),
+                            format!("expected one of {}", STRAND_REASONS.join(", ")),
+                        ));
+                    }
+                    None => None,
+                },
+            },
+            "orphan_rows" => Metric::OrphanRows,
+            "agent_rows" => Metric::AgentRows,
+            "heartbeats" => Metric::Counter(Counter::Heartbeats),
+            "dispatches" => Metric::Counter(Counter::Dispatches),
+            "redispatches" => Metric::Counter(Counter::Redispatches),
+            "downloads" => Metric::Counter(Counter::Downloads),
+            "update_failures" => Metric::Counter(Counter::UpdateFailures),
+            "update_successes" => Metric::Counter(Counter::UpdateSuccesses),
+            "stable_lag_builds" => Metric::StableLagBuilds { at: when },
+            other => {
+                return Err(at(
+                    &x.metric,
+                    key("metric"),
+                    format!(
+                        "unknown metric `{other}` (fraction_on, t50, t90, t99, t100, stranded, orphan_rows, agent_rows, \
+                     heartbeats, dispatches, redispatches, downloads, update_failures, update_successes, stable_lag_builds)"
+                    ),
+                ));
+            }
+        };
+        let is_time = matches!(metric, Metric::Convergence { .. });
+        let min = x.min.as_ref().map(|b| bound(b, key("min"), is_time)).transpose()?;
+        let max = x.max.as_ref().map(|b| bound(b, key("max"), is_time)).transpose()?;
+        if min.is_none() && max.is_none() {
+            return Err(at(&x.metric, format!("expect[{i}]"), "needs min, max or both"));
+        }
+        let line = crate::scenario::line_col(text, e.span().start).0;
+        out.push(Expectation {
+            label: label(x, when),
+            metric,
+            min,
+            max,
+            line,
+        });
+    }
+    Ok(out)
+}
+
+fn label(x: &ExpectSpec, when: Option<Duration>) -> String {
+    let mut s = x.metric.get_ref().clone();
+    if let Some(v) = &x.version {
+        s += &format!(" {}", v.get_ref());
+    }
+    if let Some(c) = x.channel {
+        s += &format!(" ({c})");
+    }
+    if let Some(r) = &x.reason {
+        s += &format!(" reason={}", r.get_ref());
+    }
+    if x.of.as_ref().is_some_and(|o| o.get_ref() == "online") {
+        s += " of online";
+    }
+    if let Some(w) = when {
+        s += &format!(" at {}", fmt_dur(w));
+    }
+    s
+}

@@ -1,0 +1,359 @@
+//! From `spec` (as written) to `Plan` (checked): every reference resolved,
+//! every default filled in. Each problem carries the byte offset of what is
+//! wrong, so the error names its line.
+
+mod events;
+mod expects;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::plan::{BuildPlan, ClientPlan, GroupPlan, Plan, SitePlan};
+use super::spec::{AgentSection, AvailabilitySpec, Dur, Spec};
+use crate::agent::{Availability, Timing};
+use crate::protocol::{Channel, Platform, Version};
+use crate::server::HealthGate;
+use crate::server::publish::DigestMode;
+
+/// A check that failed, with where.
+pub(crate) struct Problem {
+    pub offset: usize,
+    pub key: String,
+    pub message: String,
+}
+
+pub(super) type Check<T> = Result<T, Problem>;
+
+pub(super) fn at<T>(s: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        offset: s.span().start,
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+pub(super) fn fmt_dur(d: Duration) -> String {
+    crate::clock::short(d)
+}
+
+/// Defaults of `[agent]` (docs/scenarios.md lists them).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
+const DEFAULT_BOUNDARY: Version = Version::new(0, 6, 40);
+
+fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timing> {
+    let hb = heartbeat.or(agent.heartbeat.as_ref());
+    if let Some(h) = hb.filter(|h| h.get_ref().0.is_zero()) {
+        return Err(at(h, "heartbeat", "must be longer than 0s"));
+    }
+    if let Some(j) = agent.jitter.as_ref().filter(|j| !(0.0..1.0).contains(j.get_ref())) {
+        return Err(at(j, "agent.jitter", "must be at least 0 and below 1"));
+    }
+    let min = agent
+        .reconnect_min
+        .as_ref()
+        .map_or(Duration::from_secs(1), |d| d.get_ref().0);
+    let max = agent
+        .reconnect_max
+        .as_ref()
+        .map_or(Duration::from_secs(300), |d| d.get_ref().0);
+    if let Some(m) = agent.reconnect_min.as_ref().filter(|_| min.is_zero() || min > max) {
+        return Err(at(
+            m,
+            "agent.reconnect_min",
+            "must be above 0s and at most reconnect_max",
+        ));
+    }
+    Ok(Timing {
+        heartbeat: hb.map_or(DEFAULT_HEARTBEAT, |h| h.get_ref().0),
+        jitter: agent.jitter.as_ref().map_or(0.02, |j| *j.get_ref()),
+        download: agent.download.map_or(Duration::from_secs(20), |d| d.0),
+        install: agent.install.map_or(Duration::from_secs(30), |d| d.0),
+        restart: agent.restart.map_or(Duration::from_secs(15), |d| d.0),
+        reconnect_min: min,
+        reconnect_max: max,
+    })
+}
+
+fn availability(spec: &AvailabilitySpec, utc_offset_minutes: i32) -> Availability {
+    match spec {
+        AvailabilitySpec::Always => Availability::Always,
+        AvailabilitySpec::OfficeHours => Availability::OfficeHours { utc_offset_minutes },
+        AvailabilitySpec::Intermittent { session, absence } => Availability::Intermittent {
+            mean_session: session.0,
+            mean_absence: absence.0,
+        },
+    }
+}
+
+/// Checks a parsed file.
+pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
+    let s = &spec.scenario;
+    let name = s.name.get_ref();
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid_name {
+        return Err(at(
+            &s.name,
+            "scenario.name",
+            "1 to 64 of a-z, 0-9, - and _ (it names the report folder)",
+        ));
+    }
+    let duration = s.duration.get_ref().0;
+    if duration.is_zero() {
+        return Err(at(&s.duration, "scenario.duration", "must be longer than 0s"));
+    }
+    let sample_every = s
+        .sample_every
+        .as_ref()
+        .map_or(Duration::from_secs(60), |d| d.get_ref().0);
+    if let Some(d) = s
+        .sample_every
+        .as_ref()
+        .filter(|_| sample_every.is_zero() || sample_every > duration)
+    {
+        return Err(at(
+            d,
+            "scenario.sample_every",
+            "must be above 0s and at most the duration",
+        ));
+    }
+    let gate = match &spec.server.health_gate {
+        None => HealthGate::default(),
+        Some(g) => {
+            let rate = *g.max_failure_rate.get_ref();
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(at(
+                    &g.max_failure_rate,
+                    "server.health_gate.max_failure_rate",
+                    "must be between 0 and 1",
+                ));
+            }
+            HealthGate {
+                min_successes: g.min_successes,
+                max_failure_rate: rate,
+            }
+        }
+    };
+    let clients = check_clients(&spec)?;
+    let builds = check_builds(&spec, duration)?;
+    let groups = check_fleet(&spec, &clients)?;
+    let events = events::check_events(&spec, duration, &clients, &builds, &groups)?;
+    let expects = expects::check_expects(&spec, duration, &builds, text)?;
+    Ok(Plan {
+        name: name.clone(),
+        description: s.description.clone(),
+        seed: s.seed.unwrap_or(1),
+        start: s.start,
+        duration,
+        sample_every,
+        gate,
+        clients,
+        builds,
+        groups,
+        events,
+        expects,
+    })
+}
+
+fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
+    let mut clients: Vec<ClientPlan> = Vec::new();
+    let name_ok = |n: &str| !n.is_empty() && n.len() <= 100 && !n.contains('/') && n.trim() == n;
+    for (i, c) in spec.clients.iter().enumerate() {
+        let name = c.name.get_ref();
+        if !name_ok(name) {
+            return Err(at(&c.name, format!("clients[{i}].name"), "1 to 100 characters, no '/'"));
+        }
+        if clients.iter().any(|o| &o.name == name) {
+            return Err(at(
+                &c.name,
+                format!("clients[{i}].name"),
+                format!("a client named `{name}` is defined twice"),
+            ));
+        }
+        let mut sites: Vec<SitePlan> = Vec::new();
+        for (j, site) in c.sites.iter().enumerate() {
+            let sname = site.name.get_ref();
+            let key = format!("clients[{i}].sites[{j}].name");
+            if !name_ok(sname) {
+                return Err(at(&site.name, key, "1 to 100 characters, no '/'"));
+            }
+            if sites.iter().any(|o| &o.name == sname) {
+                return Err(at(&site.name, key, format!("site `{name}/{sname}` is defined twice")));
+            }
+            let tz = site.timezone.or(c.timezone).map_or(0, |o| o.0);
+            sites.push(SitePlan {
+                name: sname.clone(),
+                channel: site.channel,
+                utc_offset_minutes: tz,
+            });
+        }
+        clients.push(ClientPlan {
+            name: name.clone(),
+            channel: c.channel,
+            sites,
+        });
+    }
+    Ok(clients)
+}
+
+fn check_builds(spec: &Spec, duration: Duration) -> Check<Vec<BuildPlan>> {
+    let mut builds: Vec<BuildPlan> = Vec::new();
+    for (i, b) in spec.builds.iter().enumerate() {
+        let b = b.get_ref();
+        let version = *b.version.get_ref();
+        if builds.iter().any(|o| o.version == version) {
+            return Err(at(
+                &b.version,
+                format!("builds[{i}].version"),
+                format!("{version} is defined twice"),
+            ));
+        }
+        let platforms = b
+            .platforms
+            .clone()
+            .unwrap_or_else(|| vec!["windows-amd64".parse().unwrap_or_else(|_| unreachable!())]);
+        let unique: BTreeSet<&Platform> = platforms.iter().collect();
+        if platforms.is_empty() || unique.len() != platforms.len() {
+            return Err(at(
+                &b.version,
+                format!("builds[{i}].platforms"),
+                "needs one or more distinct platforms",
+            ));
+        }
+        if let Some(p) = b.published.as_ref().filter(|p| p.get_ref().0 > duration) {
+            return Err(at(
+                p,
+                format!("builds[{i}].published"),
+                "is after the end of the scenario",
+            ));
+        }
+        let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
+        if let Some(r) = b
+            .install_failure_rate
+            .as_ref()
+            .filter(|_| !(0.0..=1.0).contains(&failure_rate))
+        {
+            return Err(at(
+                r,
+                format!("builds[{i}].install_failure_rate"),
+                "must be between 0 and 1",
+            ));
+        }
+        let digest = match (b.corrupt_digest, b.missing_digest) {
+            (true, true) => {
+                return Err(at(
+                    &b.version,
+                    format!("builds[{i}]"),
+                    "corrupt_digest and missing_digest exclude each other",
+                ));
+            }
+            (true, false) => DigestMode::Corrupt,
+            (false, true) => DigestMode::Missing,
+            (false, false) => DigestMode::Correct,
+        };
+        builds.push(BuildPlan {
+            version,
+            platforms,
+            channel: b.channel.unwrap_or(Channel::Beta),
+            published: b.published.as_ref().map(|p| p.get_ref().0),
+            size: b.size.map_or(256 * 1024, |s| s.0),
+            failure_rate,
+            digest,
+        });
+    }
+    Ok(builds)
+}
+
+/// Resolves `client/site`.
+pub(super) fn find_site(clients: &[ClientPlan], path: &Spanned<String>, key: String) -> Check<(usize, usize)> {
+    let known = || {
+        let all: Vec<String> = clients
+            .iter()
+            .flat_map(|c| c.sites.iter().map(move |s| format!("{}/{}", c.name, s.name)))
+            .collect();
+        if all.is_empty() {
+            "none are defined".to_owned()
+        } else {
+            format!("defined: {}", all.join(", "))
+        }
+    };
+    let Some((c, s)) = path.get_ref().split_once('/') else {
+        return Err(at(
+            path,
+            key,
+            format!("expected `client/site`, got `{}`", path.get_ref()),
+        ));
+    };
+    let ci = clients.iter().position(|x| x.name == c);
+    let si = ci.and_then(|ci| clients[ci].sites.iter().position(|x| x.name == s));
+    match (ci, si) {
+        (Some(ci), Some(si)) => Ok((ci, si)),
+        _ => Err(at(path, key, format!("no site `{}` ({})", path.get_ref(), known()))),
+    }
+}
+
+fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
+    let mut groups: Vec<GroupPlan> = Vec::new();
+    let defaults = &spec.agent;
+    for (i, f) in spec.fleet.iter().enumerate() {
+        let f = f.get_ref();
+        let name = f
+            .name
+            .as_ref()
+            .map_or_else(|| format!("fleet-{}", i + 1), |n| n.get_ref().clone());
+        if let Some(n) = f.name.as_ref().filter(|_| groups.iter().any(|g| g.name == name)) {
+            return Err(at(
+                n,
+                format!("fleet[{i}].name"),
+                format!("a fleet entry named `{name}` is defined twice"),
+            ));
+        }
+        if *f.count.get_ref() == 0 {
+            return Err(at(&f.count, format!("fleet[{i}].count"), "must be at least 1"));
+        }
+        let (client, site) = find_site(clients, &f.site, format!("fleet[{i}].site"))?;
+        let mut agent = AgentSection { ..Default::default() };
+        agent.jitter = defaults.jitter.clone();
+        agent.reconnect_min = defaults.reconnect_min.clone();
+        agent.reconnect_max = defaults.reconnect_max.clone();
+        agent.heartbeat = defaults.heartbeat.clone();
+        agent.download = f.download.or(defaults.download);
+        agent.install = f.install.or(defaults.install);
+        agent.restart = f.restart.or(defaults.restart);
+        let timing = timing(&agent, f.heartbeat.as_ref()).map_err(|mut p| {
+            p.key = if p.key == "heartbeat" {
+                format!("fleet[{i}].heartbeat")
+            } else {
+                p.key
+            };
+            p
+        })?;
+        let tz = clients[client].sites[site].utc_offset_minutes;
+        let avail = f
+            .availability
+            .as_ref()
+            .or(defaults.availability.as_ref())
+            .unwrap_or(&AvailabilitySpec::Always);
+        groups.push(GroupPlan {
+            name,
+            count: usize::try_from(*f.count.get_ref()).unwrap_or(usize::MAX),
+            client,
+            site,
+            version: f.version,
+            platform: f
+                .platform
+                .clone()
+                .unwrap_or_else(|| "windows-amd64".parse().unwrap_or_else(|_| unreachable!())),
+            channel: f.channel,
+            availability: availability(avail, tz),
+            timing,
+            identity_boundary: defaults.identity_boundary.unwrap_or(DEFAULT_BOUNDARY),
+        });
+    }
+    Ok(groups)
+}
