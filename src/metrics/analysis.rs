@@ -314,3 +314,24 @@ pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
         violations,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StrandReason;
+
+    #[test]
+    fn scenario_files_may_name_every_strand_reason() {
+        let all = [
+            StrandReason::ChannelFrozen,
+            StrandReason::BlockedVersion,
+            StrandReason::Offline,
+            StrandReason::UpdatesFailing,
+            StrandReason::UpdateInProgress,
+        ];
+        let names: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, crate::scenario::STRAND_REASONS);
+        for r in all {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
+}

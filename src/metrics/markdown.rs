@@ -24,6 +24,14 @@ fn date(start: Timestamp, s: f64) -> String {
     t.get(..16).map_or(t.clone(), |d| d.replace('T', " "))
 }
 
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// Renders the report as Markdown.
 pub fn markdown(r: &Report) -> String {
     let mut md = String::new();
@@ -72,10 +80,10 @@ fn summary(md: &mut String, r: &Report) {
     let lag = &r.stable_lag;
     let _ = writeln!(
         md,
-        "- Stable trailed beta by up to {} builds, for up to {}; at the end {} builds.",
-        lag.max_builds,
+        "- Stable trailed beta by up to {}, for up to {}; at the end by {}.",
+        plural(lag.max_builds, "build"),
         dur(lag.max_s),
-        lag.at_end_builds
+        plural(lag.at_end_builds, "build")
     );
     let rows = &r.rows;
     let _ = writeln!(
@@ -92,6 +100,12 @@ fn summary(md: &mut String, r: &Report) {
         md,
         "- Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
         c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
+    );
+    let a = &r.agents;
+    let _ = writeln!(
+        md,
+        "- Agents: {} installs, {} failed installs, {} digest mismatches; {} sessions, {} lost by the server, {} failed connects.",
+        a.installs, a.install_failures, a.digest_mismatches, a.connects, a.connections_lost, a.connect_failures
     );
     if r.violations.is_empty() {
         let _ = writeln!(

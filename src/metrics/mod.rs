@@ -16,8 +16,8 @@ pub use convergence::{Convergence, converge};
 pub use markdown::markdown;
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
-    BuildReport, ChannelConvergence, Curve, ExpectationResult, Orphan, Report, RowCounts, Rows, StableLag, Stranded,
-    Wall, build_report,
+    BuildReport, ChannelConvergence, Curve, ExpectationResult, MachineEnd, Orphan, Report, RowCounts, Rows, StableLag,
+    Stranded, Wall, build_report,
 };
 pub use svg::convergence_svg;
 

@@ -52,7 +52,7 @@ pub struct MachineTrack {
     pub power: Vec<(Duration, bool)>,
     /// (time, effective channel) changes; the first entry is at 0.
     pub channels: Vec<(Duration, Channel)>,
-    /// Every device id it registered with, in order.
+    /// Every device id it registered with, once each, the current one last.
     pub device_ids: Vec<DeviceId>,
     /// Failed update attempts per target version.
     pub failures: BTreeMap<Version, u32>,
@@ -169,7 +169,10 @@ impl Recorder {
             AgentEvent::Power(on) => m.power.push((at, *on)),
             AgentEvent::Connected { device_id, .. } => {
                 c.connects += 1;
+                // Distinct ids, the current one last: a machine downgraded
+                // back across the boundary returns to its old row.
                 if m.device_ids.last() != Some(device_id) {
+                    m.device_ids.retain(|d| d != device_id);
                     m.device_ids.push(*device_id);
                 }
             }

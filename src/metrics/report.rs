@@ -39,6 +39,8 @@ pub struct Report {
     pub builds: Vec<BuildReport>,
     /// Machines per version at the end.
     pub final_versions: BTreeMap<Version, usize>,
+    /// Every machine at the end.
+    pub machines: Vec<MachineEnd>,
     /// Machines behind the newest build at the end, with reasons.
     pub stranded: Vec<Stranded>,
     /// Stranded machines per reason.
@@ -128,6 +130,25 @@ pub struct ChannelConvergence {
     /// The figures.
     #[serde(flatten)]
     pub figures: Convergence,
+}
+
+/// A machine at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineEnd {
+    /// Hostname (fleet entry name and index).
+    pub hostname: String,
+    /// Fleet entry.
+    pub group: String,
+    /// Platform.
+    pub platform: Platform,
+    /// Version it runs.
+    pub version: Version,
+    /// Its channel.
+    pub channel: Channel,
+    /// Powered on.
+    pub online: bool,
+    /// Every device id it registered with, oldest first.
+    pub device_ids: Vec<String>,
 }
 
 /// A stranded machine.
@@ -286,10 +307,23 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
     let stranded = analysis::stranded(plan, o);
     let (rows, lost) = analysis::rows(o);
     let stable_lag = analysis::stable_lag(plan, o, &curve);
+    let end = plan.duration;
     let mut final_versions = BTreeMap::new();
     for m in machines {
-        *final_versions.entry(m.version_at(plan.duration)).or_insert(0) += 1;
+        *final_versions.entry(m.version_at(end)).or_insert(0) += 1;
     }
+    let machine_ends = machines
+        .iter()
+        .map(|m| MachineEnd {
+            hostname: m.hostname.clone(),
+            group: plan.groups[m.group].name.clone(),
+            platform: m.platform.clone(),
+            version: m.version_at(end),
+            channel: m.channel_at(end),
+            online: m.online_at(end),
+            device_ids: m.device_ids.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
     let mut stranded_by_reason = BTreeMap::new();
     for s in &stranded {
         *stranded_by_reason.entry(s.reason.as_str().to_owned()).or_insert(0) += 1;
@@ -315,6 +349,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         timeline: o.recorder.timeline.clone(),
         builds,
         final_versions,
+        machines: machine_ends,
         stranded,
         stranded_by_reason,
         rows,

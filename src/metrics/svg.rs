@@ -52,7 +52,7 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
     let c = &report.curve;
     let day = 86_400.0;
     let span = (report.scenario.duration_s / day).max(1e-6);
-    let (unit, scale) = if span >= 2.0 { ("days", day) } else { ("hours", 3600.0) };
+    let (unit, scale) = if span > 2.0 { ("days", day) } else { ("hours", 3600.0) };
     let x_max = report.scenario.duration_s / scale;
     let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
     let root = SVGBackend::with_string(out, (1280, 1000)).into_drawing_area();

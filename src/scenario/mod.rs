@@ -10,7 +10,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use plan::{
-    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, Metric, Plan, SitePlan, Target,
+    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, Metric, Plan, STRAND_REASONS, SitePlan,
+    Target,
 };
 
 /// A scenario file that cannot be run, and where it is wrong.
@@ -79,7 +80,8 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, ScenarioError> {
     let de = toml::Deserializer::parse(text)
         .map_err(|e| err(e.span().map(|s| s.start), String::new(), e.message().to_owned()))?;
     let spec: spec::Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
+        // Spanned values show up in the path as a private field; drop it.
+        let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         err(inner.span().map(|s| s.start), key, inner.message().to_owned())

@@ -233,6 +233,16 @@ pub enum Metric {
     },
 }
 
+/// The reasons a `stranded` expectation may name (the report's
+/// `StrandReason`s, by name).
+pub const STRAND_REASONS: [&str; 5] = [
+    "channel_frozen",
+    "blocked_version",
+    "offline",
+    "updates_failing",
+    "update_in_progress",
+];
+
 /// A bound on a metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {

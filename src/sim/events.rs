@@ -206,12 +206,10 @@ impl<'a> Timeline<'a> {
     }
 
     fn manual_update(&self, target: Target, version: Option<Version>, server: &AppState) -> (String, String) {
+        let machines = self.machines(target);
         let rows: Vec<_> = {
             let w = self.world.state();
-            self.machines(target)
-                .into_iter()
-                .filter_map(|i| w.machines[i].row)
-                .collect()
+            machines.into_iter().filter_map(|i| w.machines[i].row).collect()
         };
         let (mut pushed, mut queued, mut refused) = (0, 0, 0);
         for row in rows {
@@ -245,6 +243,7 @@ impl<'a> Timeline<'a> {
                         Some(row) => {
                             server.core().set_channel(ChannelTarget::Agent(row), channel)?;
                             w.machines[i].agent_channel = channel;
+                            w.machines[i].row_channels.insert(row, channel);
                         }
                         None => w.machines[i].channel_on_enroll = Some(channel),
                     }

@@ -2,6 +2,7 @@
 //! them, the channels it has set, and the observer that records what agents
 //! report and checks the update model's promises as they happen.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub struct MachineModel {
     pub site: (usize, usize),
     /// The agent-level channel its current row has.
     pub agent_channel: Option<Channel>,
+    /// The agent-level channel of each of its rows: a machine that moves
+    /// between device ids (U12) finds each row as it was left.
+    pub row_channels: BTreeMap<AgentId, Option<Channel>>,
     /// A channel to set on its first row when it first enrolls.
     pub channel_on_enroll: Option<Option<Channel>>,
     /// Whether it has enrolled at all.
@@ -111,10 +115,14 @@ impl World {
         if m.row == Some(row) {
             return;
         }
+        m.row = Some(row);
+        // A row keeps the agent-level channel it had; a new row has none (U12).
+        m.agent_channel = m.row_channels.get(&row).copied().flatten();
         if !m.enrolled {
             m.enrolled = true;
             if let Some(channel) = m.channel_on_enroll.take() {
                 m.agent_channel = channel;
+                m.row_channels.insert(row, channel);
                 if let Some(server) = self.server() {
                     if let Err(e) = server.core().set_channel(ChannelTarget::Agent(row), channel) {
                         w.violations
@@ -122,12 +130,7 @@ impl World {
                     }
                 }
             }
-        } else {
-            // A new row for a machine that had one (U12): the agent-level
-            // channel stayed on the old row.
-            m.agent_channel = None;
         }
-        w.machines[i].row = Some(row);
         let channel = w.channel_of(i);
         w.rec.channel(at, i, channel);
     }

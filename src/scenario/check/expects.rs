@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::events::build_ref;
 use super::{Check, at, fmt_dur};
 use crate::protocol::{Channel, Version};
-use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric};
+use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric, STRAND_REASONS};
 use crate::scenario::spec::{BoundSpec, ExpectSpec, Spec};
 
 fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
@@ -27,15 +27,6 @@ fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
         )),
     }
 }
-
-/// The stranded reasons a `stranded` expectation may name.
-pub(crate) const STRAND_REASONS: [&str; 5] = [
-    "channel_frozen",
-    "blocked_version",
-    "offline",
-    "updates_failing",
-    "update_in_progress",
-];
 
 pub(super) fn check_expects(
     spec: &Spec,

@@ -1,0 +1,99 @@
+//! `rmmsim run`: exit 0 when every expectation holds, 1 when one fails
+//! (printing which, the observed value and how to reproduce it), 2 for a bad
+//! file, with nothing run.
+
+use std::process::{Command, Output};
+
+const SCENARIO: &str = r#"[scenario]
+name = "tiny"
+seed = 9
+start = "2026-01-05T00:00:00Z"
+duration = "30m"
+
+[server]
+health_gate = { min_successes = 0, max_failure_rate = 1.0 }
+
+[[clients]]
+name = "c"
+sites = [{ name = "s" }]
+
+[[builds]]
+version = "1.0.0"
+channel = "stable"
+published = "0s"
+
+[[builds]]
+version = "1.0.1"
+published = "5m"
+
+[[fleet]]
+count = 5
+site = "c/s"
+version = "1.0.0"
+
+[[events]]
+at = "10m"
+promote = "1.0.1"
+
+[[expect]]
+metric = "t90"
+version = "1.0.1"
+channel = "stable"
+max = "MAX"
+"#;
+
+fn rmmsim(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmmsim"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn exit_codes_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pass.toml"), SCENARIO.replace("MAX", "10m")).unwrap();
+    std::fs::write(
+        d.join("fail.toml"),
+        SCENARIO.replace("MAX", "1s").replace("\"tiny\"", "\"tiny-fail\""),
+    )
+    .unwrap();
+    std::fs::write(d.join("bad.toml"), SCENARIO.replace("count = 5", "count = \"five\"")).unwrap();
+
+    let out = rmmsim(d, &["run", "pass.toml", "--out", "r", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for f in ["report.json", "report.md", "convergence.svg"] {
+        assert!(d.join("r/tiny").join(f).is_file(), "{f} written");
+    }
+    let svg = std::fs::read_to_string(d.join("r/tiny/convergence.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("1.0.1") && svg.contains("promote 1.0.1"));
+
+    let out = rmmsim(d, &["run", "fail.toml", "--out", "r", "--quiet", "--seed", "44"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("FAIL t90 1.0.1 (stable): observed"), "{t}");
+    assert!(t.contains("allowed ≤ 1s (fail.toml:"), "{t}");
+    assert!(t.contains("reproduce: rmmsim run fail.toml --seed 44"), "{t}");
+
+    // A bad file stops everything before anything runs, even the good ones.
+    let out = rmmsim(d, &["run", "pass.toml", "bad.toml", "--out", "r2", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("bad.toml:24:9: `fleet[0].count`: invalid type"), "{t}");
+    assert!(!d.join("r2").exists(), "nothing ran");
+
+    let out = rmmsim(d, &["run", "--scale", "0", "pass.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rmmsim(d, &["run"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}

@@ -1,0 +1,124 @@
+//! A bad scenario file is refused before anything runs, with an error that
+//! names the file, the line and the key.
+
+use rmmsim::scenario;
+
+const GOOD: &str = r#"[scenario]
+name = "ok"
+start = "2026-01-05T00:00:00Z"
+duration = "1h"
+
+[[clients]]
+name = "c"
+sites = [{ name = "s" }]
+
+[[builds]]
+version = "1.0.0"
+channel = "stable"
+published = "0s"
+
+[[fleet]]
+count = 2
+site = "c/s"
+version = "1.0.0"
+"#;
+
+/// The 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in text"))
+        + 1
+}
+
+/// Checks `text` is refused at the line holding `at`, under `key`, with a
+/// message containing `says`.
+fn refused(text: &str, at: &str, key: &str, says: &str) {
+    let e = scenario::parse("scenarios/x.toml", text).expect_err("should be refused");
+    let shown = e.to_string();
+    let line = line_of(text, at);
+    assert!(
+        shown.starts_with(&format!("scenarios/x.toml:{line}:")),
+        "expected line {line}: {shown}"
+    );
+    assert_eq!(e.key, key, "{shown}");
+    assert!(e.message.contains(says), "{shown}");
+    if !key.is_empty() {
+        assert!(shown.contains(&format!("`{key}`")), "{shown}");
+    }
+}
+
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn the_good_file_is_good() {
+    let plan = scenario::parse("x.toml", GOOD).unwrap();
+    assert_eq!(plan.fleet_size(), 2);
+}
+
+#[test]
+fn type_and_syntax_errors_name_line_and_key() {
+    let text = with("version = \"1.0.0\"\nchannel", "version = \"1.0\"\nchannel");
+    refused(&text, "version = \"1.0\"", "builds[0].version", "MAJOR.MINOR.PATCH");
+    refused(
+        &with("duration = \"1h\"", "duration = \"an hour\""),
+        "an hour",
+        "scenario.duration",
+        "invalid duration",
+    );
+    refused(
+        &with("count = 2", "count = \"two\""),
+        "count = \"two\"",
+        "fleet[0].count",
+        "invalid type",
+    );
+    let text = with("count = 2", "count = 2\ncolour = \"red\"");
+    refused(
+        &text,
+        "colour",
+        "fleet[0].colour",
+        "unknown field `colour`, expected one of `name`, `count`",
+    );
+    refused(&with("[[clients]]", "[[clients]\n"), "[[clients]", "", "");
+}
+
+#[test]
+fn reference_and_range_errors_name_line_and_key() {
+    let text = with("site = \"c/s\"", "site = \"c/nope\"");
+    refused(&text, "c/nope", "fleet[0].site", "no site `c/nope` (defined: c/s)");
+    refused(
+        &with("count = 2", "count = 0"),
+        "count = 0",
+        "fleet[0].count",
+        "at least 1",
+    );
+
+    let text = format!("{GOOD}\n[[events]]\nat = \"30m\"\npromote = \"1.0.0\"\nrollback = \"1.0.0\"\n");
+    refused(&text, "[[events]]", "events[0]", "exactly one of");
+    let text = format!("{GOOD}\n[[events]]\nat = \"2h\"\npromote = \"1.0.0\"\n");
+    refused(&text, "at = \"2h\"", "events[0].at", "after the end");
+    let text = format!("{GOOD}\n[[events]]\nat = \"5m\"\npromote = \"9.9.9\"\n");
+    refused(
+        &text,
+        "9.9.9",
+        "events[0].promote",
+        "no build 9.9.9 in [[builds]] (defined: 1.0.0)",
+    );
+    let text = format!("{GOOD}\n[[events]]\nat = \"5m\"\nset_channel = \"beta\"\ngroup = \"nobody\"\n");
+    refused(&text, "nobody", "events[0].group", "no fleet entry named `nobody`");
+    let text = format!("{GOOD}\n[[expect]]\nmetric = \"speed\"\nmax = 1\n");
+    refused(&text, "speed", "expect[0].metric", "unknown metric `speed`");
+    let text = format!("{GOOD}\n[[expect]]\nmetric = \"t90\"\nversion = \"1.0.0\"\nmin = \"soon\"\n");
+    refused(&text, "soon", "expect[0].min", "invalid duration `soon`");
+    let text = format!("{GOOD}\n[[expect]]\nmetric = \"stranded\"\n");
+    refused(&text, "stranded", "expect[0]", "needs min, max or both");
+}
+
+#[test]
+fn an_unreadable_file_says_so() {
+    let e = scenario::load(std::path::Path::new("/nonexistent/s.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/s.toml: cannot read"), "{e}");
+}

@@ -1,0 +1,12 @@
+//! Simulation tests: shipped scenarios, determinism, transports, the
+//! convergence arithmetic, random fleets against the model's promises, bad
+//! scenario files and the `rmmsim run` command line.
+
+mod cli;
+mod common;
+mod convergence;
+mod determinism;
+mod files;
+mod properties;
+mod scenarios;
+mod transports;

@@ -1,0 +1,100 @@
+//! Every shipped scenario runs here with its expectations asserted (big
+//! fleets capped; `rmmsim run` runs them whole).
+
+use rmmsim::protocol::Version;
+
+use crate::common::*;
+
+#[test]
+fn frozen_stable_stays_frozen_for_13_days_then_rolls_within_minutes() {
+    let mut plan = load("frozen-stable");
+    // A fifth of the stable fleet, every beta tester (the gate counts them).
+    shrink(&mut plan, 0.2, &["beta-testers"]);
+    let r = run(&plan);
+    assert_passed(&r);
+    // The story, beyond the file's own expectations: nothing looked broken.
+    assert_eq!(r.stable_lag.max_builds, 11);
+    assert!(r.violations.is_empty());
+    // No spurious timeouts or reconnects in two weeks of always-on agents.
+    assert_eq!((r.agents.connections_lost, r.agents.connect_failures), (0, 0));
+    let promoted = r.builds.iter().find(|b| b.version == Version::new(0, 6, 58)).unwrap();
+    assert_eq!(promoted.promoted_s, Some(13.0 * 86_400.0));
+}
+
+#[test]
+fn re_enroll_orphans_exactly_the_machines_that_crossed_the_boundary() {
+    let plan = load("re-enroll");
+    let r = run(&plan);
+    assert_passed(&r);
+    let crossed: Vec<&str> = plan
+        .groups
+        .iter()
+        .filter(|g| g.platform.is_windows() && g.version < g.identity_boundary)
+        .map(|g| g.name.as_str())
+        .collect();
+    assert_eq!(crossed, ["win-0.6.27", "win-0.6.35"]);
+    let expected: usize = plan
+        .groups
+        .iter()
+        .filter(|g| crossed.contains(&g.name.as_str()))
+        .map(|g| g.count)
+        .sum();
+    assert_eq!(r.rows.orphans.len(), expected);
+    // One orphan per crossing machine, none for anyone else, and each still
+    // shows the version it had and names the id it came back under.
+    let mut hosts: Vec<&str> = r.rows.orphans.iter().map(|o| o.hostname.as_str()).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), expected, "a machine left two orphans");
+    for o in &r.rows.orphans {
+        assert!(
+            crossed.iter().any(|g| o.hostname.starts_with(g)),
+            "{} should have updated in place",
+            o.hostname
+        );
+        assert!(o.device_id.starts_with("win-"), "{}", o.device_id);
+        assert_eq!(o.device_id.trim_start_matches("win-"), o.now_as);
+        let old = if o.hostname.starts_with("win-0.6.27") {
+            "0.6.27"
+        } else {
+            "0.6.35"
+        };
+        assert_eq!(o.version.map(|v| v.to_string()).as_deref(), Some(old));
+    }
+    assert!(r.rows.agree, "{:?}", r.rows);
+    let md = rmmsim::metrics::markdown(&r);
+    assert!(md.contains("## Orphaned rows") && md.contains(&r.rows.orphans[0].device_id));
+}
+
+#[test]
+fn beta_first_soaks_passes_the_gate_and_rolls_through_a_mixed_fleet() {
+    let mut plan = load("beta-first");
+    cap(&mut plan, 30);
+    let r = run(&plan);
+    assert_passed(&r);
+    let build = r.builds.iter().find(|b| b.version == Version::new(0, 7, 1)).unwrap();
+    assert!(build.promoted_s.is_some(), "the gate passed: {:?}", r.timeline);
+    // The restart dropped every session, and every agent came back.
+    assert!(
+        r.agents.connections_lost >= r.scenario.fleet as u64 / 2,
+        "{:?}",
+        r.agents
+    );
+    assert!(
+        r.timeline
+            .iter()
+            .any(|t| t.action.starts_with("disconnect") && t.outcome == "30 machines offline")
+    );
+}
+
+#[test]
+fn bad_build_rollback_blocks_the_build_and_moves_everyone_back() {
+    let plan = load("bad-build-rollback");
+    let r = run(&plan);
+    assert_passed(&r);
+    let bad = Version::new(0, 8, 1);
+    let build = r.builds.iter().find(|b| b.version == bad).unwrap();
+    assert!(build.rolled_back_s.is_some());
+    assert_eq!(r.final_versions.get(&bad), None, "nobody runs the rolled-back build");
+    assert!(r.server.failures > 0);
+}
