@@ -22,9 +22,11 @@ use crate::{metrics, scenario, sim};
 #[derive(Debug, Parser)]
 #[command(name = "rmmsim", version, about, propagate_version = false)]
 pub struct Cli {
-    /// Log level on stderr: error, warn, info, debug or trace.
-    #[arg(long, global = true, default_value = "info", env = "RMMSIM_LOG")]
-    pub log_level: tracing::Level,
+    /// Log level on stderr: error, warn, info, debug or trace (default:
+    /// info for serve, warn otherwise, so a simulation's progress is not
+    /// buried under the server's log).
+    #[arg(long, global = true, env = "RMMSIM_LOG")]
+    pub log_level: Option<tracing::Level>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -136,6 +138,17 @@ pub struct PublishArgs {
 
 fn parse_channel(s: &str) -> Result<Channel, String> {
     s.parse().map_err(|e: crate::protocol::ChannelError| e.to_string())
+}
+
+impl Cli {
+    /// The log level to use.
+    pub fn log_level(&self) -> tracing::Level {
+        match (self.log_level, &self.command) {
+            (Some(level), _) => level,
+            (None, Command::Serve(_)) => tracing::Level::INFO,
+            (None, _) => tracing::Level::WARN,
+        }
+    }
 }
 
 /// Runs a parsed command line.

@@ -9,7 +9,7 @@ use rmmsim::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_max_level(cli.log_level)
+        .with_max_level(cli.log_level())
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -79,18 +79,18 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         chart
             .configure_mesh()
             .x_desc(format!("{unit} since start"))
-            .x_label_formatter(&|x| {
-                if x_max >= 4.0 {
-                    format!("{x:.0}")
-                } else {
-                    format!("{x:.1}")
-                }
-            })
+            // One label per whole day (or hour) when that is not too many.
+            .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
+            .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
             .y_labels(6)
             .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        for (k, entry) in report.timeline.iter().enumerate() {
+        // Labels already placed: (x, row). A label takes the lowest row no
+        // nearby label uses, so events close in time stack instead of overlapping.
+        let mut placed: Vec<(f64, usize)> = Vec::new();
+        let near = x_max * 0.12;
+        for entry in &report.timeline {
             let x = entry.at_s / scale;
             let refused = entry.outcome.starts_with("refused");
             let colour = if refused {
@@ -107,24 +107,27 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
             let publish = entry.action.starts_with("publish");
             // Label promotes, rollbacks and the like on every panel; builds
             // landing on the beta panel, where they matter.
-            if !publish || p == 2 {
-                let text = entry.action.trim_start_matches("publish ").to_owned();
-                let text = if refused { format!("{text} (refused)") } else { text };
-                // Alternate heights so neighbouring labels do not overlap.
-                let y = match (publish, k % 2) {
-                    (true, 0) => 0.04,
-                    (true, _) => 0.12,
-                    (false, 0) => 1.0,
-                    (false, _) => 0.9,
-                };
-                // Near the right edge the label goes to the left of its line.
-                let anchor = if x > x_max * 0.8 { HPos::Right } else { HPos::Left };
-                let font = ("sans-serif", 12)
-                    .into_font()
-                    .color(&colour)
-                    .pos(Pos::new(anchor, VPos::Top));
-                chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
+            if publish && p != 2 {
+                continue;
             }
+            let row = (0..)
+                .find(|r| !placed.iter().any(|(px, pr)| pr == r && (px - x).abs() < near))
+                .unwrap_or(0);
+            placed.push((x, row));
+            let text = entry.action.trim_start_matches("publish ").to_owned();
+            let text = if refused { format!("{text} (refused)") } else { text };
+            let y = if publish {
+                0.04 + 0.08 * row as f64
+            } else {
+                1.0 - 0.08 * row as f64
+            };
+            let anchor = if x > x_max * 0.8 { HPos::Right } else { HPos::Left };
+            let vpos = if publish { VPos::Bottom } else { VPos::Top };
+            let font = ("sans-serif", 12)
+                .into_font()
+                .color(&colour)
+                .pos(Pos::new(anchor, vpos));
+            chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
         }
         let mut shown = Vec::new();
         for (i, version) in c.versions.iter().enumerate() {

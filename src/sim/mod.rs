@@ -194,10 +194,9 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
             tokio::time::sleep(down).await;
             running = setup.start()?;
             world.set_server(Some(running.state.clone()));
-            world
-                .state()
-                .rec
-                .note(world.elapsed(), "server restarted", "serving again");
+            if let Some(entry) = world.state().rec.timeline.last_mut() {
+                entry.outcome = format!("stopped; serving again at {}", crate::clock::short(world.elapsed()));
+            }
         }
     }
     tokio::time::sleep_until(origin + plan.duration).await;
