@@ -53,8 +53,11 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
     let day = 86_400.0;
     let span = (report.scenario.duration_s / day).max(1e-6);
     let (unit, scale) = if span > 2.0 { ("days", day) } else { ("hours", 3600.0) };
-    let x_max = report.scenario.duration_s / scale;
-    let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
+    let axis = Axis {
+        unit,
+        scale,
+        max: report.scenario.duration_s / scale,
+    };
     let root = SVGBackend::with_string(out, (1280, 1000)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!(
@@ -69,95 +72,120 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         ("beta channel", &c.beta),
     ];
     for (p, (area, (name, data))) in panels.iter().zip(series).enumerate() {
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("share of the {name} on each version"), ("sans-serif", 16))
-            .margin(8)
-            .margin_right(150)
-            .x_label_area_size(32)
-            .y_label_area_size(52)
-            .build_cartesian_2d(0f64..x_max, 0f64..1.05)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("{unit} since start"))
-            // One label per whole day (or hour) when that is not too many.
-            .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
-            .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
-            .y_labels(6)
-            .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()?;
-        // Labels already placed: (x, row). A label takes the lowest row no
-        // nearby label uses, so events close in time stack instead of overlapping.
-        let mut placed: Vec<(f64, usize)> = Vec::new();
-        let near = x_max * 0.12;
-        for entry in &report.timeline {
-            let x = entry.at_s / scale;
-            let refused = entry.outcome.starts_with("refused");
-            let colour = if refused {
-                RGBColor(230, 120, 0)
-            } else {
-                event_colour(&entry.action)
-            };
-            chart.draw_series(DashedLineSeries::new(
-                vec![(x, 0.0), (x, 1.05)],
-                4,
-                4,
-                colour.stroke_width(1),
-            ))?;
-            let publish = entry.action.starts_with("publish");
-            // Label promotes, rollbacks and the like on every panel; builds
-            // landing on the beta panel, where they matter.
-            if publish && p != 2 {
-                continue;
-            }
-            let row = (0..)
-                .find(|r| !placed.iter().any(|(px, pr)| pr == r && (px - x).abs() < near))
-                .unwrap_or(0);
-            placed.push((x, row));
-            let text = entry.action.trim_start_matches("publish ").to_owned();
-            let text = if refused { format!("{text} (refused)") } else { text };
-            let y = if publish {
-                0.04 + 0.08 * row as f64
-            } else {
-                1.0 - 0.08 * row as f64
-            };
-            let anchor = if x > x_max * 0.8 { HPos::Right } else { HPos::Left };
-            let vpos = if publish { VPos::Bottom } else { VPos::Top };
-            let font = ("sans-serif", 12)
-                .into_font()
-                .color(&colour)
-                .pos(Pos::new(anchor, vpos));
-            chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
-        }
-        let mut shown = Vec::new();
-        for (i, version) in c.versions.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let points: Vec<(f64, f64)> = c
-                .times_s
-                .iter()
-                .zip(&data[i])
-                .step_by(stride)
-                .map(|(t, share)| (t / scale, *share))
-                .collect();
-            if points.iter().all(|(_, s)| *s == 0.0) {
-                continue;
-            }
-            chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
-            shown.push((version.to_string(), colour));
-        }
-        // The legend, drawn by hand in the panel's right margin, clear of the curves.
-        let (w, _) = area.dim_in_pixel();
-        let x0 = w as i32 - 130;
-        for (k, (label, colour)) in shown.iter().enumerate() {
-            let y = 40 + 15 * k as i32;
-            area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
-            area.draw(&Text::new(
-                label.clone(),
-                (x0 + 28, y - 6),
-                ("sans-serif", 12).into_font(),
-            ))?;
-        }
+        draw_panel(area, report, &axis, name, data, p == 2)?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// The time axis: unit name, seconds per unit, length in units.
+struct Axis {
+    unit: &'static str,
+    scale: f64,
+    max: f64,
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// One panel: the events, one line per version, and the legend.
+fn draw_panel(
+    area: &Area<'_>,
+    report: &Report,
+    axis: &Axis,
+    name: &str,
+    data: &[Vec<f64>],
+    beta_panel: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &report.curve;
+    let (unit, scale, x_max) = (axis.unit, axis.scale, axis.max);
+    let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("share of the {name} on each version"), ("sans-serif", 16))
+        .margin(8)
+        .margin_right(150)
+        .x_label_area_size(32)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..x_max, 0f64..1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{unit} since start"))
+        // One label per whole day (or hour) when that is not too many.
+        .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
+        .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
+        .y_labels(6)
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    // Labels already placed: (x, row). A label takes the lowest row no
+    // nearby label uses, so events close in time stack instead of overlapping.
+    let mut placed: Vec<(f64, usize)> = Vec::new();
+    let near = x_max * 0.12;
+    for entry in &report.timeline {
+        let x = entry.at_s / scale;
+        let refused = entry.outcome.starts_with("refused");
+        let colour = if refused {
+            RGBColor(230, 120, 0)
+        } else {
+            event_colour(&entry.action)
+        };
+        chart.draw_series(DashedLineSeries::new(
+            vec![(x, 0.0), (x, 1.05)],
+            4,
+            4,
+            colour.stroke_width(1),
+        ))?;
+        let publish = entry.action.starts_with("publish");
+        // Label promotes, rollbacks and the like on every panel; builds
+        // landing on the beta panel, where they matter.
+        if publish && !beta_panel {
+            continue;
+        }
+        let row = (0..)
+            .find(|r| !placed.iter().any(|(px, pr)| pr == r && (px - x).abs() < near))
+            .unwrap_or(0);
+        placed.push((x, row));
+        let text = entry.action.trim_start_matches("publish ").to_owned();
+        let text = if refused { format!("{text} (refused)") } else { text };
+        let y = if publish {
+            0.04 + 0.08 * row as f64
+        } else {
+            1.0 - 0.08 * row as f64
+        };
+        let anchor = if x > x_max * 0.8 { HPos::Right } else { HPos::Left };
+        let vpos = if publish { VPos::Bottom } else { VPos::Top };
+        let font = ("sans-serif", 12)
+            .into_font()
+            .color(&colour)
+            .pos(Pos::new(anchor, vpos));
+        chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
+    }
+    let mut shown = Vec::new();
+    for (i, version) in c.versions.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let points: Vec<(f64, f64)> = c
+            .times_s
+            .iter()
+            .zip(&data[i])
+            .step_by(stride)
+            .map(|(t, share)| (t / scale, *share))
+            .collect();
+        if points.iter().all(|(_, s)| *s == 0.0) {
+            continue;
+        }
+        chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
+        shown.push((version.to_string(), colour));
+    }
+    // The legend, drawn by hand in the panel's right margin, clear of the curves.
+    let (w, _) = area.dim_in_pixel();
+    let x0 = w as i32 - 130;
+    for (k, (label, colour)) in shown.iter().enumerate() {
+        let y = 40 + 15 * k as i32;
+        area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
+        area.draw(&Text::new(
+            label.clone(),
+            (x0 + 28, y - 6),
+            ("sans-serif", 12).into_font(),
+        ))?;
+    }
     Ok(())
 }

@@ -139,50 +139,24 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     std::fs::create_dir_all(&downloads)?;
     let clock = Clock::virtual_from(plan.start);
     let origin = clock.instant_at(plan.start);
-    let hub = match options.transport {
-        TransportKind::WsMem => Hub::Mem(MemHub::default()),
-        TransportKind::WsTcp => {
-            // Two descriptors per agent (both ends of its socket) and a few per download.
-            ensure_open_files(plan.fleet_size() as u64 * 2 + 256)?;
-            Hub::Tcp(TcpHub::default())
-        }
+    let config = CoreConfig {
+        downloads: downloads.clone(),
+        public_url: String::new(),
+        gate: plan.gate,
+        seed: plan.seed,
     };
     let setup = ServerSetup {
         db: dir.path().join("server.sqlite3"),
         clock,
-        config: CoreConfig {
-            downloads: downloads.clone(),
-            public_url: String::new(),
-            gate: plan.gate,
-            seed: plan.seed,
-        },
-        hub: hub.clone(),
+        config,
+        hub: hub_for(plan, options)?,
     };
     let mut running = setup.start()?;
     let keys = events::create_sites(plan, &mut running.state.core())?;
     let (world, specs) = build_world(plan, clock, &keys);
     world.set_server(Some(running.state.clone()));
-
-    let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
-    let mut controls = Vec::with_capacity(specs.len());
-    let mut agents = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let (tx, rx) = watch::channel(Control::default());
-        controls.push(tx);
-        let observer: Arc<dyn crate::agent::Observer> = world.clone();
-        agents.push(match &hub {
-            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, observer, rx, clock),
-            Hub::Tcp(h) => spawn_agent(
-                spec,
-                WsConnector::new(h.clone(), "127.0.0.1"),
-                &faults,
-                observer,
-                rx,
-                clock,
-            ),
-        });
-    }
-    let progress = events::progress(plan, options.progress, origin);
+    let (controls, agents) = spawn_fleet(plan, specs, &setup.hub, &world, clock);
+    let progress = events::Progress::start(plan, options.progress, origin);
 
     let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
     let mut counters = Counters::default();
@@ -201,13 +175,65 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     }
     tokio::time::sleep_until(origin + plan.duration).await;
     if let Some(p) = progress {
-        p.abort();
+        p.finish();
     }
-
     // Freeze the fleet, then read the server's own view.
     for agent in &agents {
         agent.abort();
     }
+    let mut outcome = finish(&setup, running, &world).await?;
+    add(&mut outcome.counters, counters);
+    (outcome.published, outcome.promoted, outcome.rolled_back) = timeline.into_dates();
+    outcome.transport = options.transport.to_string();
+    drop(controls);
+    Ok(outcome)
+}
+
+/// The transport's hub; for TCP, with enough open files for every agent.
+fn hub_for(plan: &Plan, options: &SimOptions) -> anyhow::Result<Hub> {
+    Ok(match options.transport {
+        TransportKind::WsMem => Hub::Mem(MemHub::default()),
+        TransportKind::WsTcp => {
+            // Two descriptors per agent (both ends of its socket) and a few per download.
+            ensure_open_files(plan.fleet_size() as u64 * 2 + 256)?;
+            Hub::Tcp(TcpHub::default())
+        }
+    })
+}
+
+/// Starts every agent; returns their control senders and tasks.
+fn spawn_fleet(
+    plan: &Plan,
+    specs: Vec<AgentSpec>,
+    hub: &Hub,
+    world: &Arc<World>,
+    clock: Clock,
+) -> (Vec<watch::Sender<Control>>, Vec<JoinHandle<()>>) {
+    let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
+    let mut controls = Vec::with_capacity(specs.len());
+    let mut agents = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (tx, rx) = watch::channel(Control::default());
+        controls.push(tx);
+        let observer: Arc<dyn crate::agent::Observer> = world.clone();
+        agents.push(match hub {
+            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, observer, rx, clock),
+            Hub::Tcp(h) => spawn_agent(
+                spec,
+                WsConnector::new(h.clone(), "127.0.0.1"),
+                &faults,
+                observer,
+                rx,
+                clock,
+            ),
+        });
+    }
+    (controls, agents)
+}
+
+/// Stops the server and gathers the outcome: the recorder, and the server's
+/// own view read back from its store.
+async fn finish(setup: &ServerSetup, running: Running, world: &World) -> anyhow::Result<Outcome> {
     running.state.core().flush()?;
     let store_rows = SqliteStore::open(&setup.db)?.load()?.agents;
     let (catalog, blocked, rollouts) = {
@@ -219,9 +245,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         )
     };
     world.set_server(None);
-    add(&mut counters, setup.stop(running).await?);
-    let (published, promoted, rolled_back) = timeline.into_dates();
-    drop(controls);
+    let counters = setup.stop(running).await?;
     let state = std::mem::take(&mut *world.state());
     Ok(Outcome {
         recorder: state.rec,
@@ -231,11 +255,11 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         catalog,
         blocked,
         rollouts,
-        published,
-        promoted,
-        rolled_back,
+        published: Default::default(),
+        promoted: Default::default(),
+        rolled_back: Default::default(),
         wall: Duration::ZERO,
-        transport: options.transport.to_string(),
+        transport: String::new(),
     })
 }
 

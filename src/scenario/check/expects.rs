@@ -38,73 +38,11 @@ pub(super) fn check_expects(
     for (i, e) in spec.expect.iter().enumerate() {
         let x = e.get_ref();
         let key = |k: &str| format!("expect[{i}].{k}");
-        let name = x.metric.get_ref().as_str();
         let when = x.at.as_ref().map(|a| a.get_ref().0);
         if let Some(a) = x.at.as_ref().filter(|a| a.get_ref().0 > duration) {
             return Err(at(a, key("at"), "is after the end of the scenario"));
         }
-        let version = |required: bool| -> Check<Option<Version>> {
-            match &x.version {
-                Some(v) => build_ref(builds, v, key("version")).map(Some),
-                None if required => Err(at(&x.metric, key("version"), format!("`{name}` needs a version"))),
-                None => Ok(None),
-            }
-        };
-        let metric = match name {
-            "fraction_on" => Metric::FractionOn {
-                version: version(true)?.unwrap_or_else(|| unreachable!()),
-                channel: x.channel,
-                at: when.unwrap_or(duration),
-                online_only: match x.of.as_ref().map(|o| o.get_ref().as_str()) {
-                    None | Some("fleet") => false,
-                    Some("online") => true,
-                    Some(_) => {
-                        return Err(at(
-                            x.of.as_ref().unwrap_or_else(|| unreachable!()),
-                            key("of"),
-                            "expected fleet or online",
-                        ));
-                    }
-                },
-            },
-            "t50" | "t90" | "t99" | "t100" => Metric::Convergence {
-                pct: name[1..].parse().unwrap_or(100),
-                version: version(true)?.unwrap_or_else(|| unreachable!()),
-                channel: x.channel.unwrap_or(Channel::Stable),
-            },
-            "stranded" => Metric::Stranded {
-                reason: match &x.reason {
-                    Some(r) if STRAND_REASONS.contains(&r.get_ref().as_str()) => Some(r.get_ref().clone()),
-                    Some(r) => {
-                        return Err(at(
-                            r,
-                            key("reason"),
-                            format!("expected one of {}", STRAND_REASONS.join(", ")),
-                        ));
-                    }
-                    None => None,
-                },
-            },
-            "orphan_rows" => Metric::OrphanRows,
-            "agent_rows" => Metric::AgentRows,
-            "heartbeats" => Metric::Counter(Counter::Heartbeats),
-            "dispatches" => Metric::Counter(Counter::Dispatches),
-            "redispatches" => Metric::Counter(Counter::Redispatches),
-            "downloads" => Metric::Counter(Counter::Downloads),
-            "update_failures" => Metric::Counter(Counter::UpdateFailures),
-            "update_successes" => Metric::Counter(Counter::UpdateSuccesses),
-            "stable_lag_builds" => Metric::StableLagBuilds { at: when },
-            other => {
-                return Err(at(
-                    &x.metric,
-                    key("metric"),
-                    format!(
-                        "unknown metric `{other}` (fraction_on, t50, t90, t99, t100, stranded, orphan_rows, agent_rows, \
-                     heartbeats, dispatches, redispatches, downloads, update_failures, update_successes, stable_lag_builds)"
-                    ),
-                ));
-            }
-        };
+        let metric = metric(x, i, when.unwrap_or(duration), builds)?;
         let is_time = matches!(metric, Metric::Convergence { .. });
         let min = x.min.as_ref().map(|b| bound(b, key("min"), is_time)).transpose()?;
         let max = x.max.as_ref().map(|b| bound(b, key("max"), is_time)).transpose()?;
@@ -121,6 +59,71 @@ pub(super) fn check_expects(
         });
     }
     Ok(out)
+}
+
+/// Every metric name, for the error that lists them.
+const METRICS: &str = "fraction_on, t50, t90, t99, t100, stranded, orphan_rows, agent_rows, heartbeats, dispatches, \
+                       redispatches, downloads, update_failures, update_successes, stable_lag_builds";
+
+/// The metric an `[[expect]]` names, with what it needs checked.
+fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -> Check<Metric> {
+    let key = |k: &str| format!("expect[{i}].{k}");
+    let name = x.metric.get_ref().as_str();
+    let version = || -> Check<Version> {
+        match &x.version {
+            Some(v) => build_ref(builds, v, key("version")),
+            None => Err(at(&x.metric, key("version"), format!("`{name}` needs a version"))),
+        }
+    };
+    Ok(match name {
+        "fraction_on" => Metric::FractionOn {
+            version: version()?,
+            channel: x.channel,
+            at: at_or_end,
+            online_only: match &x.of {
+                None => false,
+                Some(o) if o.get_ref() == "fleet" => false,
+                Some(o) if o.get_ref() == "online" => true,
+                Some(o) => return Err(at(o, key("of"), "expected fleet or online")),
+            },
+        },
+        "t50" | "t90" | "t99" | "t100" => Metric::Convergence {
+            pct: name[1..].parse().unwrap_or(100),
+            version: version()?,
+            channel: x.channel.unwrap_or(Channel::Stable),
+        },
+        "stranded" => Metric::Stranded {
+            reason: match &x.reason {
+                Some(r) if STRAND_REASONS.contains(&r.get_ref().as_str()) => Some(r.get_ref().clone()),
+                Some(r) => {
+                    return Err(at(
+                        r,
+                        key("reason"),
+                        format!("expected one of {}", STRAND_REASONS.join(", ")),
+                    ));
+                }
+                None => None,
+            },
+        },
+        "orphan_rows" => Metric::OrphanRows,
+        "agent_rows" => Metric::AgentRows,
+        "heartbeats" => Metric::Counter(Counter::Heartbeats),
+        "dispatches" => Metric::Counter(Counter::Dispatches),
+        "redispatches" => Metric::Counter(Counter::Redispatches),
+        "downloads" => Metric::Counter(Counter::Downloads),
+        "update_failures" => Metric::Counter(Counter::UpdateFailures),
+        "update_successes" => Metric::Counter(Counter::UpdateSuccesses),
+        "stable_lag_builds" => Metric::StableLagBuilds {
+            at: x.at.as_ref().map(|a| a.get_ref().0),
+        },
+        other => {
+            return Err(at(
+                &x.metric,
+                key("metric"),
+                format!("unknown metric `{other}` ({METRICS})"),
+            ));
+        }
+    })
 }
 
 fn label(x: &ExpectSpec, when: Option<Duration>) -> String {

@@ -6,6 +6,7 @@ use tracing::info;
 
 use super::traffic::pending_row;
 use super::{Core, CoreError};
+use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
 use crate::server::catalog::Catalog;
 use crate::server::publish;
@@ -407,34 +408,45 @@ impl Core {
         }
         self.rescan()?;
 
-        let running: Vec<_> = self.agents.values().filter(|a| a.version == version).cloned().collect();
-        let mut downgrades = Vec::new();
-        let online: Vec<&AgentRow> = running.iter().filter(|a| self.is_online(a.id)).collect();
-        for agent in online {
-            if let Some(row) = self.decide(agent.id, agent.version, UpdateReason::Rollback, now) {
-                downgrades.push(row);
-            }
-        }
-        self.write(downgrades.iter().cloned().map(Change::Update).collect())?;
-        let mut downgrades_pushed = Vec::new();
-        for row in &downgrades {
-            if self.offer_for(row).is_some_and(|offer| self.push(row.agent_id, offer)) {
-                downgrades_pushed.push(row.agent_id);
-            }
-        }
+        let (agents_running, downgrades_pushed) = self.push_downgrades(version, now)?;
         info!(
-            "rolled back {version}: {} agents on it, {} downgrades pushed",
-            running.len(),
+            "rolled back {version}: {agents_running} agents on it, {} downgrades pushed",
             downgrades_pushed.len()
         );
         Ok(Rollback {
             version,
             sidecars_removed,
             updates_cancelled,
-            agents_running: running.len(),
+            agents_running,
             downgrades_pushed,
             rollouts: rows,
         })
+    }
+
+    /// U10, U5: sends every connected agent running the (now blocked)
+    /// `version` its channel's newest allowed build. Returns how many rows
+    /// run it and which were sent a downgrade.
+    fn push_downgrades(&mut self, version: Version, now: Timestamp) -> Result<(usize, Vec<AgentId>), CoreError> {
+        let running: Vec<(AgentId, Version)> = self
+            .agents
+            .values()
+            .filter(|a| a.version == version)
+            .map(|a| (a.id, a.version))
+            .collect();
+        let mut downgrades = Vec::new();
+        for &(id, current) in &running {
+            if self.is_online(id) {
+                downgrades.extend(self.decide(id, current, UpdateReason::Rollback, now));
+            }
+        }
+        self.write(downgrades.iter().cloned().map(Change::Update).collect())?;
+        let mut pushed = Vec::new();
+        for row in &downgrades {
+            if self.offer_for(row).is_some_and(|offer| self.push(row.agent_id, offer)) {
+                pushed.push(row.agent_id);
+            }
+        }
+        Ok((running.len(), pushed))
     }
 
     /// U6: scans the downloads folder now and uses the result.
