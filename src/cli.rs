@@ -41,6 +41,93 @@ pub enum Command {
     Publish(PublishArgs),
     /// Simulate scenarios in virtual time and write their reports.
     Run(RunArgs),
+    /// Real-time simulated agents against a running server; measures heartbeat round trips.
+    Swarm(SwarmArgs),
+    /// Measure the simulator's speed and a server's capacity; writes reports/bench/.
+    Bench(BenchArgs),
+    /// One simulator throughput run, printed as JSON (what `bench` runs in a child process).
+    #[command(hide = true)]
+    BenchSim(BenchSimArgs),
+}
+
+/// `rmmsim bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where bench.json and bench.md go.
+    #[arg(long, default_value = "reports/bench")]
+    pub out: PathBuf,
+    /// Fleet sizes of the simulator throughput runs.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    pub sim_agents: Vec<usize>,
+    /// Transports of the throughput runs.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "direct,ws-mem,ws-tcp")]
+    pub transports: Vec<TransportKind>,
+    /// Heartbeats per throughput run (the simulated horizon follows from it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub sim_heartbeats: u64,
+    /// Connected fleet sizes of the real-time capacity ramp (0 skips it).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000,19500,25000")]
+    pub capacity_steps: Vec<usize>,
+    /// Heartbeat interval of the capacity ramp.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub capacity_heartbeat: Duration,
+    /// Measurement window of each capacity step.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub capacity_window: Duration,
+    /// Most agents per swarm process (each process needs one open file per agent).
+    #[arg(long, default_value_t = 9000)]
+    pub agents_per_swarm: usize,
+}
+
+/// `rmmsim bench-sim`.
+#[derive(Debug, Args)]
+pub struct BenchSimArgs {
+    /// Agents.
+    #[arg(long)]
+    pub agents: usize,
+    /// Transport.
+    #[arg(long, value_enum)]
+    pub transport: TransportKind,
+    /// Heartbeats to simulate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub heartbeats: u64,
+}
+
+/// `rmmsim swarm`.
+#[derive(Debug, Args)]
+#[command(disable_version_flag = true)]
+pub struct SwarmArgs {
+    /// The server: ws://IP:PORT (an IP address, not a host name).
+    #[arg(long)]
+    pub server: String,
+    /// The key of the site the agents join (POST /api/clients/:id/sites gives one).
+    #[arg(long, env = "RMMSIM_SITE_KEY", hide_env_values = true)]
+    pub site_key: String,
+    /// Agents to connect; the swarm then reports every --window until stopped.
+    #[arg(long, conflicts_with = "steps", required_unless_present = "steps")]
+    pub agents: Option<usize>,
+    /// Ramp through these fleet sizes (e.g. 1000,5000,10000), measuring each, then exit.
+    #[arg(long, value_delimiter = ',')]
+    pub steps: Vec<usize>,
+    /// Heartbeat interval.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Measurement window.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+    /// The version the agents report.
+    #[arg(long, default_value = "0.6.58")]
+    pub version: Version,
+    /// The agents' platform.
+    #[arg(long, default_value = "windows-amd64")]
+    pub platform: Platform,
+    /// Local loopback addresses to connect from (127.0.0.1..N), for more than
+    /// ~28,000 connections to one loopback server.
+    #[arg(long, default_value_t = 1)]
+    pub sources: usize,
+    /// Seeds machine ids and jitter (give each swarm against one server its own).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `rmmsim run`.
@@ -157,7 +244,83 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Publish(args) => publish_cmd(args),
         Command::Run(args) => run_cmd(args),
+        Command::Swarm(args) => swarm_cmd(args),
+        Command::Bench(args) => bench_cmd(args),
+        Command::BenchSim(args) => {
+            let result = crate::bench::sim_once(args.agents, args.transport, args.heartbeats)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn bench_cmd(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::bench::BenchConfig {
+        out: args.out,
+        sim_agents: args.sim_agents,
+        transports: args.transports,
+        sim_heartbeats: args.sim_heartbeats,
+        capacity_steps: args.capacity_steps.into_iter().filter(|&n| n > 0).collect(),
+        capacity_heartbeat: args.capacity_heartbeat,
+        capacity_window: args.capacity_window,
+        agents_per_swarm: args.agents_per_swarm.max(1),
+    };
+    let report = crate::bench::run(&config)?;
+    let md = crate::bench::write_report(&config.out, &report)?;
+    println!("{md}");
+    eprintln!("written to {}", config.out.join("bench.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn swarm_cmd(args: SwarmArgs) -> anyhow::Result<ExitCode> {
+    let server = crate::swarm::parse_server(&args.server)?;
+    let hold = args.agents.is_some();
+    let steps = match args.agents {
+        Some(n) => vec![n],
+        None => args.steps.clone(),
+    };
+    if steps.is_empty() || steps.contains(&0) || steps.windows(2).any(|w| w[0] >= w[1]) {
+        eprintln!("error: --steps must be increasing fleet sizes above 0");
+        return Ok(ExitCode::from(2));
+    }
+    let most = steps.iter().copied().max().unwrap_or(0) as u64;
+    let limit = sim::ensure_open_files(most + 64)?;
+    eprintln!("rmmsim swarm: up to {most} agents against {server} (open files limit {limit})");
+    let config = crate::swarm::SwarmConfig {
+        server,
+        site_key: args.site_key,
+        steps,
+        heartbeat: args.heartbeat,
+        window: args.window,
+        hold,
+        version: args.version,
+        platform: args.platform,
+        sources: args.sources,
+        seed: args.seed,
+        download: Duration::from_secs(20),
+        install: Duration::from_secs(30),
+        restart: Duration::from_secs(15),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let run = crate::swarm::run(config, |step| {
+            eprintln!(
+                "{} agents, {} connected: {:.0} heartbeats/s, round trip p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                step.agents,
+                step.connected,
+                step.heartbeats as f64 / step.window_s.max(1e-9),
+                step.rtt_ms.p50,
+                step.rtt_ms.p99,
+                step.rtt_ms.max
+            );
+            println!("{}", serde_json::to_string(step).unwrap_or_default());
+        });
+        tokio::select! {
+            result = run => result,
+            () = shutdown_signal() => Ok(()),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The command that reruns one scenario exactly.
@@ -243,6 +406,8 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Every agent holds a socket: take as many open files as the system allows.
+    let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     std::fs::create_dir_all(&args.downloads)
         .with_context(|| format!("creating downloads folder {}", args.downloads.display()))?;
     let (token, generated) = match args.admin_token {
@@ -271,6 +436,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("rmmsim serve: listening on http://{addr} (WebSocket at ws://{addr}/ws)");
         println!("  downloads: {} ({builds} builds)", args.downloads.display());
         println!("  database:  {}", args.db.display());
+        println!("  open files limit: {open_files} (about that many agents at most)");
         if generated {
             println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
             println!("  {token}");

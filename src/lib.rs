@@ -9,6 +9,7 @@
 //! - [`cli`]: the command line; one library call per subcommand.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod metrics;
@@ -16,3 +17,4 @@ pub mod protocol;
 pub mod scenario;
 pub mod server;
 pub mod sim;
+pub mod swarm;

@@ -25,6 +25,11 @@ pub trait Link: Send {
     /// The next frame, or `None` once the server closed the session.
     /// Cancel-safe: a frame is never half-read when the future is dropped.
     fn recv(&mut self) -> impl Future<Output = Option<ServerMessage>> + Send;
+    /// A frame already received, if the link has one at hand without
+    /// waiting (an in-process link has the replies of the last `send`).
+    fn try_recv(&mut self) -> Option<ServerMessage> {
+        None
+    }
     /// Closes the session politely.
     fn close(self) -> impl Future<Output = ()> + Send;
 }

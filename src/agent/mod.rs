@@ -10,6 +10,8 @@ mod availability;
 mod link;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +75,9 @@ pub struct AgentSpec {
     pub availability: Availability,
     /// Seeds every random choice the agent makes.
     pub seed: u64,
+    /// Report each heartbeat's round trip ([`AgentEvent::Acked`]); the swarm
+    /// measures the server with it, a simulation has no use for it.
+    pub report_rtt: bool,
 }
 
 /// The simulated reality of builds: how often installing each one fails.
@@ -131,6 +136,12 @@ pub enum AgentEvent {
         /// The version.
         version: Version,
     },
+    /// A heartbeat was acknowledged this long after it was sent (only with
+    /// [`AgentSpec::report_rtt`]).
+    Acked {
+        /// The round trip.
+        rtt: Duration,
+    },
     /// Restarted on a new version.
     Running {
         /// The version before.
@@ -169,7 +180,17 @@ enum Step {
     Fail(UpdateResult),
 }
 
-/// Where an update in progress stands.
+/// A session's changing state between turns of its loop.
+#[derive(Default)]
+struct Turn {
+    /// The update in progress, if any.
+    phase: Option<Phase>,
+    /// When the last heartbeat left (only measured with `report_rtt`).
+    beat_sent: Option<tokio::time::Instant>,
+}
+
+/// Where an update in progress stands; its step ends at the session's
+/// `step_due` timer.
 enum Phase {
     Downloading { offer: UpdateOffer, bytes: bytes::Bytes },
     Installing { offer: UpdateOffer },
@@ -363,32 +384,39 @@ impl<C: Connector> Agent<C> {
                 return End::Lost;
             }
         }
-        let mut next_heartbeat = self.clock.now();
-        let mut phase: Option<(Phase, Timestamp)> = None;
-        let off_at = self.clock.instant_at(power_off);
+        // Timers live for the whole session and are reset, not rebuilt: a
+        // heartbeat costs one timer update, which matters at a million a second.
+        let off = sleep_until(self.clock.instant_at(power_off));
+        let beat = sleep_until(self.clock.instant_at(self.clock.now()));
+        let step_due = sleep_until(self.clock.instant_at(power_off));
+        tokio::pin!(off, beat, step_due);
+        let mut ordered = self.next_order();
+        let mut turn = Turn::default();
         loop {
-            let beat_at = self.clock.instant_at(next_heartbeat);
-            let phase_at = phase.as_ref().map(|(_, at)| self.clock.instant_at(*at));
             tokio::select! {
                 biased;
-                changed = self.control.changed() => {
-                    if changed.is_err() {
+                alive = &mut ordered => {
+                    if !alive {
                         return End::Stop;
                     }
                     let now = self.clock.now();
-                    if self.control.borrow().offline_until.is_some_and(|t| t > now) {
+                    if self.control.borrow_and_update().offline_until.is_some_and(|t| t > now) {
                         link.close().await;
                         return End::Offline;
                     }
+                    ordered = self.next_order();
                 }
-                () = sleep_until(off_at) => {
+                () = &mut off => {
                     link.close().await;
                     return End::Offline;
                 }
-                () = sleep_until(phase_at.unwrap_or(off_at)), if phase_at.is_some() => {
-                    let Some((step, _)) = phase.take() else { continue };
+                () = &mut step_due, if turn.phase.is_some() => {
+                    let Some(step) = turn.phase.take() else { continue };
                     match self.advance(step) {
-                        Step::Next(next, at) => phase = Some((next, at)),
+                        Step::Next(next, at) => {
+                            turn.phase = Some(next);
+                            step_due.as_mut().reset(self.clock.instant_at(at));
+                        }
                         Step::Restart(offer) => {
                             link.close().await;
                             return End::Restart(offer);
@@ -400,39 +428,78 @@ impl<C: Connector> Agent<C> {
                         }
                     }
                 }
-                () = sleep_until(beat_at) => {
-                    let beat = AgentMessage::Heartbeat { version: self.version };
-                    if link.send(&beat).await.is_err() {
+                () = &mut beat => {
+                    let heartbeat = AgentMessage::Heartbeat { version: self.version };
+                    turn.beat_sent = self.spec.report_rtt.then(tokio::time::Instant::now);
+                    if link.send(&heartbeat).await.is_err() {
                         return End::Lost;
                     }
-                    next_heartbeat = self.next_heartbeat(self.clock.now());
-                }
-                msg = link.recv() => match msg {
-                    None => return End::Lost,
-                    Some(ServerMessage::Update(offer)) => {
-                        let busy = phase.is_some();
-                        self.observe(AgentEvent::Offered { update_id: offer.update_id, version: offer.version, busy });
-                        if !busy && offer.version != self.version {
-                            match self.connector.download(&offer.url).await {
-                                Ok(bytes) => {
-                                    let done = self.clock.now().plus(self.spec.timing.download);
-                                    phase = Some((Phase::Downloading { offer, bytes }, done));
-                                }
-                                Err(e) => {
-                                    self.observe(AgentEvent::DownloadFailed { version: offer.version });
-                                    let failure = self.failure(&offer, format!("download failed: {e}"));
-                                    if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
-                                        return End::Lost;
-                                    }
-                                }
-                            }
+                    let next = self.next_heartbeat(self.clock.now());
+                    beat.as_mut().reset(self.clock.instant_at(next));
+                    // Replies already at hand are handled now, not on another turn of the loop.
+                    while let Some(msg) = link.try_recv() {
+                        if let Some(end) = self.on_frame(&mut link, &mut turn, step_due.as_mut(), msg).await {
+                            return end;
                         }
                     }
-                    Some(ServerMessage::Error { code, .. }) => self.observe(AgentEvent::Refused { code }),
-                    Some(ServerMessage::Ack {} | ServerMessage::Welcome { .. }) => {}
-                },
+                }
+                msg = link.recv() => {
+                    let Some(msg) = msg else { return End::Lost };
+                    if let Some(end) = self.on_frame(&mut link, &mut turn, step_due.as_mut(), msg).await {
+                        return end;
+                    }
+                }
             }
         }
+    }
+
+    /// Handles a frame from the server; `Some` ends the session.
+    async fn on_frame(
+        &mut self,
+        link: &mut C::Link,
+        turn: &mut Turn,
+        step_due: Pin<&mut tokio::time::Sleep>,
+        msg: ServerMessage,
+    ) -> Option<End> {
+        match msg {
+            ServerMessage::Update(offer) => {
+                let busy = turn.phase.is_some();
+                self.observe(AgentEvent::Offered { update_id: offer.update_id, version: offer.version, busy });
+                if busy || offer.version == self.version {
+                    return None;
+                }
+                match self.connector.download(&offer.url).await {
+                    Ok(bytes) => {
+                        let done = self.clock.now().plus(self.spec.timing.download);
+                        turn.phase = Some(Phase::Downloading { offer, bytes });
+                        step_due.reset(self.clock.instant_at(done));
+                    }
+                    Err(e) => {
+                        self.observe(AgentEvent::DownloadFailed { version: offer.version });
+                        let failure = self.failure(&offer, format!("download failed: {e}"));
+                        if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
+                            return Some(End::Lost);
+                        }
+                    }
+                }
+            }
+            ServerMessage::Error { code, .. } => self.observe(AgentEvent::Refused { code }),
+            ServerMessage::Ack {} => {
+                if let Some(sent) = turn.beat_sent.take() {
+                    self.observe(AgentEvent::Acked { rtt: sent.elapsed() });
+                }
+            }
+            ServerMessage::Welcome { .. } => {}
+        }
+        None
+    }
+
+    /// Resolves at the simulator's next order (false: the simulator is gone).
+    /// Owned, so a session keeps one across loop turns instead of
+    /// re-registering every turn.
+    fn next_order(&self) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        let mut control = self.control.clone();
+        Box::pin(async move { control.changed().await.is_ok() })
     }
 
     fn failure(&self, offer: &UpdateOffer, error: String) -> UpdateResult {

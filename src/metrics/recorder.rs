@@ -195,6 +195,7 @@ impl Recorder {
                 c.install_failures += 1;
                 *m.failures.entry(*version).or_default() += 1;
             }
+            AgentEvent::Acked { .. } => {}
             AgentEvent::Running { to, .. } => {
                 c.installs += 1;
                 m.versions.push((at, *to));

@@ -2,7 +2,9 @@
 //! heartbeat: what is the newest build for this platform and channel, and
 //! which file is this download.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use super::core::FastMap;
 
 use serde::Serialize;
 
@@ -21,16 +23,16 @@ pub struct Catalog {
     /// When the scan ran (server clock).
     scanned_at: Timestamp,
     #[serde(skip)]
-    by_file: HashMap<String, usize>,
+    by_file: FastMap<String, usize>,
     #[serde(skip)]
-    by_platform: HashMap<Platform, Vec<usize>>,
+    by_platform: FastMap<Platform, Vec<usize>>,
 }
 
 impl Catalog {
     /// Indexes a scan.
     pub fn new(scan: Scan, scanned_at: Timestamp) -> Self {
-        let mut by_file = HashMap::new();
-        let mut by_platform: HashMap<Platform, Vec<usize>> = HashMap::new();
+        let mut by_file = FastMap::default();
+        let mut by_platform: FastMap<Platform, Vec<usize>> = FastMap::default();
         for (i, b) in scan.builds.iter().enumerate() {
             by_file.insert(b.file.clone(), i);
             by_platform.entry(b.platform.clone()).or_default().push(i);

@@ -10,12 +10,16 @@ use crate::protocol::{AgentId, AgentMessage, ErrorCode, ServerMessage, decode_ag
 
 /// The replies to one frame: for a heartbeat, an optional `update` then
 /// `ack`; otherwise a `welcome`, an `error` or nothing.
-pub type Replies = Vec<ServerMessage>;
+pub type Replies = smallvec::SmallVec<[ServerMessage; 2]>;
 
 /// A connection's state: unadmitted until a good `hello`.
 #[derive(Debug)]
 pub struct Session {
-    conn: Connection,
+    conn_id: u64,
+    /// Handed to the core at `hello`: from then on the core holds the only
+    /// sender, so the channel closes when the core forgets the connection
+    /// (shutdown, or the agent reconnecting elsewhere).
+    outbox: Option<UnboundedSender<ServerMessage>>,
     agent: Option<AgentId>,
     closing: bool,
 }
@@ -24,7 +28,8 @@ impl Session {
     /// A new connection; `outbox` carries frames the server pushes unasked.
     pub fn new(conn_id: u64, outbox: UnboundedSender<ServerMessage>) -> Self {
         Self {
-            conn: Connection { id: conn_id, outbox },
+            conn_id,
+            outbox: Some(outbox),
             agent: None,
             closing: false,
         }
@@ -45,7 +50,7 @@ impl Session {
     pub fn on_text(&mut self, core: &mut Core, text: &str) -> Replies {
         match decode_agent_message(text) {
             Ok(msg) => self.on_message(core, msg),
-            Err(e) => vec![ServerMessage::error(e.code, e.message)],
+            Err(e) => smallvec::smallvec![ServerMessage::error(e.code, e.message)],
         }
     }
 
@@ -53,14 +58,14 @@ impl Session {
     pub fn on_message(&mut self, core: &mut Core, msg: AgentMessage) -> Replies {
         let agent = match (&msg, self.agent) {
             (AgentMessage::Hello(_), Some(_)) => {
-                return vec![ServerMessage::error(
+                return smallvec::smallvec![ServerMessage::error(
                     ErrorCode::AlreadyHello,
                     "this connection already said hello",
                 )];
             }
             (AgentMessage::Hello(hello), None) => return self.hello(core, hello),
             (_, None) => {
-                return vec![ServerMessage::error(
+                return smallvec::smallvec![ServerMessage::error(
                     ErrorCode::HelloRequired,
                     "send hello before anything else",
                 )];
@@ -76,19 +81,19 @@ impl Session {
                 replies.push(ServerMessage::Ack {});
                 replies
             }),
-            AgentMessage::UpdateResult(result) => core.update_result(agent, &result).map(|()| Vec::new()),
+            AgentMessage::UpdateResult(result) => core.update_result(agent, &result).map(|()| Replies::new()),
             AgentMessage::Log { level, message } => {
                 core.log(agent, &level, &message);
-                Ok(Vec::new())
+                Ok(Replies::new())
             }
         };
-        result.unwrap_or_else(|e| vec![error_frame(agent, &e)])
+        result.unwrap_or_else(|e| smallvec::smallvec![error_frame(agent, &e)])
     }
 
     /// Forgets the connection; call it once the socket is gone.
     pub fn on_close(&mut self, core: &mut Core) {
         if let Some(agent) = self.agent.take() {
-            core.disconnect(agent, self.conn.id);
+            core.disconnect(agent, self.conn_id);
         }
     }
 
@@ -96,19 +101,21 @@ impl Session {
         match core.hello(hello) {
             Ok(agent) => {
                 self.agent = Some(agent);
-                core.connect(agent, self.conn.clone());
-                vec![ServerMessage::Welcome { agent_id: agent }]
+                if let Some(outbox) = self.outbox.take() {
+                    core.connect(agent, Connection { id: self.conn_id, outbox });
+                }
+                smallvec::smallvec![ServerMessage::Welcome { agent_id: agent }]
             }
             Err(CoreError::UnknownSiteKey) => {
                 warn!("hello from {} refused: unknown site key", hello.device_id);
                 self.closing = true;
-                vec![ServerMessage::error(
+                smallvec::smallvec![ServerMessage::error(
                     ErrorCode::UnknownSiteKey,
                     "the site key admits no site",
                 )]
             }
-            Err(e @ CoreError::Invalid { .. }) => vec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())],
-            Err(e) => vec![error_frame(AgentId(0), &e)],
+            Err(e @ CoreError::Invalid { .. }) => smallvec::smallvec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())],
+            Err(e) => smallvec::smallvec![error_frame(AgentId(0), &e)],
         }
     }
 }

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use transport::{MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
+pub use transport::{DirectHub, DirectLink, MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
 pub use world::{MachineModel, World, WorldState};
 
 use crate::agent::{Agent, AgentSpec, Connector, Control, InstallFaults, WsConnector};
@@ -45,11 +45,14 @@ pub fn execute(plan: &Plan, options: &SimOptions) -> anyhow::Result<crate::metri
 
 /// Runs a plan to the end on a fresh paused-clock runtime.
 pub fn run(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .context("starting the simulation runtime")?;
+    // Only loopback TCP needs the I/O driver; without it an idle runtime
+    // parks straight on the (paused) timer instead of polling epoll.
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    if options.transport == TransportKind::WsTcp {
+        builder.enable_io();
+    }
+    let runtime = builder.build().context("starting the simulation runtime")?;
     let timer = WallTimer::start();
     let mut outcome = runtime.block_on(simulate(plan, options))?;
     // Dropping the runtime ends every task still running (the agents).
@@ -63,6 +66,7 @@ pub fn run(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> {
 enum Hub {
     Mem(MemHub),
     Tcp(TcpHub),
+    Direct(DirectHub),
 }
 
 impl Hub {
@@ -70,6 +74,7 @@ impl Hub {
         match self {
             Self::Mem(h) => h.down(),
             Self::Tcp(h) => h.down(),
+            Self::Direct(h) => h.down(),
         }
     }
 }
@@ -83,6 +88,8 @@ struct Running {
 
 /// What the simulator needs to (re)start the server.
 struct ServerSetup {
+    /// `last_seen` stamps are written this often (the report's sample period).
+    flush_every: Duration,
     db: PathBuf,
     clock: Clock,
     config: CoreConfig,
@@ -95,10 +102,7 @@ impl ServerSetup {
         let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
         let state = AppState::new(core, "simulation");
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = RunOptions {
-            rescan_every: None,
-            flush_every: Some(Duration::from_secs(60)),
-        };
+        let options = RunOptions { rescan_every: None, flush_every: Some(self.flush_every) };
         let shutdown = async {
             let _ = stopped.await;
         };
@@ -107,6 +111,14 @@ impl ServerSetup {
             Hub::Tcp(h) => {
                 let listener = h.listen().context("binding the loopback listener")?;
                 tokio::spawn(server::run(listener, state.clone(), options, shutdown))
+            }
+            Hub::Direct(h) => {
+                h.serve(state.clone());
+                let state = state.clone();
+                tokio::spawn(async move {
+                    server::run_in_process(state, options, shutdown).await;
+                    Ok(())
+                })
             }
         };
         Ok(Running { state, stop, task })
@@ -146,6 +158,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         seed: plan.seed,
     };
     let setup = ServerSetup {
+        flush_every: plan.sample_every,
         db: dir.path().join("server.sqlite3"),
         clock,
         config,
@@ -193,6 +206,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
 fn hub_for(plan: &Plan, options: &SimOptions) -> anyhow::Result<Hub> {
     Ok(match options.transport {
         TransportKind::WsMem => Hub::Mem(MemHub::default()),
+        TransportKind::Direct => Hub::Direct(DirectHub::default()),
         TransportKind::WsTcp => {
             // Two descriptors per agent (both ends of its socket) and a few per download.
             ensure_open_files(plan.fleet_size() as u64 * 2 + 256)?;
@@ -218,14 +232,11 @@ fn spawn_fleet(
         let observer: Arc<dyn crate::agent::Observer> = world.clone();
         agents.push(match hub {
             Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, observer, rx, clock),
-            Hub::Tcp(h) => spawn_agent(
-                spec,
-                WsConnector::new(h.clone(), "127.0.0.1"),
-                &faults,
-                observer,
-                rx,
-                clock,
-            ),
+            Hub::Tcp(h) => {
+                let connector = WsConnector::new(h.clone(), "127.0.0.1");
+                spawn_agent(spec, connector, &faults, observer, rx, clock)
+            }
+            Hub::Direct(h) => spawn_agent(spec, h.clone(), &faults, observer, rx, clock),
         });
     }
     (controls, agents)
@@ -322,6 +333,7 @@ fn build_world(plan: &Plan, clock: Clock, keys: &[Vec<String>]) -> (Arc<World>, 
                 timing: group.timing,
                 availability: group.availability,
                 seed: rng.next_u64(),
+                report_rtt: false,
             });
         }
     }

@@ -7,12 +7,19 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::collections::VecDeque;
+
 use axum::serve::Listener;
+use bytes::Bytes;
 use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::agent::Dial;
+use crate::agent::{Connector, Dial, Link, url_path};
+use crate::protocol::{AgentMessage, ServerMessage};
+use crate::server::AppState;
+use crate::server::http::download_bytes;
+use crate::server::session::Session;
 
 /// Which transport a simulation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -23,6 +30,8 @@ pub enum TransportKind {
     WsMem,
     /// WebSocket and HTTP over loopback TCP.
     WsTcp,
+    /// The server's session logic called in-process: no framing, no pipes.
+    Direct,
 }
 
 impl std::fmt::Display for TransportKind {
@@ -30,6 +39,7 @@ impl std::fmt::Display for TransportKind {
         f.write_str(match self {
             Self::WsMem => "ws-mem",
             Self::WsTcp => "ws-tcp",
+            Self::Direct => "direct",
         })
     }
 }
@@ -168,4 +178,96 @@ pub fn ensure_open_files(needed: u64) -> anyhow::Result<u64> {
         "this run needs about {needed} open files but the limit is {soft} (hard limit {hard}); \
          raise it (e.g. `ulimit -n {needed}`, or LimitNOFILE in a systemd unit) or use --transport ws-mem"
     )
+}
+
+/// The `direct` transport: no sockets, no framing. Each session is the
+/// server's own [`Session`] called in-process with message values, and
+/// downloads go through the download handler's own function.
+#[derive(Clone, Default)]
+pub struct DirectHub {
+    slot: Slot<AppState>,
+}
+
+impl DirectHub {
+    /// The server sessions connect to from now on.
+    pub fn serve(&self, state: AppState) {
+        *lock(&self.slot) = Some(state);
+    }
+
+    /// The server is gone: connects fail until the next [`serve`](Self::serve).
+    pub fn down(&self) {
+        *lock(&self.slot) = None;
+    }
+
+    fn state(&self) -> io::Result<AppState> {
+        lock(&self.slot).clone().ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))
+    }
+}
+
+/// One in-process session.
+pub struct DirectLink {
+    state: AppState,
+    session: Session,
+    /// Replies not yet read, in order.
+    replies: VecDeque<ServerMessage>,
+    /// Frames the server pushed (manual updates, rollbacks).
+    pushed: mpsc::UnboundedReceiver<ServerMessage>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connector for DirectHub {
+    type Link = DirectLink;
+
+    async fn connect(&self) -> io::Result<DirectLink> {
+        let state = self.state()?;
+        let (outbox, pushed) = mpsc::unbounded_channel();
+        let session = Session::new(state.next_conn_id(), outbox);
+        let shutdown = state.shutdown_signal();
+        Ok(DirectLink { state, session, replies: VecDeque::new(), pushed, shutdown })
+    }
+
+    async fn download(&self, url: &str) -> io::Result<Bytes> {
+        let name = url_path(url).trim_start_matches("/downloads/");
+        download_bytes(&self.state()?, name).map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+impl Link for DirectLink {
+    async fn send(&mut self, msg: &AgentMessage) -> io::Result<()> {
+        if *self.shutdown.borrow() || self.session.closing() || self.pushed.is_closed() {
+            return Err(io::Error::from(io::ErrorKind::ConnectionReset));
+        }
+        let replies = self.session.on_message(&mut self.state.core(), msg.clone());
+        self.replies.extend(replies);
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Option<ServerMessage> {
+        if let Some(reply) = self.replies.pop_front() {
+            return Some(reply);
+        }
+        if self.session.closing() {
+            return None;
+        }
+        // The core holds the only sender once the session is admitted: the
+        // channel closes when the server shuts down or forgets the session.
+        self.pushed.recv().await
+    }
+
+    fn try_recv(&mut self) -> Option<ServerMessage> {
+        self.replies.pop_front()
+    }
+
+    async fn close(mut self) {
+        self.session.on_close(&mut self.state.core());
+    }
+}
+
+impl Drop for DirectLink {
+    fn drop(&mut self) {
+        // A session dropped without `close` (its agent stopped) still ends.
+        if self.session.agent().is_some() {
+            self.session.on_close(&mut self.state.core());
+        }
+    }
 }

@@ -479,6 +479,7 @@ impl Core {
             .collect();
         self.write(new_rows)?;
         self.catalog = Catalog::new(scan, now);
+        self.targets.clear();
         self.download_cache.clear();
         self.scan_generation += 1;
         Ok(())

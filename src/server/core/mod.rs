@@ -10,7 +10,7 @@
 mod admin;
 mod traffic;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -28,6 +28,40 @@ use super::rules;
 use super::store::{AgentRow, Change, ClientRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus};
 
 pub use admin::{ChannelTarget, GateCheck, ManualUpdate, Promotion, Rollback};
+
+/// Hash maps of the hot path: foldhash with a fixed seed (fast, and the
+/// same iteration order on every run).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+/// The set twin of [`FastMap`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
+
+/// The latest build per (platform, channel), worked out once per scan or
+/// block instead of on every heartbeat. A handful of platforms, so a list.
+#[derive(Debug, Default)]
+pub(crate) struct Targets(Vec<(Platform, Channel, Option<Version>)>);
+
+impl Targets {
+    /// U7 for one platform and channel, remembered until [`clear`](Self::clear).
+    pub(crate) fn get(
+        &mut self,
+        catalog: &Catalog,
+        blocked: &BTreeSet<Version>,
+        platform: &Platform,
+        channel: Channel,
+    ) -> Option<Version> {
+        if let Some((_, _, t)) = self.0.iter().find(|(p, c, _)| p == platform && *c == channel) {
+            return *t;
+        }
+        let target = catalog.latest(platform, channel, blocked).map(|b| b.version);
+        self.0.push((platform.clone(), channel, target));
+        target
+    }
+
+    /// Forgets everything (a scan or a block changed the answers).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
 
 /// The promote health gate (U9): enough beta successes, few enough failures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -169,24 +203,26 @@ pub struct Core {
     rng: ChaCha8Rng,
     clients: BTreeMap<ClientId, ClientRow>,
     sites: BTreeMap<SiteId, SiteRow>,
-    site_keys: HashMap<String, SiteId>,
+    site_keys: FastMap<String, SiteId>,
     agents: BTreeMap<AgentId, AgentRow>,
-    devices: HashMap<DeviceId, AgentId>,
+    devices: FastMap<DeviceId, AgentId>,
     /// At most one pending update per agent row (U4).
     pending: BTreeMap<AgentId, UpdateRow>,
-    pending_ids: HashMap<UpdateId, AgentId>,
+    pending_ids: FastMap<UpdateId, AgentId>,
     rollouts: BTreeMap<(Version, Platform), RolloutRow>,
     blocked: BTreeMap<Version, Timestamp>,
     blocked_set: BTreeSet<Version>,
     catalog: Catalog,
-    connections: HashMap<AgentId, Connection>,
+    connections: FastMap<AgentId, Connection>,
     counters: Counters,
     max_update_id: u64,
     scan_generation: u64,
     /// Agents whose `last_seen` changed since the last [`Core::flush`].
-    unflushed: HashSet<AgentId>,
+    unflushed: FastSet<AgentId>,
+    /// U7's answers for this scan and these blocks.
+    targets: Targets,
     /// Build bytes served, read once per scan.
-    download_cache: HashMap<String, bytes::Bytes>,
+    download_cache: FastMap<String, bytes::Bytes>,
 }
 
 impl Core {
@@ -199,21 +235,22 @@ impl Core {
             config,
             clients: BTreeMap::new(),
             sites: BTreeMap::new(),
-            site_keys: HashMap::new(),
+            site_keys: FastMap::default(),
             agents: BTreeMap::new(),
-            devices: HashMap::new(),
+            devices: FastMap::default(),
             pending: BTreeMap::new(),
-            pending_ids: HashMap::new(),
+            pending_ids: FastMap::default(),
             rollouts: BTreeMap::new(),
             blocked: BTreeMap::new(),
             blocked_set: BTreeSet::new(),
             catalog: Catalog::default(),
-            connections: HashMap::new(),
+            connections: FastMap::default(),
             counters: Counters::default(),
             max_update_id: 0,
             scan_generation: 0,
-            unflushed: HashSet::new(),
-            download_cache: HashMap::new(),
+            unflushed: FastSet::default(),
+            targets: Targets::default(),
+            download_cache: FastMap::default(),
         };
         let snapshot = core.store.load()?;
         core.max_update_id = snapshot.max_update_id;
@@ -265,6 +302,7 @@ impl Core {
                 self.rollouts.insert((r.version, r.platform.clone()), r);
             }
             Change::Blocked(b) => {
+                self.targets.clear();
                 self.blocked_set.insert(b.version);
                 self.blocked.entry(b.version).or_insert(b.blocked_at);
             }
@@ -372,13 +410,9 @@ impl Core {
     /// written in batches (by `server::run` every few seconds, and on
     /// shutdown) instead of once per heartbeat; memory is always current.
     pub fn flush(&mut self) -> Result<(), CoreError> {
-        let changes: Vec<Change> = self
-            .unflushed
-            .iter()
-            .filter_map(|id| self.agents.get(id))
-            .map(|a| Change::Agent(a.clone()))
-            .collect();
-        self.store.commit(&changes)?;
+        let stamps: Vec<(AgentId, Timestamp)> =
+            self.unflushed.iter().filter_map(|id| self.agents.get(id)).map(|a| (a.id, a.last_seen)).collect();
+        self.store.touch(&stamps)?;
         self.unflushed.clear();
         Ok(())
     }

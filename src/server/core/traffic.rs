@@ -71,7 +71,8 @@ impl Core {
         row.last_seen = now;
         let moved = (row.version != version).then(|| AgentRow { version, ..row.clone() });
         self.unflushed.insert(id);
-        let mut changes = Vec::with_capacity(3);
+        // Most heartbeats change nothing but last_seen: no allocation for them.
+        let mut changes = Vec::new();
         let mut offer = None;
         if let Some(p) = self.pending.get(&id).cloned() {
             let resend = self.offer_for(&p);
@@ -167,6 +168,11 @@ impl Core {
         }
     }
 
+    /// Forgets every connection (the server is shutting down).
+    pub fn disconnect_all(&mut self) {
+        self.connections.clear();
+    }
+
     /// Pushes an `update` to a connected agent (U5). False if it is offline.
     pub(super) fn push(&mut self, id: AgentId, offer: UpdateOffer) -> bool {
         match self.connections.get(&id) {
@@ -185,10 +191,7 @@ impl Core {
     ) -> Option<UpdateRow> {
         let agent = self.agents.get(&id)?;
         let channel = self.channel_of(agent);
-        let target = self
-            .catalog
-            .latest(&agent.platform, channel, &self.blocked_set)
-            .map(|b| b.version);
+        let target = self.targets.get(&self.catalog, &self.blocked_set, &agent.platform, channel);
         let to = rules::needs_update(version, target, &self.blocked_set)?;
         let row = pending_row(self.next_update_id(), agent, version, to, channel, reason, now);
         Some(self.issue(row))

@@ -19,6 +19,7 @@ use axum::serve::Listener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+pub use downloads::download_bytes;
 pub use error::ApiError;
 
 use super::core::Core;
@@ -73,6 +74,8 @@ impl AppState {
     /// Tells every WebSocket session to close.
     pub fn begin_shutdown(&self) {
         self.0.shutdown.send_replace(true);
+        // Dropping every connection closes every session's push channel.
+        self.core().disconnect_all();
     }
 }
 
@@ -127,28 +130,48 @@ where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    let rescanner = options
-        .rescan_every
-        .map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
-    let flusher = options
-        .flush_every
-        .map(|every| tokio::spawn(flush_loop(state.clone(), every)));
+    let background = Background::start(&state, &options);
     let signal_state = state.clone();
-    let state_for_flush = state.clone();
-    let result = axum::serve(listener, app(state))
+    let result = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
             shutdown.await;
             info!("shutting down: closing agent connections");
             signal_state.begin_shutdown();
         })
         .await;
-    for task in [rescanner, flusher].into_iter().flatten() {
-        task.abort();
-    }
-    if let Err(e) = state_for_flush.core().flush() {
-        warn!("final flush failed: {e}");
-    }
+    background.stop(&state);
     result
+}
+
+/// Runs the server's background work without a listener, until `shutdown`
+/// resolves: for in-process sessions (the simulator's `direct` transport),
+/// which call [`Session`](crate::server::session::Session) themselves.
+pub async fn run_in_process(state: AppState, options: RunOptions, shutdown: impl Future<Output = ()>) {
+    let background = Background::start(&state, &options);
+    shutdown.await;
+    state.begin_shutdown();
+    background.stop(&state);
+}
+
+/// The periodic rescan and flush tasks of a running server.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    fn start(state: &AppState, options: &RunOptions) -> Self {
+        let rescanner = options.rescan_every.map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
+        let flusher = options.flush_every.map(|every| tokio::spawn(flush_loop(state.clone(), every)));
+        Self([rescanner, flusher].into_iter().flatten().collect())
+    }
+
+    /// Stops the tasks and writes the last batched stamps.
+    fn stop(self, state: &AppState) {
+        for task in self.0 {
+            task.abort();
+        }
+        if let Err(e) = state.core().flush() {
+            warn!("final flush failed: {e}");
+        }
+    }
 }
 
 /// Writes batched `last_seen` stamps periodically.

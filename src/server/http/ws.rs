@@ -59,7 +59,7 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
             None | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Text(text))) => session.on_text(&mut state.core(), text.as_str()),
             Some(Ok(Message::Binary(_))) => {
-                vec![ServerMessage::error(
+                smallvec::smallvec![ServerMessage::error(
                     ErrorCode::BinaryFrame,
                     "binary frames are not part of the protocol; send JSON text",
                 )]

@@ -224,6 +224,8 @@ pub trait Store: Send {
     fn load(&mut self) -> Result<Snapshot, StoreError>;
     /// Writes a batch of changes as one transaction.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
+    /// Writes agents' `last_seen` stamps, as one transaction.
+    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError>;
     /// Every update ever sent to one agent row, oldest first.
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError>;
 }

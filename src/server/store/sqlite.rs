@@ -214,40 +214,60 @@ impl SqliteStore {
     }
 }
 
-fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
-    let upsert = |table: &str, columns: &str, key: &str, update: &str| {
-        let n = columns.split(',').count();
-        let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-        format!(
-            "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {update}",
-            marks.join(", ")
-        )
-    };
-    match change {
-        Change::Client(c) => tx
-            .prepare_cached(&upsert(
-                "clients",
-                CLIENT_COLUMNS,
-                "id",
-                "name = excluded.name, channel = excluded.channel",
-            ))?
-            .execute(params![c.id, c.name, c.channel, c.created_at]),
-        Change::Site(s) => tx
-            .prepare_cached(&upsert(
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for a table's columns.
+fn upsert(table: &str, columns: &str, key: &str, update: &str) -> String {
+    let marks: Vec<String> = (1..=columns.split(',').count()).map(|i| format!("?{i}")).collect();
+    format!("INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {update}", marks.join(", "))
+}
+
+/// The upsert statements, built once: clients, sites, agents, updates, rollouts.
+fn upserts() -> &'static [String; 5] {
+    static SQL: std::sync::OnceLock<[String; 5]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        [
+            upsert("clients", CLIENT_COLUMNS, "id", "name = excluded.name, channel = excluded.channel"),
+            upsert(
                 "sites",
                 SITE_COLUMNS,
                 "id",
                 "name = excluded.name, channel = excluded.channel, site_key = excluded.site_key",
-            ))?
-            .execute(params![s.id, s.client_id, s.name, s.channel, s.site_key, s.created_at]),
-        Change::Agent(a) => tx
-            .prepare_cached(&upsert(
+            ),
+            upsert(
                 "agents",
                 AGENT_COLUMNS,
                 "id",
                 "site_id = excluded.site_id, hostname = excluded.hostname, os = excluded.os, arch = excluded.arch, \
                  version = excluded.version, channel = excluded.channel, last_seen = excluded.last_seen",
-            ))?
+            ),
+            upsert(
+                "agent_updates",
+                UPDATE_COLUMNS,
+                "id",
+                "status = excluded.status, dispatches = excluded.dispatches, finished_at = excluded.finished_at, \
+                 error = excluded.error",
+            ),
+            upsert(
+                "rollouts",
+                ROLLOUT_COLUMNS,
+                "version, os, arch",
+                "status = excluded.status, successes = excluded.successes, failures = excluded.failures, \
+                 promoted_at = excluded.promoted_at, rolled_back_at = excluded.rolled_back_at",
+            ),
+        ]
+    })
+}
+
+fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
+    let sql = upserts();
+    match change {
+        Change::Client(c) => tx
+            .prepare_cached(&sql[0])?
+            .execute(params![c.id, c.name, c.channel, c.created_at]),
+        Change::Site(s) => tx
+            .prepare_cached(&sql[1])?
+            .execute(params![s.id, s.client_id, s.name, s.channel, s.site_key, s.created_at]),
+        Change::Agent(a) => tx
+            .prepare_cached(&sql[2])?
             .execute(params![
                 a.id,
                 a.device_id,
@@ -261,13 +281,7 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
                 a.last_seen
             ]),
         Change::Update(u) => tx
-            .prepare_cached(&upsert(
-                "agent_updates",
-                UPDATE_COLUMNS,
-                "id",
-                "status = excluded.status, dispatches = excluded.dispatches, finished_at = excluded.finished_at, \
-                 error = excluded.error",
-            ))?
+            .prepare_cached(&sql[3])?
             .execute(params![
                 u.id,
                 u.agent_id,
@@ -284,13 +298,7 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
                 u.error
             ]),
         Change::Rollout(r) => tx
-            .prepare_cached(&upsert(
-                "rollouts",
-                ROLLOUT_COLUMNS,
-                "version, os, arch",
-                "status = excluded.status, successes = excluded.successes, failures = excluded.failures, \
-                 promoted_at = excluded.promoted_at, rolled_back_at = excluded.rolled_back_at",
-            ))?
+            .prepare_cached(&sql[4])?
             .execute(params![
                 r.version,
                 r.platform.os(),
@@ -340,6 +348,21 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         for change in changes {
             write(&tx, change)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError> {
+        if stamps.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE id = ?1")?;
+            for (id, at) in stamps {
+                st.execute(params![id, at])?;
+            }
         }
         tx.commit()?;
         Ok(())

@@ -1,0 +1,90 @@
+//! `reports/bench/bench.json` and `bench.md`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::BenchReport;
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Writes both files; returns the Markdown.
+pub fn write(dir: &Path, report: &BenchReport) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(report)? + "\n")?;
+    let md = markdown(report);
+    std::fs::write(dir.join("bench.md"), &md)?;
+    Ok(md)
+}
+
+/// The Markdown tables.
+pub fn markdown(r: &BenchReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# rmmsim bench, {}\n\n{} CPUs, {:.1} GiB; open files limit {} (hard {}).\n",
+        r.date,
+        r.machine.cpus,
+        r.machine.memory_bytes as f64 / (1u64 << 30) as f64,
+        r.open_files.0,
+        r.open_files.1
+    );
+    let _ = writeln!(
+        md,
+        "## Simulator throughput\n\nAlways-on agents, 60 s heartbeats, in virtual time; each run in its own process.\n\n\
+         | transport | agents | simulated | heartbeats | wall | heartbeats / wall s | peak RSS | per agent |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for s in &r.simulator {
+        if let Some(e) = &s.error {
+            let _ = writeln!(md, "| {} | {} | not run: {e} | | | | | |", s.transport, s.agents);
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB | {:.1} KiB |",
+            s.transport,
+            s.agents,
+            crate::clock::short(std::time::Duration::from_secs_f64(s.simulated_s)),
+            s.heartbeats,
+            s.wall_s,
+            s.heartbeats_per_wall_s,
+            mib(s.peak_rss_bytes),
+            s.peak_rss_bytes as f64 / 1024.0 / s.agents.max(1) as f64
+        );
+    }
+    if let Some(c) = &r.capacity {
+        let _ = writeln!(
+            md,
+            "\n## Server capacity, real time\n\n`rmmsim serve` and {} `rmmsim swarm` processes on loopback, one heartbeat per {} s per agent. \
+             Round trip: heartbeat sent to `ack` received. p50 is the heartbeat-weighted mean of the swarms' medians; \
+             p99 and max are the worst swarm's.\n\n\
+             | agents | connected | heartbeats/s | p50 | p99 | max | server CPU | server RSS |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|",
+            c.swarms, c.heartbeat_s
+        );
+        for s in &c.steps {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0}% of a core | {:.0} MiB |",
+                s.agents,
+                s.connected,
+                s.heartbeats_per_s,
+                s.rtt_p50_ms,
+                s.rtt_p99_ms,
+                s.rtt_max_ms,
+                s.server_cpu_cores * 100.0,
+                mib(s.server_rss_bytes)
+            );
+        }
+        let held = c.largest_held.map_or_else(|| "none".to_owned(), |n| n.to_string());
+        let _ = writeln!(md, "\nLargest fleet held with every agent connected and p99 under 100 ms: **{held}**.");
+        if let Some(limit) = c.server_open_files {
+            let _ = writeln!(md, "The server's open-files limit was {limit}: one descriptor per connected agent.");
+        }
+    }
+    md
+}

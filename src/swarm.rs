@@ -1,0 +1,260 @@
+//! `rmmsim swarm`: simulated agents in real time against any server that
+//! speaks the protocol (a `rmmsim serve` in another process or on another
+//! machine), measuring heartbeat round trips. Several swarms against one
+//! server is how a capacity test grows past one machine (or one process's
+//! open-files limit).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Control, Dial, Observer, Timing, WsConnector};
+use crate::clock::Clock;
+use crate::protocol::{Platform, Version};
+
+/// What a swarm runs.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// The server, `ws://IP:PORT` (an IP literal: no name lookups).
+    pub server: SocketAddr,
+    /// The site key that admits the agents.
+    pub site_key: String,
+    /// Connected agents to reach, in steps; measured after each.
+    pub steps: Vec<usize>,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Measurement window per step (after everyone is connected and one
+    /// heartbeat interval has passed).
+    pub window: Duration,
+    /// Measure the last step again and again until stopped, instead of exiting.
+    pub hold: bool,
+    /// Agents' version.
+    pub version: Version,
+    /// Agents' platform.
+    pub platform: Platform,
+    /// Local addresses to connect from, round robin (127.0.0.1, .2, … for a
+    /// loopback server): each gives another ~28,000 ephemeral ports.
+    pub sources: usize,
+    /// Seeds machine ids and jitter.
+    pub seed: u64,
+    /// Agent timings other than the heartbeat.
+    pub download: Duration,
+    /// Install time.
+    pub install: Duration,
+    /// Restart time.
+    pub restart: Duration,
+}
+
+/// One measured step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Agents started.
+    pub agents: usize,
+    /// Agents connected at the end of the window.
+    pub connected: usize,
+    /// Length of the window, seconds.
+    pub window_s: f64,
+    /// Heartbeats acknowledged in the window.
+    pub heartbeats: u64,
+    /// Round trips, milliseconds.
+    pub rtt_ms: Rtt,
+    /// Sessions the server closed, connects that failed, frames refused, since the start.
+    pub lost: u64,
+    /// Connects that failed since the start.
+    pub connect_failures: u64,
+    /// Frames the server refused since the start.
+    pub refused: u64,
+    /// Window start and end, Unix milliseconds (to line up server samples).
+    pub start_unix_ms: i64,
+    /// Window end.
+    pub end_unix_ms: i64,
+}
+
+/// Round-trip percentiles.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Rtt {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Worst.
+    pub max: f64,
+}
+
+/// Shared by every agent of the swarm.
+struct Stats {
+    connected: Vec<AtomicBool>,
+    rtt: Mutex<Histogram<u64>>,
+    acked: AtomicU64,
+    lost: AtomicU64,
+    connect_failures: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Observer for Stats {
+    fn observe(&self, index: usize, event: AgentEvent) {
+        match event {
+            AgentEvent::Connected { .. } => self.connected[index].store(true, Ordering::Relaxed),
+            AgentEvent::ConnectionLost => {
+                self.connected[index].store(false, Ordering::Relaxed);
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            AgentEvent::ConnectFailed => {
+                self.connected[index].store(false, Ordering::Relaxed);
+                self.connect_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            AgentEvent::Refused { .. } => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            AgentEvent::Acked { rtt } => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+                let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+                let mut h = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
+                h.saturating_record(micros);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Connects from a rotating set of local loopback addresses.
+#[derive(Clone)]
+struct SwarmDial {
+    server: SocketAddr,
+    sources: Arc<Vec<IpAddr>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Dial for SwarmDial {
+    type Io = TcpStream;
+
+    async fn dial(&self) -> std::io::Result<TcpStream> {
+        let stream = if self.sources.len() > 1 {
+            let ip = self.sources[self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len()];
+            let socket = TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(ip, 0))?;
+            socket.connect(self.server).await?
+        } else {
+            TcpStream::connect(self.server).await?
+        };
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Parses `ws://IP:PORT` (or `IP:PORT`).
+pub fn parse_server(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url.strip_prefix("ws://").unwrap_or(url);
+    let rest = rest.strip_suffix("/ws").unwrap_or(rest).trim_end_matches('/');
+    rest.parse().with_context(|| format!("`{url}`: expected ws://IP:PORT with an IP address (no host names)"))
+}
+
+fn percentiles(h: &Histogram<u64>) -> Rtt {
+    let ms = |us: u64| us as f64 / 1000.0;
+    Rtt {
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        max: ms(h.max()),
+    }
+}
+
+/// Runs the swarm; calls `report` with each measured step.
+pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> anyhow::Result<()> {
+    let most = config.steps.iter().copied().max().unwrap_or(0);
+    let stats = Arc::new(Stats {
+        connected: (0..most).map(|_| AtomicBool::new(false)).collect(),
+        rtt: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
+        acked: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+        connect_failures: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    let sources: Vec<IpAddr> = if config.server.ip().is_loopback() && config.sources > 1 {
+        (1..=config.sources.min(250)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
+    } else {
+        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+    };
+    let dial = SwarmDial { server: config.server, sources: Arc::new(sources), next: Arc::default() };
+    let connector = WsConnector::new(dial, config.server.to_string());
+    let (_control, control_rx) = watch::channel(Control::default());
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let timing = Timing {
+        heartbeat: config.heartbeat,
+        jitter: 0.02,
+        download: config.download,
+        install: config.install,
+        restart: config.restart,
+        reconnect_min: Duration::from_millis(500),
+        reconnect_max: Duration::from_secs(30),
+    };
+    let faults = Arc::new(crate::agent::InstallFaults::new());
+    let mut started = 0;
+    let steps: Vec<usize> = config.steps.clone();
+    for (k, &step) in steps.iter().enumerate() {
+        for index in started..step {
+            let mut bytes = [0u8; 16];
+            rng.fill_bytes(&mut bytes);
+            let spec = AgentSpec {
+                index,
+                machine: uuid::Builder::from_random_bytes(bytes).into_uuid(),
+                hostname: format!("swarm-{index:06}"),
+                platform: config.platform.clone(),
+                version: config.version,
+                site_key: config.site_key.clone(),
+                identity_boundary: Version::new(0, 0, 0),
+                timing,
+                availability: Availability::Always,
+                seed: rng.next_u64(),
+                report_rtt: true,
+            };
+            let observer: Arc<dyn Observer> = stats.clone();
+            let agent = Agent::new(spec, connector.clone(), faults.clone(), observer, control_rx.clone(), Clock::Wall);
+            tokio::spawn(agent.run());
+        }
+        started = step;
+        // Agents come up over one heartbeat interval; give the stragglers as long again.
+        let deadline = tokio::time::Instant::now() + config.heartbeat * 3 + Duration::from_secs(10);
+        let connected = || stats.connected.iter().filter(|c| c.load(Ordering::Relaxed)).count();
+        while connected() < step && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(config.heartbeat).await;
+        let last = k + 1 == steps.len();
+        loop {
+            stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
+            let acked = stats.acked.load(Ordering::Relaxed);
+            let start = Clock::Wall.now();
+            tokio::time::sleep(config.window).await;
+            let end = Clock::Wall.now();
+            let rtt = percentiles(&stats.rtt.lock().unwrap_or_else(|p| p.into_inner()));
+            report(&StepReport {
+                agents: step,
+                connected: connected(),
+                window_s: end.since(start).as_secs_f64(),
+                heartbeats: stats.acked.load(Ordering::Relaxed) - acked,
+                rtt_ms: rtt,
+                lost: stats.lost.load(Ordering::Relaxed),
+                connect_failures: stats.connect_failures.load(Ordering::Relaxed),
+                refused: stats.refused.load(Ordering::Relaxed),
+                start_unix_ms: start.millis(),
+                end_unix_ms: end.millis(),
+            });
+            if !(last && config.hold) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
