@@ -47,7 +47,11 @@ fn needs_update_for_a_fleet(c: &mut Criterion) {
                 1 => Some(Channel::Stable),
                 _ => None,
             };
-            (rng.random_range(0..2), Version::new(0, 6, rng.random_range(30..70)), channel)
+            (
+                rng.random_range(0..2),
+                Version::new(0, 6, rng.random_range(30..70)),
+                channel,
+            )
         })
         .collect();
     c.bench_function("needs_update/100k_agents", |b| {
@@ -74,17 +78,24 @@ fn messages(c: &mut Criterion) {
             version: Version::new(0, 6, 47),
             site_key: "5fccba6a34eb8997387d666c3bba6f2a".into(),
         }),
-        AgentMessage::Heartbeat { version: Version::new(0, 6, 47) },
+        AgentMessage::Heartbeat {
+            version: Version::new(0, 6, 47),
+        },
         AgentMessage::UpdateResult(UpdateResult {
             update_id: UpdateId(42),
             success: false,
             version: Version::new(0, 6, 47),
             error: Some("installer exited with an error".into()),
         }),
-        AgentMessage::Log { level: "error".into(), message: "service failed to start after 3 attempts".into() },
+        AgentMessage::Log {
+            level: "error".into(),
+            message: "service failed to start after 3 attempts".into(),
+        },
     ];
     let server = [
-        ServerMessage::Welcome { agent_id: rmmsim::protocol::AgentId(7) },
+        ServerMessage::Welcome {
+            agent_id: rmmsim::protocol::AgentId(7),
+        },
         ServerMessage::Ack {},
         ServerMessage::Update(UpdateOffer {
             update_id: UpdateId(42),
@@ -93,12 +104,17 @@ fn messages(c: &mut Criterion) {
             sha256: "5fdf9f33bc287b7026f6a061da70af450978187ef1ebedc76d2ebe262c0d4755".into(),
             size: 8 << 20,
         }),
-        ServerMessage::error(rmmsim::protocol::ErrorCode::HelloRequired, "send hello before anything else"),
+        ServerMessage::error(
+            rmmsim::protocol::ErrorCode::HelloRequired,
+            "send hello before anything else",
+        ),
     ];
     for msg in &agent {
         let name = msg.to_json().split('"').nth(3).unwrap_or("?").to_owned();
         let text = msg.to_json();
-        c.bench_function(&format!("agent_message/{name}/encode"), |b| b.iter(|| black_box(msg.to_json())));
+        c.bench_function(&format!("agent_message/{name}/encode"), |b| {
+            b.iter(|| black_box(msg.to_json()))
+        });
         c.bench_function(&format!("agent_message/{name}/decode"), |b| {
             b.iter(|| black_box(decode_agent_message(&text).unwrap()))
         });
@@ -106,7 +122,9 @@ fn messages(c: &mut Criterion) {
     for msg in &server {
         let text = msg.to_json();
         let name = text.split('"').nth(3).unwrap_or("?").to_owned();
-        c.bench_function(&format!("server_message/{name}/encode"), |b| b.iter(|| black_box(msg.to_json())));
+        c.bench_function(&format!("server_message/{name}/encode"), |b| {
+            b.iter(|| black_box(msg.to_json()))
+        });
         c.bench_function(&format!("server_message/{name}/decode"), |b| {
             b.iter(|| black_box(serde_json::from_str::<ServerMessage>(&text).unwrap()))
         });
@@ -134,12 +152,26 @@ fn heartbeat_through_the_session(c: &mut Criterion) {
         version: Version::new(0, 6, 58),
         site_key: site.site_key,
     });
-    assert!(matches!(session.on_message(&mut core, hello)[0], ServerMessage::Welcome { .. }));
-    let beat = AgentMessage::Heartbeat { version: Version::new(0, 6, 58) };
-    c.bench_function("session/heartbeat", |b| b.iter(|| black_box(session.on_message(&mut core, beat.clone()))));
+    assert!(matches!(
+        session.on_message(&mut core, hello)[0],
+        ServerMessage::Welcome { .. }
+    ));
+    let beat = AgentMessage::Heartbeat {
+        version: Version::new(0, 6, 58),
+    };
+    c.bench_function("session/heartbeat", |b| {
+        b.iter(|| black_box(session.on_message(&mut core, beat.clone())))
+    });
     let text = beat.to_json();
-    c.bench_function("session/heartbeat_text", |b| b.iter(|| black_box(session.on_text(&mut core, &text))));
+    c.bench_function("session/heartbeat_text", |b| {
+        b.iter(|| black_box(session.on_text(&mut core, &text)))
+    });
 }
 
-criterion_group!(benches, needs_update_for_a_fleet, messages, heartbeat_through_the_session);
+criterion_group!(
+    benches,
+    needs_update_for_a_fleet,
+    messages,
+    heartbeat_through_the_session
+);
 criterion_main!(benches);

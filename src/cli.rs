@@ -350,6 +350,16 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
                     plan.seed = seed;
                 }
                 plan.scale(args.scale);
+                if plan.fleet_size() > scenario::MAX_FLEET {
+                    eprintln!(
+                        "error: {}: --scale {} makes the fleet larger than {} machines",
+                        file.display(),
+                        args.scale,
+                        scenario::MAX_FLEET
+                    );
+                    bad = true;
+                    continue;
+                }
                 plans.push((file, plan));
             }
             Err(e) => {

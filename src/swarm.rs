@@ -157,7 +157,8 @@ impl Dial for SwarmDial {
 pub fn parse_server(url: &str) -> anyhow::Result<SocketAddr> {
     let rest = url.strip_prefix("ws://").unwrap_or(url);
     let rest = rest.strip_suffix("/ws").unwrap_or(rest).trim_end_matches('/');
-    rest.parse().with_context(|| format!("`{url}`: expected ws://IP:PORT with an IP address (no host names)"))
+    rest.parse()
+        .with_context(|| format!("`{url}`: expected ws://IP:PORT with an IP address (no host names)"))
 }
 
 fn percentiles(h: &Histogram<u64>) -> Rtt {
@@ -182,11 +183,17 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
         refused: AtomicU64::new(0),
     });
     let sources: Vec<IpAddr> = if config.server.ip().is_loopback() && config.sources > 1 {
-        (1..=config.sources.min(250)).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))).collect()
+        (1..=config.sources.min(250))
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8)))
+            .collect()
     } else {
         vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
     };
-    let dial = SwarmDial { server: config.server, sources: Arc::new(sources), next: Arc::default() };
+    let dial = SwarmDial {
+        server: config.server,
+        sources: Arc::new(sources),
+        next: Arc::default(),
+    };
     let connector = WsConnector::new(dial, config.server.to_string());
     let (_control, control_rx) = watch::channel(Control::default());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -220,7 +227,14 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
                 report_rtt: true,
             };
             let observer: Arc<dyn Observer> = stats.clone();
-            let agent = Agent::new(spec, connector.clone(), faults.clone(), observer, control_rx.clone(), Clock::Wall);
+            let agent = Agent::new(
+                spec,
+                connector.clone(),
+                faults.clone(),
+                observer,
+                control_rx.clone(),
+                Clock::Wall,
+            );
             tokio::spawn(agent.run());
         }
         started = step;

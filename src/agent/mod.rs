@@ -379,8 +379,11 @@ impl<C: Connector> Agent<C> {
 
     /// One admitted session, until it ends.
     async fn session(&mut self, mut link: C::Link, power_off: Timestamp) -> End {
+        // The report of an update that crossed the identity boundary is the
+        // only thing that ends it on the old row (U12): keep it until sent.
         if let Some(report) = self.report.take() {
-            if link.send(&AgentMessage::UpdateResult(report)).await.is_err() {
+            if link.send(&AgentMessage::UpdateResult(report.clone())).await.is_err() {
+                self.report = Some(report);
                 return End::Lost;
             }
         }
@@ -464,7 +467,11 @@ impl<C: Connector> Agent<C> {
         match msg {
             ServerMessage::Update(offer) => {
                 let busy = turn.phase.is_some();
-                self.observe(AgentEvent::Offered { update_id: offer.update_id, version: offer.version, busy });
+                self.observe(AgentEvent::Offered {
+                    update_id: offer.update_id,
+                    version: offer.version,
+                    busy,
+                });
                 if busy || offer.version == self.version {
                     return None;
                 }

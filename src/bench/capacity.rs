@@ -88,7 +88,15 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<(Ch
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join("serve.log"))?;
     let child = Command::new(exe)
-        .args(["serve", "--listen", &addr.to_string(), "--admin-token", token, "--rescan-every", "0s"])
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--admin-token",
+            token,
+            "--rescan-every",
+            "0s",
+        ])
         .args(["--log-level", "warn", "--db"])
         .arg(dir.join("bench.sqlite3"))
         .arg("--downloads")
@@ -103,12 +111,22 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<(Ch
             if call(addr, token, "GET", "/api/stats", Value::Null).await.is_ok() {
                 let client = call(addr, token, "POST", "/api/clients", json!({ "name": "bench" })).await?;
                 let id = client["id"].as_u64().unwrap_or(1);
-                let site = call(addr, token, "POST", &format!("/api/clients/{id}/sites"), json!({ "name": "swarm" })).await?;
+                let site = call(
+                    addr,
+                    token,
+                    "POST",
+                    &format!("/api/clients/{id}/sites"),
+                    json!({ "name": "swarm" }),
+                )
+                .await?;
                 return Ok(site["site_key"].as_str().unwrap_or_default().to_owned());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("rmmsim serve did not answer on {addr}; see {}", dir.join("serve.log").display())
+        bail!(
+            "rmmsim serve did not answer on {addr}; see {}",
+            dir.join("serve.log").display()
+        )
     })?;
     Ok((child, key))
 }
@@ -160,7 +178,10 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 if let Some((ticks, rss)) = sample(pid) {
-                    samples.lock().unwrap_or_else(|p| p.into_inner()).push((Clock::Wall.now().millis(), ticks, rss));
+                    samples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((Clock::Wall.now().millis(), ticks, rss));
                 }
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -171,11 +192,28 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
     let exe = std::env::current_exe()?;
     let mut swarms = Vec::new();
     for i in 0..n {
-        let steps: Vec<String> = shares(&config.capacity_steps, n, i).iter().map(ToString::to_string).collect();
+        let steps: Vec<String> = shares(&config.capacity_steps, n, i)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let child = Command::new(&exe)
-            .args(["swarm", "--server", &format!("ws://{addr}"), "--site-key", &key, "--steps", &steps.join(",")])
-            .args(["--heartbeat", &humantime::format_duration(config.capacity_heartbeat).to_string()])
-            .args(["--window", &humantime::format_duration(config.capacity_window).to_string()])
+            .args([
+                "swarm",
+                "--server",
+                &format!("ws://{addr}"),
+                "--site-key",
+                &key,
+                "--steps",
+                &steps.join(","),
+            ])
+            .args([
+                "--heartbeat",
+                &humantime::format_duration(config.capacity_heartbeat).to_string(),
+            ])
+            .args([
+                "--window",
+                &humantime::format_duration(config.capacity_window).to_string(),
+            ])
             .args(["--seed", &(i + 1).to_string(), "--sources", "4", "--log-level", "error"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -184,7 +222,11 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         swarms.push(child);
     }
     // Each swarm prints one JSON line per step; read them in step order.
-    let mut readers: Vec<_> = swarms.iter_mut().filter_map(|c| c.stdout.take()).map(|o| BufReader::new(o).lines()).collect();
+    let mut readers: Vec<_> = swarms
+        .iter_mut()
+        .filter_map(|c| c.stdout.take())
+        .map(|o| BufReader::new(o).lines())
+        .collect();
     let mut steps = Vec::new();
     for &agents in &config.capacity_steps {
         let mut parts: Vec<StepReport> = Vec::new();
@@ -228,7 +270,11 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         .find_map(|l| l.trim().strip_prefix("open files limit: "))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok());
-    let largest_held = steps.iter().filter(|s| s.connected == s.agents && s.rtt_p99_ms < 100.0).map(|s| s.agents).max();
+    let largest_held = steps
+        .iter()
+        .filter(|s| s.connected == s.agents && s.rtt_p99_ms < 100.0)
+        .map(|s| s.agents)
+        .max();
     Ok(CapacityResult {
         heartbeat_s: config.capacity_heartbeat.as_secs_f64(),
         swarms: n,

@@ -69,7 +69,10 @@ impl Machine {
     /// Reads the machine's figures.
     pub fn here() -> Self {
         let memory_bytes = proc_kib("/proc/meminfo", "MemTotal:").unwrap_or(0) * 1024;
-        Self { cpus: std::thread::available_parallelism().map_or(1, |n| n.get()), memory_bytes }
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+        }
     }
 }
 
@@ -131,7 +134,13 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchReport> {
         })?)
     };
     let date = crate::clock::Clock::Wall.now().to_string();
-    Ok(BenchReport { date, machine: Machine::here(), open_files, simulator, capacity })
+    Ok(BenchReport {
+        date,
+        machine: Machine::here(),
+        open_files,
+        simulator,
+        capacity,
+    })
 }
 
 /// Progress for people, on stderr.

@@ -81,9 +81,15 @@ pub fn markdown(r: &BenchReport) -> String {
             );
         }
         let held = c.largest_held.map_or_else(|| "none".to_owned(), |n| n.to_string());
-        let _ = writeln!(md, "\nLargest fleet held with every agent connected and p99 under 100 ms: **{held}**.");
+        let _ = writeln!(
+            md,
+            "\nLargest fleet held with every agent connected and p99 under 100 ms: **{held}**."
+        );
         if let Some(limit) = c.server_open_files {
-            let _ = writeln!(md, "The server's open-files limit was {limit}: one descriptor per connected agent.");
+            let _ = writeln!(
+                md,
+                "The server's open-files limit was {limit}: one descriptor per connected agent."
+            );
         }
     }
     md

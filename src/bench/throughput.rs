@@ -61,7 +61,13 @@ version = "1.0.0"
 /// Runs one throughput measurement in this process (`rmmsim bench-sim`).
 pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> anyhow::Result<SimResult> {
     let plan = plan(agents, heartbeats)?;
-    let outcome = sim::run(&plan, &SimOptions { transport, progress: false })?;
+    let outcome = sim::run(
+        &plan,
+        &SimOptions {
+            transport,
+            progress: false,
+        },
+    )?;
     let wall_s = outcome.wall.as_secs_f64();
     Ok(SimResult {
         transport: transport.to_string(),
@@ -79,16 +85,31 @@ pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> any
 pub fn sim_in_child(agents: usize, transport: TransportKind, heartbeats: u64) -> anyhow::Result<SimResult> {
     let exe = std::env::current_exe().context("finding the rmmsim executable")?;
     let out = Command::new(exe)
-        .args(["bench-sim", "--agents", &agents.to_string(), "--transport", &transport.to_string()])
+        .args([
+            "bench-sim",
+            "--agents",
+            &agents.to_string(),
+            "--transport",
+            &transport.to_string(),
+        ])
         .args(["--heartbeats", &heartbeats.to_string()])
         .output()
         .context("running rmmsim bench-sim")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().rev().find_map(|l| serde_json::from_str::<SimResult>(l).ok()) {
+    match stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<SimResult>(l).ok())
+    {
         Some(result) => Ok(result),
         None => {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+            let why = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output")
+                .trim();
             Ok(SimResult {
                 transport: transport.to_string(),
                 agents,

@@ -233,6 +233,9 @@ pub enum Metric {
     },
 }
 
+/// Most machines a fleet may have (after `--scale` too).
+pub const MAX_FLEET: usize = 1_000_000;
+
 /// The reasons a `stranded` expectation may name (the report's
 /// `StrandReason`s, by name).
 pub const STRAND_REASONS: [&str; 5] = [
@@ -262,7 +265,7 @@ impl Plan {
     /// Multiplies every fleet count by `factor` (at least one machine each).
     pub fn scale(&mut self, factor: f64) {
         for g in &mut self.groups {
-            g.count = ((g.count as f64 * factor).round() as usize).max(1);
+            g.count = ((g.count as f64 * factor).round() as usize).clamp(1, MAX_FLEET);
         }
     }
 

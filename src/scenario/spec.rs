@@ -238,7 +238,7 @@ pub struct BuildSpec {
     pub published: Option<Spanned<Dur>>,
     /// File size.
     #[serde(default)]
-    pub size: Option<Size>,
+    pub size: Option<Spanned<Size>>,
     /// Chance that installing it fails, 0 to 1.
     #[serde(default)]
     pub install_failure_rate: Option<Spanned<f64>>,

@@ -102,7 +102,13 @@ impl Session {
             Ok(agent) => {
                 self.agent = Some(agent);
                 if let Some(outbox) = self.outbox.take() {
-                    core.connect(agent, Connection { id: self.conn_id, outbox });
+                    core.connect(
+                        agent,
+                        Connection {
+                            id: self.conn_id,
+                            outbox,
+                        },
+                    );
                 }
                 smallvec::smallvec![ServerMessage::Welcome { agent_id: agent }]
             }
@@ -114,7 +120,9 @@ impl Session {
                     "the site key admits no site",
                 )]
             }
-            Err(e @ CoreError::Invalid { .. }) => smallvec::smallvec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())],
+            Err(e @ CoreError::Invalid { .. }) => {
+                smallvec::smallvec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())]
+            }
             Err(e) => smallvec::smallvec![error_frame(AgentId(0), &e)],
         }
     }

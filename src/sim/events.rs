@@ -112,100 +112,122 @@ impl<'a> Timeline<'a> {
             .collect()
     }
 
-    /// Applies event `index` now.
-    pub fn apply(&mut self, index: usize, event: &EventPlan, server: &AppState) -> anyhow::Result<Applied> {
-        let at = self.world.elapsed();
-        let (action, outcome) = match &event.action {
-            Action::Publish(v) => self.publish(*v, server, at)?,
-            Action::Promote { version, scope, force } => {
-                let what = format!(
+    /// What an event does, for the timeline.
+    fn describe(&self, action: &Action) -> String {
+        match action {
+            Action::Publish(v) => format!("publish {v}"),
+            Action::Promote { version, scope, .. } => {
+                format!(
                     "promote {version}{}",
                     scope.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
-                );
+                )
+            }
+            Action::Rollback(v) => format!("rollback {v}"),
+            Action::Update { target, version } => {
+                let to = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
+                format!("manual update of {} to {to}", describe(*target, self.plan))
+            }
+            Action::SetChannel { target, channel } => {
+                let name = channel.map_or("inherit", |c| c.as_str());
+                format!("set channel of {} to {name}", describe(*target, self.plan))
+            }
+            Action::Disconnect {
+                target,
+                fraction,
+                duration,
+            } => format!(
+                "disconnect {:.0}% of {} for {}",
+                fraction * 100.0,
+                describe(*target, self.plan),
+                crate::clock::short(*duration)
+            ),
+            Action::ServerRestart { down } => format!("server restart ({} down)", crate::clock::short(*down)),
+        }
+    }
+
+    /// Applies event `index` now. `server` is `None` while it is down for a
+    /// restart: a publish still lands (the server scans the folder when it
+    /// starts), an outage still happens, anything that needs the server is
+    /// refused.
+    pub fn apply(&mut self, index: usize, event: &EventPlan, server: Option<&AppState>) -> anyhow::Result<Applied> {
+        let at = self.world.elapsed();
+        let what = self.describe(&event.action);
+        let outcome = match (&event.action, server) {
+            (Action::Publish(v), server) => self.publish(*v, server, at)?,
+            (
+                Action::Disconnect {
+                    target,
+                    fraction,
+                    duration,
+                },
+                _,
+            ) => self.disconnect(index, *target, *fraction, *duration),
+            (_, None) => "refused: the server is down".into(),
+            (Action::ServerRestart { down }, Some(_)) => {
+                self.world.state().rec.note(at, what, "stopped");
+                return Ok(Applied::Restart(*down));
+            }
+            (Action::Promote { version, scope, force }, Some(server)) => {
                 match server.core().promote(*version, scope.as_ref(), *force) {
                     Ok(p) => {
                         self.promoted.insert(*version, at);
-                        let gate = &p.gate;
                         let how = if p.forced {
                             "forced past the gate"
                         } else {
                             "gate passed"
                         };
-                        (
-                            what,
-                            format!("{how}: {} successes, {} failures", gate.successes, gate.failures),
-                        )
+                        format!("{how}: {} successes, {} failures", p.gate.successes, p.gate.failures)
                     }
-                    Err(e) => (what, format!("refused: {e}")),
+                    Err(e) => format!("refused: {e}"),
                 }
             }
-            Action::Rollback(v) => {
-                let what = format!("rollback {v}");
-                match server.core().rollback(*v) {
-                    Ok(r) => {
-                        self.rolled_back.insert(*v, at);
-                        let pushed = r.downgrades_pushed.len();
-                        (
-                            what,
-                            format!(
-                                "blocked; {} agents ran it, {pushed} downgrades pushed",
-                                r.agents_running
-                            ),
-                        )
-                    }
-                    Err(e) => (what, format!("refused: {e}")),
+            (Action::Rollback(v), Some(server)) => match server.core().rollback(*v) {
+                Ok(r) => {
+                    self.rolled_back.insert(*v, at);
+                    let pushed = r.downgrades_pushed.len();
+                    format!(
+                        "blocked; {} agents ran it, {pushed} downgrades pushed",
+                        r.agents_running
+                    )
                 }
-            }
-            Action::Update { target, version } => self.manual_update(*target, *version, server),
-            Action::SetChannel { target, channel } => self.set_channel(*target, *channel, server, at)?,
-            Action::Disconnect {
-                target,
-                fraction,
-                duration,
-            } => self.disconnect(index, *target, *fraction, *duration),
-            Action::ServerRestart { down } => {
-                self.world.state().rec.note(
-                    at,
-                    format!("server restart ({} down)", crate::clock::short(*down)),
-                    "stopped",
-                );
-                return Ok(Applied::Restart(*down));
+                Err(e) => format!("refused: {e}"),
+            },
+            (Action::Update { target, version }, Some(server)) => self.manual_update(*target, *version, server),
+            (Action::SetChannel { target, channel }, Some(server)) => {
+                self.set_channel(*target, *channel, server, at)?
             }
         };
-        self.world.state().rec.note(at, action, outcome);
+        self.world.state().rec.note(at, what, outcome);
         Ok(Applied::Done)
     }
 
-    fn publish(&mut self, version: Version, server: &AppState, at: Duration) -> anyhow::Result<(String, String)> {
-        let build = self
-            .plan
-            .builds
-            .iter()
-            .find(|b| b.version == version)
-            .ok_or_else(|| anyhow::anyhow!("no build {version}"))?;
+    fn publish(&mut self, version: Version, server: Option<&AppState>, at: Duration) -> anyhow::Result<String> {
+        let build = self.plan.builds.iter().find(|b| b.version == version);
+        let build = build.ok_or_else(|| anyhow::anyhow!("no build {version}"))?;
         for platform in &build.platforms {
-            publish::publish(
-                self.downloads,
-                &Publication {
-                    version,
-                    platform: platform.clone(),
-                    content: Content::Synthetic(build.size),
-                    channel: build.channel,
-                    digest: build.digest,
-                    overwrite: false,
-                },
-            )?;
+            let publication = Publication {
+                version,
+                platform: platform.clone(),
+                content: Content::Synthetic(build.size),
+                channel: build.channel,
+                digest: build.digest,
+                overwrite: false,
+            };
+            publish::publish(self.downloads, &publication)?;
         }
-        server.core().rescan()?;
         self.published.insert(version, at);
         let platforms: Vec<String> = build.platforms.iter().map(ToString::to_string).collect();
-        Ok((
-            format!("publish {version}"),
-            format!("{} as {}", platforms.join(", "), build.channel),
-        ))
+        let what = format!("{} as {}", platforms.join(", "), build.channel);
+        Ok(match server {
+            Some(server) => {
+                server.core().rescan()?;
+                what
+            }
+            None => format!("{what}; the server, down, sees it when it starts"),
+        })
     }
 
-    fn manual_update(&self, target: Target, version: Option<Version>, server: &AppState) -> (String, String) {
+    fn manual_update(&self, target: Target, version: Option<Version>, server: &AppState) -> String {
         let machines = self.machines(target);
         let rows: Vec<_> = {
             let w = self.world.state();
@@ -219,11 +241,7 @@ impl<'a> Timeline<'a> {
                 Err(_) => refused += 1,
             }
         }
-        let to = version.map_or_else(|| "latest".to_owned(), |v| v.to_string());
-        (
-            format!("manual update of {} to {to}", describe(target, self.plan)),
-            format!("{pushed} pushed, {queued} sent on next heartbeat, {refused} refused"),
-        )
+        format!("{pushed} pushed, {queued} sent on next heartbeat, {refused} refused")
     }
 
     fn set_channel(
@@ -232,8 +250,7 @@ impl<'a> Timeline<'a> {
         channel: Option<crate::protocol::Channel>,
         server: &AppState,
         at: Duration,
-    ) -> anyhow::Result<(String, String)> {
-        let name = channel.map_or("inherit", |c| c.as_str());
+    ) -> anyhow::Result<String> {
         match target {
             Target::Group(_) | Target::All => {
                 let machines = self.machines(target);
@@ -251,8 +268,9 @@ impl<'a> Timeline<'a> {
                 w.refresh_channels(at);
             }
             Target::Site(c, s) => {
-                let id = self.site_id(c, s);
-                server.core().set_channel(ChannelTarget::Site(id), channel)?;
+                server
+                    .core()
+                    .set_channel(ChannelTarget::Site(self.site_id(c, s)), channel)?;
                 let mut w = self.world.state();
                 w.site_channels[c][s] = channel;
                 w.refresh_channels(at);
@@ -266,10 +284,7 @@ impl<'a> Timeline<'a> {
                 w.refresh_channels(at);
             }
         }
-        Ok((
-            format!("set channel of {} to {name}", describe(target, self.plan)),
-            "applied".into(),
-        ))
+        Ok("applied".into())
     }
 
     /// Sites are created in plan order, so their ids follow it.
@@ -278,28 +293,18 @@ impl<'a> Timeline<'a> {
         SiteId((before + site) as u64 + 1)
     }
 
-    fn disconnect(&self, index: usize, target: Target, fraction: f64, duration: Duration) -> (String, String) {
+    fn disconnect(&self, index: usize, target: Target, fraction: f64, duration: Duration) -> String {
         let mut machines = self.machines(target);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.plan.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        machines.shuffle(&mut rng);
+        let seed = self.plan.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        machines.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let n = ((machines.len() as f64 * fraction).round() as usize).clamp(1, machines.len().max(1));
-        let until = self.world.elapsed() + duration;
-        let until = self.plan.start.plus(until);
+        let until = self.plan.start.plus(self.world.elapsed() + duration);
         for &i in machines.iter().take(n) {
             self.controls[i].send_replace(Control {
                 offline_until: Some(until),
             });
         }
-        (
-            format!(
-                "disconnect {:.0}% of {} for {}",
-                fraction * 100.0,
-                describe(target, self.plan),
-                crate::clock::short(duration)
-            ),
-            format!("{n} machines offline"),
-        )
+        format!("{n} machines offline")
     }
 }
 

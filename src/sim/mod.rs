@@ -102,7 +102,10 @@ impl ServerSetup {
         let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
         let state = AppState::new(core, "simulation");
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = RunOptions { rescan_every: None, flush_every: Some(self.flush_every) };
+        let options = RunOptions {
+            rescan_every: None,
+            flush_every: Some(self.flush_every),
+        };
         let shutdown = async {
             let _ = stopped.await;
         };
@@ -126,10 +129,10 @@ impl ServerSetup {
 
     async fn stop(&self, running: Running) -> anyhow::Result<Counters> {
         self.hub.down();
-        let counters = running.state.core().counters();
         let _ = running.stop.send(());
         running.task.await.context("server task")?.context("server")?;
-        Ok(counters)
+        // Read after the sessions closed: what they handled on the way out counts.
+        Ok(running.state.core().counters())
     }
 }
 
@@ -164,7 +167,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         config,
         hub: hub_for(plan, options)?,
     };
-    let mut running = setup.start()?;
+    let running = setup.start()?;
     let keys = events::create_sites(plan, &mut running.state.core())?;
     let (world, specs) = build_world(plan, clock, &keys);
     world.set_server(Some(running.state.clone()));
@@ -173,27 +176,60 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
 
     let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
     let mut counters = Counters::default();
-    for (i, event) in plan.events.iter().enumerate() {
-        tokio::time::sleep_until(origin + event.at).await;
-        if let events::Applied::Restart(down) = timeline.apply(i, event, &running.state)? {
-            world.set_server(None);
-            add(&mut counters, setup.stop(running).await?);
-            tokio::time::sleep(down).await;
-            running = setup.start()?;
-            world.set_server(Some(running.state.clone()));
-            if let Some(entry) = world.state().rec.timeline.last_mut() {
-                entry.outcome = format!("stopped; serving again at {}", crate::clock::short(world.elapsed()));
+    let mut running = Some(running);
+    // The timeline: the plan's events and, while the server is down, the
+    // moment it comes back; whichever is first (the server first on a tie).
+    let mut next = 0;
+    let mut back_at: Option<tokio::time::Instant> = None;
+    loop {
+        let event_at = plan.events.get(next).map(|e| origin + e.at);
+        match (event_at, back_at) {
+            (_, Some(back)) if event_at.is_none_or(|e| back <= e) => {
+                tokio::time::sleep_until(back).await;
+                back_at = None;
+                let restarted = setup.start()?;
+                world.set_server(Some(restarted.state.clone()));
+                running = Some(restarted);
+                let back = format!("stopped; serving again at {}", crate::clock::short(world.elapsed()));
+                let mut w = world.state();
+                if let Some(entry) = w
+                    .rec
+                    .timeline
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.action.starts_with("server restart"))
+                {
+                    entry.outcome = back;
+                }
             }
+            (Some(at), _) => {
+                tokio::time::sleep_until(at).await;
+                let server = running.as_ref().map(|r| r.state.clone());
+                if let events::Applied::Restart(down) = timeline.apply(next, &plan.events[next], server.as_ref())? {
+                    world.set_server(None);
+                    if let Some(r) = running.take() {
+                        add(&mut counters, setup.stop(r).await?);
+                    }
+                    back_at = Some(tokio::time::Instant::now() + down);
+                }
+                next += 1;
+            }
+            (None, _) => break,
         }
     }
     tokio::time::sleep_until(origin + plan.duration).await;
     if let Some(p) = progress {
         p.finish();
     }
-    // Freeze the fleet, then read the server's own view.
+    // Freeze the fleet, then read the server's own view (starting it if the
+    // run ends while it is down, so its store can be read).
     for agent in &agents {
         agent.abort();
     }
+    let running = match running {
+        Some(r) => r,
+        None => setup.start()?,
+    };
     let mut outcome = finish(&setup, running, &world).await?;
     add(&mut outcome.counters, counters);
     (outcome.published, outcome.promoted, outcome.rolled_back) = timeline.into_dates();

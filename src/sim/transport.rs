@@ -200,7 +200,9 @@ impl DirectHub {
     }
 
     fn state(&self) -> io::Result<AppState> {
-        lock(&self.slot).clone().ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))
+        lock(&self.slot)
+            .clone()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))
     }
 }
 
@@ -223,7 +225,13 @@ impl Connector for DirectHub {
         let (outbox, pushed) = mpsc::unbounded_channel();
         let session = Session::new(state.next_conn_id(), outbox);
         let shutdown = state.shutdown_signal();
-        Ok(DirectLink { state, session, replies: VecDeque::new(), pushed, shutdown })
+        Ok(DirectLink {
+            state,
+            session,
+            replies: VecDeque::new(),
+            pushed,
+            shutdown,
+        })
     }
 
     async fn download(&self, url: &str) -> io::Result<Bytes> {

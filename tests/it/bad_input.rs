@@ -71,6 +71,27 @@ async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
 }
 
 #[tokio::test]
+async fn a_report_on_another_machine_s_finished_update_is_refused() {
+    let (server, key, mut good, rows) = setup().await;
+    // `good` was sent an update; it succeeds and ends.
+    let offer = good.heartbeat("0.6.47").await.unwrap();
+    good.report(&offer, true, "0.6.48").await;
+    let mut other = server.agent(&key, "0.6.47").await;
+    other
+        .send_json(
+            json!({ "type": "update_result", "update_id": offer.update_id, "success": true, "version": "0.6.48" }),
+        )
+        .await;
+    expect_error(&mut other, ErrorCode::UnknownUpdate).await;
+    // The machine it was sent to may repeat its report harmlessly.
+    good.report(&offer, true, "0.6.48").await;
+    assert_eq!(good.heartbeat("0.6.48").await, None);
+    let detail = server.api().agent(good.id).await;
+    assert_eq!(detail["updates"][0]["status"], "succeeded");
+    let _ = rows;
+}
+
+#[tokio::test]
 async fn a_frame_before_hello_is_refused_and_admits_nothing() {
     let (server, _key, mut good, rows) = setup().await;
     let mut a = WsAgent::connect(server.addr).await;

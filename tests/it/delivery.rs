@@ -244,3 +244,44 @@ async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
     let (s, _) = api.post(&format!("/api/agents/{id}/update"), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn u04_a_pending_beta_update_is_not_resent_once_the_agent_is_stable() {
+    let server = TestServer::start().await;
+    let key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.47", &win(), Channel::Stable).await;
+    server.publish("0.6.48", &win(), Channel::Beta).await;
+    let api = server.api();
+    let mut agent = server.agent(&key, "0.6.47").await;
+    assert_eq!(
+        update_version(&agent.heartbeat("0.6.47").await).as_deref(),
+        Some("0.6.48")
+    );
+    // The site goes back to stable while the agent is still installing.
+    api.put(
+        &format!("/api/sites/{}/channel", key.site_id),
+        json!({ "channel": "stable" }),
+    )
+    .await;
+    assert_eq!(
+        agent.heartbeat("0.6.47").await,
+        None,
+        "a stable agent is never sent a beta build (U7)"
+    );
+    let detail = api.agent(agent.id).await;
+    assert_eq!(detail["updates"][0]["status"], "superseded");
+    assert_eq!(detail["updates"][0]["error"], "its channel no longer allows it");
+    // A manual update is the administrator's choice and is re-sent regardless.
+    let (s, _) = api
+        .post(
+            &format!("/api/agents/{}/update", agent.id),
+            json!({ "version": "0.6.48" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    agent.recv().await;
+    assert_eq!(
+        update_version(&agent.heartbeat("0.6.47").await).as_deref(),
+        Some("0.6.48")
+    );
+}

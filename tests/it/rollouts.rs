@@ -300,3 +300,43 @@ async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_his
     assert_eq!(row["status"], "rolled_back");
     assert!(row["rolled_back_at"].is_string());
 }
+
+#[tokio::test]
+async fn u10_a_rollback_keeps_one_pending_update_per_agent() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    server.publish("0.6.56", &win(), Channel::Stable).await;
+    server.publish("0.6.57", &win(), Channel::Stable).await;
+    server.publish("0.6.58", &win(), Channel::Beta).await;
+    // A beta agent on 0.6.57 is on its way to 0.6.58 when 0.6.57 is rolled back.
+    let mut agent = server.agent(&beta_key, "0.6.57").await;
+    let first = agent.heartbeat("0.6.57").await.unwrap();
+    assert_eq!(first.version, v("0.6.58"));
+    server
+        .api()
+        .post("/api/updates/rollouts/0.6.57/rollback", json!({}))
+        .await;
+    let detail = server.api().agent(agent.id).await;
+    let pending: Vec<_> = detail["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["status"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{detail}");
+    assert_eq!(pending[0]["id"], first.update_id.0);
+    // Restarting the server does not bring a second one back.
+    let id = agent.id;
+    agent.close().await;
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, no_gate()).await;
+    let detail = server.api().agent(id).await;
+    assert_eq!(detail["pending_update"]["id"], first.update_id.0);
+    let pending = detail["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["status"] == "pending")
+        .count();
+    assert_eq!(pending, 1);
+}

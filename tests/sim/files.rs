@@ -118,6 +118,20 @@ fn reference_and_range_errors_name_line_and_key() {
 }
 
 #[test]
+fn sizes_that_would_exhaust_the_machine_are_refused() {
+    refused(
+        &with("count = 2", "count = 2000000"),
+        "count = 2000000",
+        "fleet[0].count",
+        "exceed 1000000 machines",
+    );
+    let text = with("published = \"0s\"", "published = \"0s\"\nsize = \"2GiB\"");
+    refused(&text, "2GiB", "builds[0].size", "at most 1 GiB");
+    let text = with("duration = \"1h\"", "duration = \"100d\"\nsample_every = \"1s\"");
+    refused(&text, "sample_every", "scenario.sample_every", "too fine");
+}
+
+#[test]
 fn an_unreadable_file_says_so() {
     let e = scenario::load(std::path::Path::new("/nonexistent/s.toml")).unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/s.toml: cannot read"), "{e}");

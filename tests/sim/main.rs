@@ -9,4 +9,5 @@ mod determinism;
 mod files;
 mod properties;
 mod scenarios;
+mod timeline;
 mod transports;

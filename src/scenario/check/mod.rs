@@ -10,7 +10,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::plan::{BuildPlan, ClientPlan, GroupPlan, Plan, SitePlan};
+use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, SitePlan};
+
+/// Most samples a curve may have: past that, reports grow without telling more.
+const MAX_SAMPLES: usize = 1_000_000;
+/// Largest build a scenario may declare.
+const MAX_BUILD_BYTES: u64 = 1 << 30;
 use super::spec::{AgentSection, AvailabilitySpec, Dur, Spec};
 use crate::agent::{Availability, Timing};
 use crate::protocol::{Channel, Platform, Version};
@@ -111,6 +116,14 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         .sample_every
         .as_ref()
         .map_or(Duration::from_secs(60), |d| d.get_ref().0);
+    let samples = duration.as_millis() / sample_every.as_millis().max(1);
+    if let Some(d) = s.sample_every.as_ref().filter(|_| samples > MAX_SAMPLES as u128) {
+        return Err(at(
+            d,
+            "scenario.sample_every",
+            format!("too fine: more than {MAX_SAMPLES} samples over the duration"),
+        ));
+    }
     if let Some(d) = s
         .sample_every
         .as_ref()
@@ -232,6 +245,10 @@ fn check_builds(spec: &Spec, duration: Duration) -> Check<Vec<BuildPlan>> {
                 "is after the end of the scenario",
             ));
         }
+        if let Some(size) = b.size.as_ref().filter(|s| s.get_ref().0 > MAX_BUILD_BYTES) {
+            let why = "at most 1 GiB (the bytes are generated and kept in memory)";
+            return Err(at(size, format!("builds[{i}].size"), why));
+        }
         let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
         if let Some(r) = b
             .install_failure_rate
@@ -261,7 +278,7 @@ fn check_builds(spec: &Spec, duration: Duration) -> Check<Vec<BuildPlan>> {
             platforms,
             channel: b.channel.unwrap_or(Channel::Beta),
             published: b.published.as_ref().map(|p| p.get_ref().0),
-            size: b.size.map_or(256 * 1024, |s| s.0),
+            size: b.size.as_ref().map_or(256 * 1024, |s| s.get_ref().0),
             failure_rate,
             digest,
         });
@@ -315,6 +332,14 @@ fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
         }
         if *f.count.get_ref() == 0 {
             return Err(at(&f.count, format!("fleet[{i}].count"), "must be at least 1"));
+        }
+        let total = groups.iter().map(|g| g.count as u64).sum::<u64>() + f.count.get_ref();
+        if total > MAX_FLEET as u64 {
+            return Err(at(
+                &f.count,
+                format!("fleet[{i}].count"),
+                format!("the fleet would exceed {MAX_FLEET} machines"),
+            ));
         }
         let (client, site) = find_site(clients, &f.site, format!("fleet[{i}].site"))?;
         let mut agent = AgentSection { ..Default::default() };

@@ -434,12 +434,28 @@ impl Core {
             .map(|a| (a.id, a.version))
             .collect();
         let mut downgrades = Vec::new();
+        let mut changes = Vec::new();
         for &(id, current) in &running {
-            if self.is_online(id) {
-                downgrades.extend(self.decide(id, current, UpdateReason::Rollback, now));
+            if !self.is_online(id) {
+                continue;
             }
+            let Some(row) = self.decide(id, current, UpdateReason::Rollback, now) else {
+                continue;
+            };
+            // One pending update per agent: keep one that already goes there,
+            // end one that goes elsewhere.
+            match self.pending.get(&id).cloned() {
+                Some(p) if p.to_version == row.to_version => continue,
+                Some(p) => {
+                    let why = Some(format!("replaced by the downgrade off {version}"));
+                    changes.extend(self.finish(p, UpdateStatus::Superseded, why, now));
+                }
+                None => {}
+            }
+            changes.push(Change::Update(row.clone()));
+            downgrades.push(row);
         }
-        self.write(downgrades.iter().cloned().map(Change::Update).collect())?;
+        self.write(changes)?;
         let mut pushed = Vec::new();
         for row in &downgrades {
             if self.offer_for(row).is_some_and(|offer| self.push(row.agent_id, offer)) {

@@ -266,9 +266,22 @@ impl Core {
     }
 
     /// Commits `changes` as one transaction, then applies them in memory.
+    /// Update outcomes are counted here, once they are durable.
     fn write(&mut self, changes: Vec<Change>) -> Result<(), CoreError> {
         self.store.commit(&changes)?;
-        changes.into_iter().for_each(|c| self.apply(c));
+        for change in changes {
+            if let Change::Update(u) = &change {
+                let c = &mut self.counters;
+                match u.status {
+                    UpdateStatus::Pending if u.dispatches == 1 => c.dispatches += 1,
+                    UpdateStatus::Pending => c.redispatches += 1,
+                    UpdateStatus::Succeeded => c.successes += 1,
+                    UpdateStatus::Failed => c.failures += 1,
+                    UpdateStatus::Superseded => {}
+                }
+            }
+            self.apply(change);
+        }
         Ok(())
     }
 
@@ -410,22 +423,30 @@ impl Core {
     /// written in batches (by `server::run` every few seconds, and on
     /// shutdown) instead of once per heartbeat; memory is always current.
     pub fn flush(&mut self) -> Result<(), CoreError> {
-        let stamps: Vec<(AgentId, Timestamp)> =
-            self.unflushed.iter().filter_map(|id| self.agents.get(id)).map(|a| (a.id, a.last_seen)).collect();
+        let stamps: Vec<(AgentId, Timestamp)> = self
+            .unflushed
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .map(|a| (a.id, a.last_seen))
+            .collect();
         self.store.touch(&stamps)?;
         self.unflushed.clear();
         Ok(())
     }
 
-    /// The bytes of a build the scan knows, for a download; counted. Read
-    /// from disk once per scan and then served from memory.
-    pub fn download(&mut self, file: &str) -> Result<bytes::Bytes, CoreError> {
+    /// Counts a build download and returns its bytes if they were read
+    /// since the last scan. A miss is read from disk by the caller, off the
+    /// lock, and handed back with [`remember_download`](Self::remember_download).
+    pub fn cached_download(&mut self, file: &str) -> Option<bytes::Bytes> {
         self.counters.downloads += 1;
-        if let Some(bytes) = self.download_cache.get(file) {
-            return Ok(bytes.clone());
+        self.download_cache.get(file).cloned()
+    }
+
+    /// Keeps a build's bytes for the next downloads, unless a scan landed
+    /// since they were read (`generation` is [`scan_generation`](Self::scan_generation) then).
+    pub fn remember_download(&mut self, file: &str, bytes: bytes::Bytes, generation: u64) {
+        if generation == self.scan_generation {
+            self.download_cache.insert(file.to_owned(), bytes);
         }
-        let bytes = bytes::Bytes::from(std::fs::read(self.config.downloads.join(file))?);
-        self.download_cache.insert(file.to_owned(), bytes.clone());
-        Ok(bytes)
     }
 }

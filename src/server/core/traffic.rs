@@ -78,7 +78,7 @@ impl Core {
             let resend = self.offer_for(&p);
             if version == p.to_version {
                 changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
-            } else if version == p.from_version && resend.is_some() {
+            } else if version == p.from_version && resend.is_some() && self.still_allowed(&p) {
                 // U4: still on the old version, so the same update goes again.
                 info!(
                     "[RE-DISPATCH] agent {} ({}) update {} to {} (send #{})",
@@ -88,7 +88,6 @@ impl Core {
                     p.to_version,
                     p.dispatches + 1
                 );
-                self.counters.redispatches += 1;
                 offer = resend;
                 changes.push(Change::Update(UpdateRow {
                     dispatches: p.dispatches + 1,
@@ -97,6 +96,8 @@ impl Core {
             } else {
                 let why = if resend.is_none() {
                     "its build is gone"
+                } else if version == p.from_version {
+                    "its channel no longer allows it"
                 } else {
                     "the agent moved to another version"
                 };
@@ -119,9 +120,12 @@ impl Core {
     /// row the update was sent to or, after a restart that crossed the
     /// identity boundary (U12), from the new row of the same machine.
     pub fn update_result(&mut self, id: AgentId, result: &UpdateResult) -> Result<(), CoreError> {
+        let machine = |core: &Self, a: AgentId| core.agents.get(&a).map(|r| r.device_id.machine());
         let Some(&owner) = self.pending_ids.get(&result.update_id) else {
-            // Already ended (a late report after the agent came back): nothing to do.
-            if (1..=self.max_update_id).contains(&result.update_id.0) {
+            // Already ended (a late report after the agent came back): nothing
+            // to do, if it was this machine's.
+            let finished = self.store.update(result.update_id)?;
+            if finished.is_some_and(|u| u.agent_id == id || machine(self, u.agent_id) == machine(self, id)) {
                 debug!(
                     "update {} already ended; report from agent {id} ignored",
                     result.update_id
@@ -130,8 +134,7 @@ impl Core {
             }
             return Err(CoreError::UnknownUpdate(result.update_id));
         };
-        let machine = |a: AgentId| self.agents.get(&a).map(|r| r.device_id.machine());
-        if owner != id && machine(owner) != machine(id) {
+        if owner != id && machine(self, owner) != machine(self, id) {
             return Err(CoreError::UnknownUpdate(result.update_id));
         }
         let p = self.pending[&owner].clone();
@@ -168,6 +171,19 @@ impl Core {
         }
     }
 
+    /// Whether a pending update may still be re-sent (U4) to its agent. An
+    /// update the server decided (heartbeat, rollback) goes no further once
+    /// the agent's channel forbids its build: a stable agent is never sent a
+    /// beta build (U7). A manual update (U5) is the administrator's choice.
+    fn still_allowed(&self, p: &UpdateRow) -> bool {
+        if p.reason == UpdateReason::Manual {
+            return true;
+        }
+        let channel = self.agents.get(&p.agent_id).map(|a| self.channel_of(a));
+        let build = self.catalog.find(&p.platform, p.to_version);
+        channel == Some(Channel::Beta) || build.is_some_and(|b| b.channel == Channel::Stable)
+    }
+
     /// Forgets every connection (the server is shutting down).
     pub fn disconnect_all(&mut self) {
         self.connections.clear();
@@ -191,7 +207,9 @@ impl Core {
     ) -> Option<UpdateRow> {
         let agent = self.agents.get(&id)?;
         let channel = self.channel_of(agent);
-        let target = self.targets.get(&self.catalog, &self.blocked_set, &agent.platform, channel);
+        let target = self
+            .targets
+            .get(&self.catalog, &self.blocked_set, &agent.platform, channel);
         let to = rules::needs_update(version, target, &self.blocked_set)?;
         let row = pending_row(self.next_update_id(), agent, version, to, channel, reason, now);
         Some(self.issue(row))
@@ -200,7 +218,6 @@ impl Core {
     /// Takes the id a new pending row was built with and counts the dispatch.
     pub(super) fn issue(&mut self, row: UpdateRow) -> UpdateRow {
         self.max_update_id = self.max_update_id.max(row.id.0);
-        self.counters.dispatches += 1;
         row
     }
 
@@ -234,7 +251,6 @@ impl Core {
         let mut changes = Vec::with_capacity(2);
         match status {
             UpdateStatus::Succeeded => {
-                self.counters.successes += 1;
                 if let Some(r) = rollout {
                     changes.push(Change::Rollout(RolloutRow {
                         successes: r.successes + 1,
@@ -243,7 +259,6 @@ impl Core {
                 }
             }
             UpdateStatus::Failed => {
-                self.counters.failures += 1;
                 if let Some(r) = rollout {
                     changes.push(Change::Rollout(RolloutRow {
                         failures: r.failures + 1,

@@ -187,8 +187,15 @@ pub async fn versions(State(state): State<AppState>) -> ApiResult<VersionsView> 
 
 /// `POST /api/updates/rescan`
 pub async fn rescan(State(state): State<AppState>) -> ApiResult<VersionsView> {
-    let view = blocking(state, |core| core.rescan().map(|()| VersionsView::new(core))).await?;
-    Ok(Json(view))
+    super::rescan_off_lock(&state, false).await.map_err(|e| {
+        tracing::error!("rescan failed: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "rescan failed; logged on the server",
+        )
+    })?;
+    Ok(Json(VersionsView::new(&state.core())))
 }
 
 /// `GET /api/updates/rollouts`

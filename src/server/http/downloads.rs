@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::server::CoreError;
 use crate::server::scanner::{DIGEST_SUFFIX, companion};
 
 /// Serves a build (or its digest file) from the downloads folder. Builds come
@@ -23,23 +22,32 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>) -
 /// simulator's in-process transport both come through here.
 pub fn download_bytes(state: &AppState, name: &str) -> Result<Bytes, ApiError> {
     let gone = || ApiError::not_found("the build was removed since the last scan");
-    let mut core = state.core();
-    match core.catalog().servable(name) {
-        Some((build, false)) => {
-            let file = build.file.clone();
-            match core.download(&file) {
-                Ok(bytes) => Ok(bytes),
-                Err(CoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(gone()),
-                Err(e) => Err(e.into()),
+    // Under the lock only the lookup; the disk is read outside it.
+    let (path, build_file, generation) = {
+        let mut core = state.core();
+        let generation = core.scan_generation();
+        match core.catalog().servable(name) {
+            Some((build, false)) => {
+                let file = build.file.clone();
+                if let Some(bytes) = core.cached_download(&file) {
+                    return Ok(bytes);
+                }
+                (core.config().downloads.join(&file), Some(file), generation)
+            }
+            Some((build, true)) => (
+                core.config().downloads.join(companion(&build.file, DIGEST_SUFFIX)),
+                None,
+                generation,
+            ),
+            None => {
+                let shown: String = name.chars().take(120).collect();
+                return Err(ApiError::not_found(format!("no build named `{shown}`")));
             }
         }
-        Some((build, true)) => {
-            let path = core.config().downloads.join(companion(&build.file, DIGEST_SUFFIX));
-            Ok(Bytes::from(std::fs::read(path).map_err(|_| gone())?))
-        }
-        None => {
-            let shown: String = name.chars().take(120).collect();
-            Err(ApiError::not_found(format!("no build named `{shown}`")))
-        }
+    };
+    let bytes = Bytes::from(std::fs::read(path).map_err(|_| gone())?);
+    if let Some(file) = build_file {
+        state.core().remember_download(&file, bytes.clone(), generation);
     }
+    Ok(bytes)
 }

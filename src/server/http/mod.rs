@@ -158,8 +158,12 @@ struct Background(Vec<tokio::task::JoinHandle<()>>);
 
 impl Background {
     fn start(state: &AppState, options: &RunOptions) -> Self {
-        let rescanner = options.rescan_every.map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
-        let flusher = options.flush_every.map(|every| tokio::spawn(flush_loop(state.clone(), every)));
+        let rescanner = options
+            .rescan_every
+            .map(|every| tokio::spawn(rescan_loop(state.clone(), every)));
+        let flusher = options
+            .flush_every
+            .map(|every| tokio::spawn(flush_loop(state.clone(), every)));
         Self([rescanner, flusher].into_iter().flatten().collect())
     }
 
@@ -186,34 +190,34 @@ async fn flush_loop(state: AppState, every: Duration) {
     }
 }
 
-/// Rescans periodically. The folder is read off the lock; the result is
-/// dropped if another scan (a promote's, say) landed meanwhile.
+/// Rescans periodically.
 async fn rescan_loop(state: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let (generation, dir) = {
-            let core = state.core();
-            (core.scan_generation(), core.config().downloads.clone())
-        };
-        let scan = match tokio::task::spawn_blocking(move || scanner::scan_dir(&dir)).await {
-            Ok(Ok(scan)) => scan,
-            Ok(Err(e)) => {
-                warn!("periodic rescan failed: {e}");
-                continue;
-            }
-            Err(e) => {
-                warn!("periodic rescan task failed: {e}");
-                continue;
-            }
-        };
-        let mut core = state.core();
-        if core.scan_generation() == generation {
-            if let Err(e) = core.apply_scan(scan) {
-                warn!("periodic rescan not applied: {e}");
-            }
+        if let Err(e) = rescan_off_lock(&state, true).await {
+            warn!("periodic rescan failed: {e}");
         }
     }
+}
+
+/// Scans the downloads folder without holding the core's lock (a big
+/// folder takes a while), then applies the scan. With `unless_newer`, the
+/// result is dropped if another scan (a promote's, say) landed meanwhile.
+pub(crate) async fn rescan_off_lock(state: &AppState, unless_newer: bool) -> Result<(), String> {
+    let (generation, dir) = {
+        let core = state.core();
+        (core.scan_generation(), core.config().downloads.clone())
+    };
+    let scan = tokio::task::spawn_blocking(move || scanner::scan_dir(&dir))
+        .await
+        .map_err(|e| format!("scan task: {e}"))?
+        .map_err(|e| format!("scanning the downloads folder: {e}"))?;
+    let mut core = state.core();
+    if unless_newer && core.scan_generation() != generation {
+        return Ok(());
+    }
+    core.apply_scan(scan).map_err(|e| e.to_string())
 }

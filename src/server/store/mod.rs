@@ -226,6 +226,8 @@ pub trait Store: Send {
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
     /// Writes agents' `last_seen` stamps, as one transaction.
     fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError>;
+    /// One update, whatever its status.
+    fn update(&mut self, id: UpdateId) -> Result<Option<UpdateRow>, StoreError>;
     /// Every update ever sent to one agent row, oldest first.
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError>;
 }

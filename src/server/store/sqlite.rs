@@ -217,7 +217,10 @@ impl SqliteStore {
 /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for a table's columns.
 fn upsert(table: &str, columns: &str, key: &str, update: &str) -> String {
     let marks: Vec<String> = (1..=columns.split(',').count()).map(|i| format!("?{i}")).collect();
-    format!("INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {update}", marks.join(", "))
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({key}) DO UPDATE SET {update}",
+        marks.join(", ")
+    )
 }
 
 /// The upsert statements, built once: clients, sites, agents, updates, rollouts.
@@ -225,7 +228,12 @@ fn upserts() -> &'static [String; 5] {
     static SQL: std::sync::OnceLock<[String; 5]> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         [
-            upsert("clients", CLIENT_COLUMNS, "id", "name = excluded.name, channel = excluded.channel"),
+            upsert(
+                "clients",
+                CLIENT_COLUMNS,
+                "id",
+                "name = excluded.name, channel = excluded.channel",
+            ),
             upsert(
                 "sites",
                 SITE_COLUMNS,
@@ -263,53 +271,48 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
         Change::Client(c) => tx
             .prepare_cached(&sql[0])?
             .execute(params![c.id, c.name, c.channel, c.created_at]),
-        Change::Site(s) => tx
-            .prepare_cached(&sql[1])?
-            .execute(params![s.id, s.client_id, s.name, s.channel, s.site_key, s.created_at]),
-        Change::Agent(a) => tx
-            .prepare_cached(&sql[2])?
-            .execute(params![
-                a.id,
-                a.device_id,
-                a.site_id,
-                a.hostname,
-                a.platform.os(),
-                a.platform.arch(),
-                a.version,
-                a.channel,
-                a.enrolled_at,
-                a.last_seen
-            ]),
-        Change::Update(u) => tx
-            .prepare_cached(&sql[3])?
-            .execute(params![
-                u.id,
-                u.agent_id,
-                u.platform.os(),
-                u.platform.arch(),
-                u.from_version,
-                u.to_version,
-                u.channel,
-                u.reason,
-                u.status,
-                u.dispatches,
-                u.dispatched_at,
-                u.finished_at,
-                u.error
-            ]),
-        Change::Rollout(r) => tx
-            .prepare_cached(&sql[4])?
-            .execute(params![
-                r.version,
-                r.platform.os(),
-                r.platform.arch(),
-                r.status,
-                r.successes,
-                r.failures,
-                r.published_at,
-                r.promoted_at,
-                r.rolled_back_at
-            ]),
+        Change::Site(s) => {
+            tx.prepare_cached(&sql[1])?
+                .execute(params![s.id, s.client_id, s.name, s.channel, s.site_key, s.created_at])
+        }
+        Change::Agent(a) => tx.prepare_cached(&sql[2])?.execute(params![
+            a.id,
+            a.device_id,
+            a.site_id,
+            a.hostname,
+            a.platform.os(),
+            a.platform.arch(),
+            a.version,
+            a.channel,
+            a.enrolled_at,
+            a.last_seen
+        ]),
+        Change::Update(u) => tx.prepare_cached(&sql[3])?.execute(params![
+            u.id,
+            u.agent_id,
+            u.platform.os(),
+            u.platform.arch(),
+            u.from_version,
+            u.to_version,
+            u.channel,
+            u.reason,
+            u.status,
+            u.dispatches,
+            u.dispatched_at,
+            u.finished_at,
+            u.error
+        ]),
+        Change::Rollout(r) => tx.prepare_cached(&sql[4])?.execute(params![
+            r.version,
+            r.platform.os(),
+            r.platform.arch(),
+            r.status,
+            r.successes,
+            r.failures,
+            r.published_at,
+            r.promoted_at,
+            r.rolled_back_at
+        ]),
         Change::Blocked(b) => tx
             .prepare_cached("INSERT OR IGNORE INTO blocked_versions (version, blocked_at) VALUES (?1, ?2)")?
             .execute(params![b.version, b.blocked_at]),
@@ -366,6 +369,11 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn update(&mut self, id: UpdateId) -> Result<Option<UpdateRow>, StoreError> {
+        let sql = format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE id = ?1");
+        Ok(self.rows(&sql, [id], update)?.pop())
     }
 
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
