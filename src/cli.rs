@@ -66,7 +66,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub sim_heartbeats: u64,
     /// Connected fleet sizes of the real-time capacity ramp (0 skips it).
-    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000,19500,25000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000,19900,25000")]
     pub capacity_steps: Vec<usize>,
     /// Heartbeat interval of the capacity ramp.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]

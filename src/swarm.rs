@@ -15,9 +15,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::watch;
 
-use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Control, Dial, Observer, Timing, WsConnector};
+use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Dial, Observer, Timing, WsConnector};
 use crate::clock::Clock;
 use crate::protocol::{Platform, Version};
 
@@ -195,7 +194,8 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
         next: Arc::default(),
     };
     let connector = WsConnector::new(dial, config.server.to_string());
-    let (_control, control_rx) = watch::channel(Control::default());
+    // Held until the swarm ends: dropping an agent's orders stops it.
+    let mut orders = Vec::with_capacity(most);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let timing = Timing {
         heartbeat: config.heartbeat,
@@ -227,14 +227,9 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
                 report_rtt: true,
             };
             let observer: Arc<dyn Observer> = stats.clone();
-            let agent = Agent::new(
-                spec,
-                connector.clone(),
-                faults.clone(),
-                observer,
-                control_rx.clone(),
-                Clock::Wall,
-            );
+            let (order, watch) = crate::agent::orders();
+            orders.push(order);
+            let agent = Agent::new(spec, connector.clone(), faults.clone(), observer, watch, Clock::Wall);
             tokio::spawn(agent.run());
         }
         started = step;

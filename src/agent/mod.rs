@@ -8,21 +8,21 @@
 
 mod availability;
 mod link;
+mod orders;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::watch;
 use tokio::time::sleep_until;
 use uuid::Uuid;
 
 pub use availability::{Availability, Schedule};
 pub use link::{Connector, Dial, Link, WsConnector, WsLink, small_ws_config, url_path};
+pub use orders::{OrderWatch, Orders, orders};
 
 use crate::clock::{Clock, Timestamp};
 use crate::protocol::{
@@ -82,14 +82,6 @@ pub struct AgentSpec {
 
 /// The simulated reality of builds: how often installing each one fails.
 pub type InstallFaults = BTreeMap<Version, f64>;
-
-/// Orders from the simulator: be off until a time (a network outage or a
-/// mass reboot), whatever the power pattern says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Control {
-    /// Off (disconnected) until then.
-    pub offline_until: Option<Timestamp>,
-}
 
 /// Something that happened to an agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +197,7 @@ pub struct Agent<C> {
     connector: C,
     faults: Arc<InstallFaults>,
     observer: Arc<dyn Observer>,
-    control: watch::Receiver<Control>,
+    orders: OrderWatch,
     clock: Clock,
     powered: Option<bool>,
     backoff_attempts: u32,
@@ -219,7 +211,7 @@ impl<C: Connector> Agent<C> {
         connector: C,
         faults: Arc<InstallFaults>,
         observer: Arc<dyn Observer>,
-        control: watch::Receiver<Control>,
+        orders: OrderWatch,
         clock: Clock,
     ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -232,7 +224,7 @@ impl<C: Connector> Agent<C> {
             connector,
             faults,
             observer,
-            control,
+            orders,
             clock,
             powered: None,
             backoff_attempts: 0,
@@ -256,7 +248,7 @@ impl<C: Connector> Agent<C> {
     /// Whether the machine is on now, and until when.
     fn power(&mut self) -> (bool, Timestamp) {
         let now = self.clock.now();
-        if let Some(off) = self.control.borrow().offline_until.filter(|&t| t > now) {
+        if let Some(off) = self.orders.offline_until().filter(|&t| t > now) {
             return (false, off);
         }
         self.schedule.at(now, &mut self.rng)
@@ -275,7 +267,7 @@ impl<C: Connector> Agent<C> {
         let deadline = self.clock.instant_at(until);
         tokio::select! {
             biased;
-            changed = self.control.changed() => changed.is_ok(),
+            alive = self.orders.changed() => alive,
             () = sleep_until(deadline) => true,
         }
     }
@@ -393,21 +385,19 @@ impl<C: Connector> Agent<C> {
         let beat = sleep_until(self.clock.instant_at(self.clock.now()));
         let step_due = sleep_until(self.clock.instant_at(power_off));
         tokio::pin!(off, beat, step_due);
-        let mut ordered = self.next_order();
         let mut turn = Turn::default();
         loop {
             tokio::select! {
                 biased;
-                alive = &mut ordered => {
+                alive = std::future::poll_fn(|cx| self.orders.poll_changed(cx)) => {
                     if !alive {
                         return End::Stop;
                     }
                     let now = self.clock.now();
-                    if self.control.borrow_and_update().offline_until.is_some_and(|t| t > now) {
+                    if self.orders.offline_until().is_some_and(|t| t > now) {
                         link.close().await;
                         return End::Offline;
                     }
-                    ordered = self.next_order();
                 }
                 () = &mut off => {
                     link.close().await;
@@ -499,14 +489,6 @@ impl<C: Connector> Agent<C> {
             ServerMessage::Welcome { .. } => {}
         }
         None
-    }
-
-    /// Resolves at the simulator's next order (false: the simulator is gone).
-    /// Owned, so a session keeps one across loop turns instead of
-    /// re-registering every turn.
-    fn next_order(&self) -> Pin<Box<dyn Future<Output = bool> + Send>> {
-        let mut control = self.control.clone();
-        Box::pin(async move { control.changed().await.is_ok() })
     }
 
     fn failure(&self, offer: &UpdateOffer, error: String) -> UpdateResult {

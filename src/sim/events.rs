@@ -10,11 +10,10 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::World;
-use crate::agent::Control;
+use crate::agent::Orders;
 use crate::protocol::{ClientId, SiteId, Version};
 use crate::scenario::{Action, EventPlan, Plan, Target};
 use crate::server::core::{ChannelTarget, Core};
@@ -50,7 +49,7 @@ pub struct Timeline<'a> {
     plan: &'a Plan,
     world: &'a Arc<World>,
     downloads: &'a Path,
-    controls: &'a [watch::Sender<Control>],
+    controls: &'a [Orders],
     published: BTreeMap<Version, Duration>,
     promoted: BTreeMap<Version, Duration>,
     rolled_back: BTreeMap<Version, Duration>,
@@ -67,12 +66,7 @@ fn describe(target: Target, plan: &Plan) -> String {
 
 impl<'a> Timeline<'a> {
     /// A timeline over the world's machines.
-    pub fn new(
-        plan: &'a Plan,
-        world: &'a Arc<World>,
-        downloads: &'a Path,
-        controls: &'a [watch::Sender<Control>],
-    ) -> Self {
+    pub fn new(plan: &'a Plan, world: &'a Arc<World>, downloads: &'a Path, controls: &'a [Orders]) -> Self {
         Self {
             plan,
             world,
@@ -300,9 +294,7 @@ impl<'a> Timeline<'a> {
         let n = ((machines.len() as f64 * fraction).round() as usize).clamp(1, machines.len().max(1));
         let until = self.plan.start.plus(self.world.elapsed() + duration);
         for &i in machines.iter().take(n) {
-            self.controls[i].send_replace(Control {
-                offline_until: Some(until),
-            });
+            self.controls[i].go_offline_until(until);
         }
         format!("{n} machines offline")
     }

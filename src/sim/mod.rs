@@ -14,13 +14,13 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use transport::{DirectHub, DirectLink, MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
 pub use world::{MachineModel, World, WorldState};
 
-use crate::agent::{Agent, AgentSpec, Connector, Control, InstallFaults, WsConnector};
+use crate::agent::{Agent, AgentSpec, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
 use crate::clock::Clock;
 use crate::metrics::{Outcome, WallTimer};
 use crate::scenario::Plan;
@@ -258,12 +258,12 @@ fn spawn_fleet(
     hub: &Hub,
     world: &Arc<World>,
     clock: Clock,
-) -> (Vec<watch::Sender<Control>>, Vec<JoinHandle<()>>) {
+) -> (Vec<Orders>, Vec<JoinHandle<()>>) {
     let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
     let mut controls = Vec::with_capacity(specs.len());
     let mut agents = Vec::with_capacity(specs.len());
     for spec in specs {
-        let (tx, rx) = watch::channel(Control::default());
+        let (tx, rx) = crate::agent::orders();
         controls.push(tx);
         let observer: Arc<dyn crate::agent::Observer> = world.clone();
         agents.push(match hub {
@@ -315,7 +315,7 @@ fn spawn_agent<C: Connector>(
     connector: C,
     faults: &Arc<InstallFaults>,
     observer: Arc<dyn crate::agent::Observer>,
-    control: watch::Receiver<Control>,
+    control: OrderWatch,
     clock: Clock,
 ) -> JoinHandle<()> {
     let agent = Agent::new(spec, connector, faults.clone(), observer, control, clock);
