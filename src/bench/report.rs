@@ -34,7 +34,8 @@ pub fn markdown(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         md,
-        "## Simulator throughput\n\nAlways-on agents, 60 s heartbeats, in virtual time; each run in its own process.\n\n\
+        "## Simulator throughput\n\nAlways-on agents, 60 s heartbeats, in virtual time; each run in its own process. \
+         *Per agent*: the growth of peak RSS over the transport's smallest run, per added agent.\n\n\
          | transport | agents | simulated | heartbeats | wall | heartbeats / wall s | peak RSS | per agent |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|"
     );
@@ -43,9 +44,21 @@ pub fn markdown(r: &BenchReport) -> String {
             let _ = writeln!(md, "| {} | {} | not run: {e} | | | | | |", s.transport, s.agents);
             continue;
         }
+        let base = r
+            .simulator
+            .iter()
+            .filter(|b| b.transport == s.transport && b.error.is_none() && b.agents < s.agents)
+            .min_by_key(|b| b.agents);
+        let per_agent = base.map_or_else(
+            || "—".to_owned(),
+            |b| {
+                let grown = s.peak_rss_bytes.saturating_sub(b.peak_rss_bytes) as f64;
+                format!("{:.1} KiB", grown / 1024.0 / (s.agents - b.agents) as f64)
+            },
+        );
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB | {:.1} KiB |",
+            "| {} | {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB | {per_agent} |",
             s.transport,
             s.agents,
             crate::clock::short(std::time::Duration::from_secs_f64(s.simulated_s)),
@@ -53,7 +66,6 @@ pub fn markdown(r: &BenchReport) -> String {
             s.wall_s,
             s.heartbeats_per_wall_s,
             mib(s.peak_rss_bytes),
-            s.peak_rss_bytes as f64 / 1024.0 / s.agents.max(1) as f64
         );
     }
     if let Some(c) = &r.capacity {
