@@ -9,3 +9,4 @@ mod identity;
 mod persistence;
 mod rollouts;
 mod scan;
+mod swarm;

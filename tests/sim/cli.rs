@@ -97,3 +97,51 @@ fn exit_codes_and_reports() {
     let out = rmmsim(d, &["run"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+#[test]
+fn bench_writes_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = rmmsim(
+        d,
+        &[
+            "bench",
+            "--out",
+            "b",
+            "--sim-agents",
+            "5,20",
+            "--transports",
+            "direct,ws-mem",
+            "--sim-heartbeats",
+            "2000",
+            "--capacity-steps",
+            "5,10",
+            "--capacity-heartbeat",
+            "300ms",
+            "--capacity-window",
+            "900ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("b/bench.json")).unwrap()).unwrap();
+    let sims = json["simulator"].as_array().unwrap();
+    assert_eq!(sims.len(), 4);
+    for s in sims {
+        assert!(s["error"].is_null(), "{s}");
+        assert!(s["heartbeats"].as_u64().unwrap() >= 2000, "{s}");
+        assert!(s["peak_rss_bytes"].as_u64().unwrap() > 0, "{s}");
+    }
+    let steps = json["capacity"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert_eq!(
+        (steps[1]["agents"].as_u64(), steps[1]["connected"].as_u64()),
+        (Some(10), Some(10))
+    );
+    assert_eq!(json["capacity"]["largest_held"], 10);
+    let md = std::fs::read_to_string(d.join("b/bench.md")).unwrap();
+    assert!(md.contains("## Simulator throughput") && md.contains("## Server capacity, real time"));
+    assert!(
+        text(&out).contains("[4/4] simulator ws-mem, 20 agents"),
+        "progress shown"
+    );
+}
