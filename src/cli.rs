@@ -43,11 +43,69 @@ pub enum Command {
     Run(RunArgs),
     /// Real-time simulated agents against a running server; measures heartbeat round trips.
     Swarm(SwarmArgs),
+    /// Run every scenario of a folder against its expectations and baseline (for CI).
+    Check(CheckArgs),
+    /// Two reports (or two scenario files, run first) side by side.
+    Compare(CompareArgs),
     /// Measure the simulator's speed and a server's capacity; writes reports/bench/.
     Bench(BenchArgs),
     /// One simulator throughput run, printed as JSON (what `bench` runs in a child process).
     #[command(hide = true)]
     BenchSim(BenchSimArgs),
+}
+
+/// `rmmsim check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario folder.
+    #[arg(default_value = "scenarios")]
+    pub dir: PathBuf,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (for a pull-request comment) here.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Accept this run's figures as the new baselines (and say what changed).
+    #[arg(long)]
+    pub update_baselines: bool,
+    /// The baseline folder.
+    #[arg(long, default_value = "reports/baselines")]
+    pub baselines: PathBuf,
+    /// Where each scenario's reports go: <out>/<name>/.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Only this scenario (by name); repeatable.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// How agents reach the server.
+    #[arg(long, value_enum, default_value_t = TransportKind::WsMem)]
+    pub transport: TransportKind,
+    /// Scenarios run at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Prefix of the chart links in the summary (default: the report folder,
+    /// relative to the summary's folder); e.g. the URL the reports are published at.
+    #[arg(long)]
+    pub link_base: Option<String>,
+}
+
+/// `rmmsim compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// A: a report.json, a report folder, or a scenario file (run first).
+    pub a: PathBuf,
+    /// B: the same kinds.
+    pub b: PathBuf,
+    /// Where compare.md and compare.svg go.
+    #[arg(long, default_value = "reports/compare")]
+    pub out: PathBuf,
+    /// Seed for scenario files (default: each file's own).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Transport for scenario files.
+    #[arg(long, value_enum, default_value_t = TransportKind::WsMem)]
+    pub transport: TransportKind,
 }
 
 /// `rmmsim bench`.
@@ -245,6 +303,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(args) => publish_cmd(args),
         Command::Run(args) => run_cmd(args),
         Command::Swarm(args) => swarm_cmd(args),
+        Command::Check(args) => check_cmd(args),
+        Command::Compare(args) => compare_cmd(args),
         Command::Bench(args) => bench_cmd(args),
         Command::BenchSim(args) => {
             let result = crate::bench::sim_once(args.agents, args.transport, args.heartbeats)?;
@@ -252,6 +312,158 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `to` as seen from the folder `from` (both relative to the working folder).
+fn relative(from: &std::path::Path, to: &std::path::Path) -> PathBuf {
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let (from, to) = (abs(from), abs(to));
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in to.components().skip(common) {
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+fn check_cmd(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::check::CheckOptions {
+        dir: args.dir.clone(),
+        baselines: args.baselines.clone(),
+        out: args.out.clone(),
+        update_baselines: args.update_baselines,
+        only: args.only.clone(),
+        transport: args.transport,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    let run = match crate::check::run(&options, |r| {
+        let verdict = if r.passed() { "passed" } else { "FAILED" };
+        let wall = r.report.as_ref().map_or(0.0, |rep| rep.wall.wall_s);
+        eprintln!("  {}: {verdict} ({wall:.1} s)", r.name);
+    }) {
+        Ok(run) => run,
+        Err(crate::check::CheckError::Files(errors)) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+        Err(crate::check::CheckError::Io(e)) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for r in &run.results {
+        let expectations = r.report.as_ref().map_or(0, |rep| rep.expectations.len());
+        if r.passed() {
+            println!("{}: passed ({expectations} expectations, baseline held)", r.name);
+        } else {
+            println!("{}: FAILED", r.name);
+            for f in &r.failures {
+                println!("  {}", f.line());
+            }
+            println!("  reproduce: {}", crate::check::repro(&options, r));
+        }
+        if run.updated_baselines {
+            let what = if r.changes.is_empty() {
+                "unchanged".to_owned()
+            } else {
+                r.changes.join("\n    ")
+            };
+            println!(
+                "  baseline {}: {what}",
+                crate::check::baseline_path(&options.baselines, &r.name).display()
+            );
+        }
+    }
+    if let Some(path) = &args.junit {
+        write_file(path, &crate::check::junit(&run))?;
+    }
+    if let Some(path) = &args.summary {
+        let base = match &args.link_base {
+            Some(url) => PathBuf::from(url),
+            None => relative(path.parent().unwrap_or(std::path::Path::new(".")), &args.out),
+        };
+        write_file(path, &crate::check::summary(&run, &base))?;
+    }
+    let failed = run.results.iter().filter(|r| !r.passed()).count();
+    println!(
+        "check: {} passed, {failed} failed in {:.0} s; reports in {}",
+        run.results.len() - failed,
+        run.wall_s,
+        args.out.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A report from a report.json, a report folder, or a scenario file (run now).
+fn report_from(path: &std::path::Path, args: &CompareArgs) -> anyhow::Result<(String, metrics::Report)> {
+    if path.extension().is_some_and(|e| e == "toml") {
+        let mut plan = scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(seed) = args.seed {
+            plan.seed = seed;
+        }
+        eprintln!("running {} ...", path.display());
+        let report = sim::execute(
+            &plan,
+            &SimOptions {
+                transport: args.transport,
+                progress: true,
+            },
+        )?;
+        return Ok((path.display().to_string(), report));
+    }
+    let file = if path.is_dir() {
+        path.join("report.json")
+    } else {
+        path.to_owned()
+    };
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let report =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not an rmmsim report.json", file.display()))?;
+    Ok((file.display().to_string(), report))
+}
+
+fn compare_cmd(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let (a, b) = match (report_from(&args.a, &args), report_from(&args.b, &args)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let names = (a.0.as_str(), b.0.as_str());
+    let md = metrics::compare_markdown(&a.1, &b.1, names);
+    let svg = metrics::compare_svg(&a.1, &b.1, names).map_err(|e| anyhow::anyhow!("drawing compare.svg: {e}"))?;
+    write_file(&args.out.join("compare.md"), &md)?;
+    write_file(&args.out.join("compare.svg"), &svg)?;
+    println!("{md}");
+    eprintln!("written to {}", args.out.join("compare.md").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_cmd(args: BenchArgs) -> anyhow::Result<ExitCode> {

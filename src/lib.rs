@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod metrics;

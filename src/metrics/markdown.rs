@@ -63,13 +63,7 @@ pub fn markdown(r: &Report) -> String {
 
 fn summary(md: &mut String, r: &Report) {
     let _ = writeln!(md, "## In short\n");
-    let finals: Vec<String> = r
-        .final_versions
-        .iter()
-        .rev()
-        .map(|(v, n)| format!("{v}: {n}"))
-        .collect();
-    let _ = writeln!(md, "- At the end: {}.", finals.join(", "));
+    let _ = writeln!(md, "- At the end: {}.", r.final_versions_line());
     let stranded = if r.stranded.is_empty() {
         "nobody is stranded".to_owned()
     } else {

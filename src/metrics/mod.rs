@@ -2,7 +2,9 @@
 //! report in its forms (JSON, Markdown, SVG).
 
 mod analysis;
+mod compare;
 mod convergence;
+mod html;
 mod markdown;
 mod recorder;
 mod report;
@@ -12,7 +14,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use analysis::{StrandReason, stable_lag_at};
+pub use compare::{compare_markdown, compare_svg};
 pub use convergence::{Convergence, converge};
+pub use html::html;
 pub use markdown::markdown;
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
@@ -73,13 +77,14 @@ impl WallTimer {
     }
 }
 
-/// Writes `report.json`, `report.md` and `convergence.svg` into `dir`.
+/// Writes `report.json`, `report.md`, `report.html` and `convergence.svg` into `dir`.
 pub fn write_reports(dir: &std::path::Path, report: &Report) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(dir.join("report.json"), json + "\n").context("writing report.json")?;
     std::fs::write(dir.join("report.md"), markdown(report)).context("writing report.md")?;
+    std::fs::write(dir.join("report.html"), html(report)).context("writing report.html")?;
     let svg = convergence_svg(report).map_err(|e| anyhow::anyhow!("drawing convergence.svg: {e}"))?;
     std::fs::write(dir.join("convergence.svg"), svg).context("writing convergence.svg")?;
     Ok(())

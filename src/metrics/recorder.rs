@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::agent::AgentEvent;
 use crate::protocol::{Channel, DeviceId, Platform, Version};
 
 /// Counts of what agents saw, over the whole run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentCounters {
     /// `update` frames received.
     pub offers: u64,
@@ -98,7 +98,7 @@ impl MachineTrack {
 }
 
 /// A line of the run's timeline: an event and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// From the start, in seconds.
     pub at_s: f64,

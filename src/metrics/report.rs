@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Outcome;
 use super::analysis::{self, StrandReason};
@@ -19,7 +19,7 @@ use crate::server::core::Counters;
 pub const SCHEMA: u32 = 1;
 
 /// Everything a run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// [`SCHEMA`].
     pub schema: u32,
@@ -60,7 +60,7 @@ pub struct Report {
 }
 
 /// The scenario as run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     /// Name.
     pub name: String,
@@ -79,7 +79,7 @@ pub struct ScenarioInfo {
 }
 
 /// One expectation's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpectationResult {
     /// As written, e.g. `t90 0.6.58 (stable)`.
     pub label: String,
@@ -100,7 +100,7 @@ pub struct ExpectationResult {
 }
 
 /// A build's story.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildReport {
     /// Version.
     pub version: Version,
@@ -119,7 +119,7 @@ pub struct BuildReport {
 }
 
 /// Convergence of one channel's machines on a build.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelConvergence {
     /// The channel.
     pub channel: Channel,
@@ -133,7 +133,7 @@ pub struct ChannelConvergence {
 }
 
 /// A machine at the end of the run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineEnd {
     /// Hostname (fleet entry name and index).
     pub hostname: String,
@@ -152,7 +152,7 @@ pub struct MachineEnd {
 }
 
 /// A stranded machine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stranded {
     /// Hostname.
     pub hostname: String,
@@ -175,7 +175,7 @@ pub struct Stranded {
 }
 
 /// Row counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {
     /// Rows.
     pub total: usize,
@@ -186,7 +186,7 @@ pub struct RowCounts {
 }
 
 /// Rows, both views.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rows {
     /// What the simulator knows.
     pub simulator: RowCounts,
@@ -199,7 +199,7 @@ pub struct Rows {
 }
 
 /// An orphaned row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Orphan {
     /// The machine.
     pub hostname: String,
@@ -212,7 +212,7 @@ pub struct Orphan {
 }
 
 /// How far stable trailed beta.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StableLag {
     /// Most builds stable was behind at any sample.
     pub max_builds: usize,
@@ -227,7 +227,7 @@ pub struct StableLag {
 }
 
 /// Shares of machines per version over time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Curve {
     /// Sample spacing, seconds.
     pub every_s: f64,
@@ -246,7 +246,7 @@ pub struct Curve {
 }
 
 /// Wall-clock figures: the only part that differs between two runs of one seed.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Wall {
     /// Seconds the run took.
     pub wall_s: f64,
@@ -427,6 +427,19 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
         max: e.max,
         allowed,
         passed,
+    }
+}
+
+impl Report {
+    /// Machines per version at the end, newest first: `0.6.58: 190, 0.6.47: 10`.
+    pub fn final_versions_line(&self) -> String {
+        let finals: Vec<String> = self
+            .final_versions
+            .iter()
+            .rev()
+            .map(|(v, n)| format!("{v}: {n}"))
+            .collect();
+        finals.join(", ")
     }
 }
 

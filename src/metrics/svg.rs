@@ -1,13 +1,14 @@
 //! `convergence.svg`: the share of machines on each version over time, for
 //! the whole fleet and per channel, with the timeline's events marked.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::report::Report;
 
 /// Distinct colours for up to 16 versions; more cycle.
-const PALETTE: [RGBColor; 16] = [
+pub(super) const PALETTE: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -50,14 +51,7 @@ pub fn convergence_svg(report: &Report) -> Result<String, String> {
 
 fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let c = &report.curve;
-    let day = 86_400.0;
-    let span = (report.scenario.duration_s / day).max(1e-6);
-    let (unit, scale) = if span > 2.0 { ("days", day) } else { ("hours", 3600.0) };
-    let axis = Axis {
-        unit,
-        scale,
-        max: report.scenario.duration_s / scale,
-    };
+    let axis = Axis::for_span(report.scenario.duration_s);
     let root = SVGBackend::with_string(out, (1280, 1000)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!(
@@ -79,13 +73,79 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
 }
 
 /// The time axis: unit name, seconds per unit, length in units.
-struct Axis {
+pub(super) struct Axis {
     unit: &'static str,
     scale: f64,
     max: f64,
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+impl Axis {
+    /// Days for runs longer than two days, hours otherwise.
+    pub(super) fn for_span(seconds: f64) -> Self {
+        let (unit, scale) = if seconds > 2.0 * 86_400.0 {
+            ("days", 86_400.0)
+        } else {
+            ("hours", 3600.0)
+        };
+        Self {
+            unit,
+            scale,
+            max: seconds / scale,
+        }
+    }
+
+    /// Seconds to axis units.
+    pub(super) fn x(&self, seconds: f64) -> f64 {
+        seconds / self.scale
+    }
+}
+
+pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Axes for shares (0–100 %) over the run, with a caption.
+pub(super) fn share_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: String,
+    font: u32,
+    axis: &Axis,
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+    let x_max = axis.max;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", font))
+        .margin(8)
+        .margin_right(150)
+        .x_label_area_size(32)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0f64..x_max, 0f64..1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{} since start", axis.unit))
+        // One label per whole day (or hour) when that is not too many.
+        .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
+        .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
+        .y_labels(6)
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    Ok(chart)
+}
+
+/// A legend drawn by hand in the area's right margin, clear of the curves.
+pub(super) fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<(), Box<dyn std::error::Error>> {
+    let (w, _) = area.dim_in_pixel();
+    let x0 = w as i32 - 130;
+    for (k, (label, colour)) in entries.iter().enumerate() {
+        let y = 40 + 15 * k as i32;
+        area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
+        area.draw(&Text::new(
+            label.clone(),
+            (x0 + 28, y - 6),
+            ("sans-serif", 12).into_font(),
+        ))?;
+    }
+    Ok(())
+}
 
 /// One panel: the events, one line per version, and the legend.
 fn draw_panel(
@@ -97,25 +157,9 @@ fn draw_panel(
     beta_panel: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let c = &report.curve;
-    let (unit, scale, x_max) = (axis.unit, axis.scale, axis.max);
+    let (scale, x_max) = (axis.scale, axis.max);
     let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("share of the {name} on each version"), ("sans-serif", 16))
-        .margin(8)
-        .margin_right(150)
-        .x_label_area_size(32)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0f64..x_max, 0f64..1.05)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("{unit} since start"))
-        // One label per whole day (or hour) when that is not too many.
-        .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
-        .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
-        .y_labels(6)
-        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()?;
+    let mut chart = share_axes(area, format!("share of the {name} on each version"), 16, axis)?;
     // Labels already placed: (x, row). A label takes the lowest row no
     // nearby label uses, so events close in time stack instead of overlapping.
     let mut placed: Vec<(f64, usize)> = Vec::new();
@@ -176,16 +220,6 @@ fn draw_panel(
         shown.push((version.to_string(), colour));
     }
     // The legend, drawn by hand in the panel's right margin, clear of the curves.
-    let (w, _) = area.dim_in_pixel();
-    let x0 = w as i32 - 130;
-    for (k, (label, colour)) in shown.iter().enumerate() {
-        let y = 40 + 15 * k as i32;
-        area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
-        area.draw(&Text::new(
-            label.clone(),
-            (x0 + 28, y - 6),
-            ("sans-serif", 12).into_font(),
-        ))?;
-    }
+    legend(area, &shown)?;
     Ok(())
 }

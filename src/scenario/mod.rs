@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use plan::{
-    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, MAX_FLEET, Metric, Plan, STRAND_REASONS,
-    SitePlan, Target,
+    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, MAX_FLEET, Metric, Plan, RegressionGate,
+    STRAND_REASONS, SitePlan, Target,
 };
 
 /// A scenario file that cannot be run, and where it is wrong.

@@ -37,6 +37,27 @@ pub struct Plan {
     pub events: Vec<EventPlan>,
     /// What must hold.
     pub expects: Vec<Expectation>,
+    /// The regression gate of `rmmsim check`.
+    pub regression: RegressionGate,
+}
+
+/// How much worse than its committed baseline a scenario may get before
+/// `rmmsim check` fails it (`[gate]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegressionGate {
+    /// Relative slack on t50/t90/t99; absolute slack on final shares.
+    pub tolerance: f64,
+    /// Absolute slack on times.
+    pub slack: Duration,
+}
+
+impl Default for RegressionGate {
+    fn default() -> Self {
+        Self {
+            tolerance: 0.10,
+            slack: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A client.

@@ -107,6 +107,23 @@ pub struct Spec {
     /// `[[expect]]`
     #[serde(default)]
     pub expect: Vec<Spanned<ExpectSpec>>,
+    /// `[gate]`: how much worse than its baseline `rmmsim check` lets it be.
+    #[serde(default)]
+    pub gate: Option<GateSection>,
+}
+
+/// `[gate]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSection {
+    /// Relative slack on convergence times, and absolute slack on each
+    /// version's final share (0.1: 10 % slower, 10 points of share).
+    #[serde(default)]
+    pub tolerance: Option<Spanned<f64>>,
+    /// A convergence time may always be this much slower (keeps near-zero
+    /// baselines from failing on a second's noise).
+    #[serde(default)]
+    pub slack: Option<Dur>,
 }
 
 /// `[scenario]`

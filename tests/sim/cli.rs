@@ -72,9 +72,22 @@ fn exit_codes_and_reports() {
 
     let out = rmmsim(d, &["run", "pass.toml", "--out", "r", "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    for f in ["report.json", "report.md", "convergence.svg"] {
+    for f in ["report.json", "report.md", "report.html", "convergence.svg"] {
         assert!(d.join("r/tiny").join(f).is_file(), "{f} written");
     }
+    // report.html stands alone: the chart inline, nothing fetched, no scripts.
+    let html = std::fs::read_to_string(d.join("r/tiny/report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg") && html.contains("<h2>Expectations</h2>"));
+    for outside in ["<script", "src=", "<link", "@import", "url("] {
+        assert!(!html.contains(outside), "report.html refers outside itself: {outside}");
+    }
+    let json = std::fs::read_to_string(d.join("r/tiny/report.json")).unwrap();
+    let report: rmmsim::metrics::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        serde_json::to_string_pretty(&report).unwrap() + "\n",
+        json,
+        "report.json reads back as it was"
+    );
     let svg = std::fs::read_to_string(d.join("r/tiny/convergence.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("1.0.1") && svg.contains("promote 1.0.1"));
 

@@ -2,6 +2,7 @@
 //! convergence arithmetic, random fleets against the model's promises, bad
 //! scenario files and the `rmmsim run` command line.
 
+mod check;
 mod cli;
 mod common;
 mod convergence;

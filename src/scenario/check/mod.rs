@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, SitePlan};
+use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, RegressionGate, SitePlan};
 
 /// Most samples a curve may have: past that, reports grow without telling more.
 const MAX_SAMPLES: usize = 1_000_000;
@@ -157,6 +157,18 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
     let groups = check_fleet(&spec, &clients)?;
     let events = events::check_events(&spec, duration, &clients, &builds, &groups)?;
     let expects = expects::check_expects(&spec, duration, &builds, text)?;
+    let mut regression = RegressionGate::default();
+    if let Some(g) = &spec.gate {
+        if let Some(t) = &g.tolerance {
+            if !(0.0..=10.0).contains(t.get_ref()) {
+                return Err(at(t, "gate.tolerance", "must be between 0 and 10 (0.1 is 10 %)"));
+            }
+            regression.tolerance = *t.get_ref();
+        }
+        if let Some(s) = g.slack {
+            regression.slack = s.0;
+        }
+    }
     Ok(Plan {
         name: name.clone(),
         description: s.description.clone(),
@@ -170,6 +182,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         groups,
         events,
         expects,
+        regression,
     })
 }
 

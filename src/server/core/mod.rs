@@ -105,7 +105,7 @@ pub struct Connection {
 }
 
 /// What the server has done, counted since it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
     /// `hello` frames admitted.
     pub hellos: u64,

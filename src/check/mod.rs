@@ -1,0 +1,313 @@
+//! `rmmsim check`: run every scenario of a folder, on every core, and hold
+//! each to its expectations and to its committed baseline; write JUnit XML
+//! and a Markdown summary for CI.
+
+mod baseline;
+mod junit;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use serde::Serialize;
+
+pub use baseline::{Baseline, BaselineConvergence};
+pub use junit::junit;
+pub use summary::summary;
+
+use crate::metrics::{Report, WallTimer, write_reports};
+use crate::scenario::{self, Plan, ScenarioError};
+use crate::sim::{self, SimOptions, TransportKind};
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The scenario folder.
+    pub dir: PathBuf,
+    /// Where baselines are read from and written to.
+    pub baselines: PathBuf,
+    /// Where each scenario's reports go (`<out>/<name>/`).
+    pub out: PathBuf,
+    /// Accept this run's figures as the new baselines.
+    pub update_baselines: bool,
+    /// Only these scenarios (by name); all when empty.
+    pub only: Vec<String>,
+    /// Transport.
+    pub transport: TransportKind,
+    /// Scenarios run at once.
+    pub jobs: usize,
+}
+
+/// Something that failed: an expectation, the gate, or an invariant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    /// `expectation`, `gate`, `invariant` or `error`.
+    pub kind: &'static str,
+    /// What was measured.
+    pub figure: String,
+    /// Its value.
+    pub observed: String,
+    /// What was allowed.
+    pub allowed: String,
+    /// By how much, or why.
+    pub detail: String,
+}
+
+impl Failure {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        let detail = if self.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.detail)
+        };
+        format!(
+            "{} {}: observed {}, allowed {}{detail}",
+            self.kind, self.figure, self.observed, self.allowed
+        )
+    }
+}
+
+/// One scenario's verdict.
+#[derive(Debug, Clone)]
+pub struct ScenarioResult {
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub file: PathBuf,
+    /// Its seed.
+    pub seed: u64,
+    /// The run's report (none when the run itself broke).
+    pub report: Option<Report>,
+    /// The baseline it was held to (with `--update-baselines`: the one replaced).
+    pub baseline: Option<Baseline>,
+    /// What failed.
+    pub failures: Vec<Failure>,
+    /// With `--update-baselines`: how the baseline changed.
+    pub changes: Vec<String>,
+    /// Where its reports are.
+    pub report_dir: PathBuf,
+}
+
+impl ScenarioResult {
+    /// Held everything.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// A whole check.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    /// Per scenario, in file-name order.
+    pub results: Vec<ScenarioResult>,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+    /// Whether baselines were rewritten.
+    pub updated_baselines: bool,
+}
+
+impl CheckRun {
+    /// Every scenario passed.
+    pub fn passed(&self) -> bool {
+        self.results.iter().all(ScenarioResult::passed)
+    }
+}
+
+/// Why a check could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Scenario files that are wrong: nothing ran.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<ScenarioError>),
+    /// The folder, a baseline or a report could not be read or written.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// The scenario files of a folder, sorted.
+fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading scenario folder {}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The baseline file of a scenario.
+pub fn baseline_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+fn read_baseline(path: &Path) -> anyhow::Result<Option<Baseline>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("reading baseline {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading baseline {}", path.display())),
+    }
+}
+
+/// Runs the check. Every file is read and validated before anything runs.
+pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + Send) -> Result<CheckRun, CheckError> {
+    let timer = WallTimer::start();
+    let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
+    let mut errors = Vec::new();
+    for file in scenario_files(&options.dir)? {
+        match scenario::load(&file) {
+            Ok(plan) if options.only.is_empty() || options.only.contains(&plan.name) => plans.push((file, plan)),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CheckError::Files(errors));
+    }
+    if plans.is_empty() {
+        return Err(CheckError::Io(anyhow::anyhow!(
+            "no scenarios to check in {}",
+            options.dir.display()
+        )));
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; plans.len()]);
+    let progress = Mutex::new(&mut progress);
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.clamp(1, plans.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((file, plan)) = plans.get(i) else { return };
+                    let result = check_one(options, file, plan);
+                    (progress.lock().unwrap_or_else(|p| p.into_inner()))(&result);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(CheckRun {
+        results,
+        wall_s: timer.elapsed().as_secs_f64(),
+        updated_baselines: options.update_baselines,
+    })
+}
+
+/// Runs one scenario, writes its reports, and judges it.
+fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult {
+    let report_dir = sim::report_dir(&options.out, plan);
+    let mut result = ScenarioResult {
+        name: plan.name.clone(),
+        file: file.to_owned(),
+        seed: plan.seed,
+        report: None,
+        baseline: None,
+        failures: Vec::new(),
+        changes: Vec::new(),
+        report_dir,
+    };
+    let error = |result: &mut ScenarioResult, e: anyhow::Error| {
+        result.failures.push(Failure {
+            kind: "error",
+            figure: "run".into(),
+            observed: format!("{e:#}"),
+            allowed: "a complete run".into(),
+            detail: String::new(),
+        });
+    };
+    let report = match sim::execute(
+        plan,
+        &SimOptions {
+            transport: options.transport,
+            progress: false,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            error(&mut result, e);
+            return result;
+        }
+    };
+    if let Err(e) = write_reports(&result.report_dir, &report) {
+        error(&mut result, e);
+    }
+    for e in report.expectations.iter().filter(|e| !e.passed) {
+        result.failures.push(Failure {
+            kind: "expectation",
+            figure: e.label.clone(),
+            observed: e.observed_text.clone(),
+            allowed: e.allowed.clone(),
+            detail: format!("{}:{}", file.display(), e.line),
+        });
+    }
+    for v in &report.violations {
+        result.failures.push(Failure {
+            kind: "invariant",
+            figure: "update model".into(),
+            observed: v.clone(),
+            allowed: "never".into(),
+            detail: String::new(),
+        });
+    }
+    let now = Baseline::of(&report);
+    let path = baseline_path(&options.baselines, &plan.name);
+    match read_baseline(&path) {
+        Err(e) => error(&mut result, e),
+        Ok(old) if options.update_baselines => {
+            result.changes = match &old {
+                Some(old) => old.changes(&now),
+                None => vec!["new baseline".into()],
+            };
+            let written = std::fs::create_dir_all(&options.baselines)
+                .and_then(|()| std::fs::write(&path, serde_json::to_string_pretty(&now).unwrap_or_default() + "\n"));
+            if let Err(e) = written {
+                error(
+                    &mut result,
+                    anyhow::Error::new(e).context(format!("writing {}", path.display())),
+                );
+            }
+            // The summary's arrows show the change from the old figures.
+            result.baseline = old;
+        }
+        Ok(None) => result.failures.push(Failure {
+            kind: "gate",
+            figure: "baseline".into(),
+            observed: "none".into(),
+            allowed: format!("a committed baseline at {}", path.display()),
+            detail: "run rmmsim check --update-baselines and commit the file".into(),
+        }),
+        Ok(Some(old)) => {
+            result.failures.extend(old.compare(&now, plan.regression));
+            result.baseline = Some(old);
+        }
+    }
+    result.report = Some(report);
+    result
+}
+
+/// The command that reruns one scenario's check.
+pub fn repro(options: &CheckOptions, result: &ScenarioResult) -> String {
+    let mut cmd = format!("rmmsim check {} --only {}", options.dir.display(), result.name);
+    if options.baselines != Path::new("reports/baselines") {
+        cmd += &format!(" --baselines {}", options.baselines.display());
+    }
+    if options.transport != TransportKind::WsMem {
+        cmd += &format!(" --transport {}", options.transport);
+    }
+    format!(
+        "{cmd}   (the run alone: rmmsim run {} --seed {})",
+        result.file.display(),
+        result.seed
+    )
+}

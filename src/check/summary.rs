@@ -1,0 +1,145 @@
+//! The Markdown summary of a check, fit for a pull-request comment: a row
+//! per scenario with its headline convergence, stranded machines and orphan
+//! rows, the change against the baseline, and a link to its chart.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{CheckRun, ScenarioResult};
+use crate::clock::short;
+use crate::metrics::{ChannelConvergence, Report};
+
+/// The convergence a scenario is about: the one with the latest reference
+/// event (the last promote, else the last build landing) among builds not
+/// rolled back, stable first on a tie.
+pub fn headline(report: &Report) -> Option<(String, &ChannelConvergence)> {
+    report
+        .builds
+        .iter()
+        .filter(|b| b.rolled_back_s.is_none())
+        .flat_map(|b| b.convergence.iter().map(move |c| (b.version, c)))
+        .filter(|(_, c)| c.figures.population > 0)
+        .max_by(|(_, a), (_, b)| {
+            (a.reference_s, a.channel == crate::protocol::Channel::Stable)
+                .partial_cmp(&(b.reference_s, b.channel == crate::protocol::Channel::Stable))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|(v, c)| (format!("{v} {} (from {})", c.channel, c.reference), c))
+}
+
+fn time(s: Option<f64>) -> String {
+    s.map_or_else(|| "never".to_owned(), |s| short(Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// A figure with its change from the baseline: `2m 30s ↑ +25%` (slower),
+/// `1m ↓ −10%` (faster), `2m =`.
+fn timed(now: Option<f64>, was: Option<Option<f64>>) -> String {
+    let now_s = time(now);
+    match (now, was) {
+        (_, None) => now_s,
+        (Some(a), Some(Some(b))) if (a - b).abs() < 0.5 => format!("{now_s} ="),
+        (Some(a), Some(Some(b))) => {
+            let pct = (a / b.max(1e-9) - 1.0) * 100.0;
+            let arrow = if a > b { "↑" } else { "↓" };
+            format!("{now_s} {arrow} {pct:+.0}%")
+        }
+        (None, Some(None)) => format!("{now_s} ="),
+        (None, Some(Some(b))) => format!("{now_s} ↑ (was {})", time(Some(b))),
+        (Some(_), Some(None)) => format!("{now_s} ↓ (was never)"),
+    }
+}
+
+fn counted(now: usize, was: Option<usize>) -> String {
+    match was {
+        None => now.to_string(),
+        Some(w) if w == now => format!("{now} ="),
+        Some(w) if now > w => format!("{now} ↑ +{}", now - w),
+        Some(w) => format!("{now} ↓ −{}", w - now),
+    }
+}
+
+fn row(md: &mut String, r: &ScenarioResult, link_base: &Path) {
+    let mark = if r.passed() { "✅" } else { "❌" };
+    let Some(report) = &r.report else {
+        let _ = writeln!(md, "| {mark} | {} | run failed | | | | | | |", r.name);
+        return;
+    };
+    let chart = link_base.join(&r.name).join("convergence.svg");
+    let chart = format!("[chart]({})", chart.display());
+    let Some((label, c)) = headline(report) else {
+        let _ = writeln!(
+            md,
+            "| {mark} | {} | no rollout | | | | {} | {} | {chart} |",
+            r.name,
+            report.stranded.len(),
+            report.rows.server.orphaned
+        );
+        return;
+    };
+    let base = r.baseline.as_ref();
+    let was = base.and_then(|b| {
+        b.convergence
+            .iter()
+            .find(|x| label == format!("{} {} (from {})", x.version, x.channel, x.reference))
+    });
+    let f = &c.figures;
+    let _ = writeln!(
+        md,
+        "| {mark} | {} | {label} | {} | {} | {} | {} | {} | {chart} |",
+        r.name,
+        timed(f.t50_s, was.map(|w| w.t50_s)),
+        timed(f.t90_s, was.map(|w| w.t90_s)),
+        timed(f.t99_s, was.map(|w| w.t99_s)),
+        counted(report.stranded.len(), base.map(|b| b.stranded)),
+        counted(report.rows.server.orphaned, base.map(|b| b.orphan_rows)),
+    );
+}
+
+/// The Markdown. Chart links are `link_base/<name>/convergence.svg`.
+pub fn summary(run: &CheckRun, link_base: &Path) -> String {
+    let mut md = String::new();
+    let failed = run.results.iter().filter(|r| !r.passed()).count();
+    let passed = run.results.len() - failed;
+    let verdict = if failed == 0 {
+        "all passed".to_owned()
+    } else {
+        format!("{failed} failed")
+    };
+    let _ = writeln!(md, "## rmmsim check: {verdict}\n");
+    let _ = writeln!(
+        md,
+        "{passed} of {} scenarios held their expectations and stayed within their baselines' tolerance ({:.0} s).\n",
+        run.results.len(),
+        run.wall_s
+    );
+    let _ = writeln!(
+        md,
+        "| | scenario | headline rollout | t50 | t90 | t99 | stranded | orphan rows | |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &run.results {
+        row(&mut md, r, link_base);
+    }
+    let _ = writeln!(
+        md,
+        "\nArrows compare with the committed baseline: ↑ slower or more, ↓ faster or fewer, = unchanged."
+    );
+    for r in run.results.iter().filter(|r| !r.passed()) {
+        let _ = writeln!(md, "\n### {} failed\n", r.name);
+        for f in &r.failures {
+            let _ = writeln!(md, "- {}", f.line());
+        }
+    }
+    if run.updated_baselines {
+        let _ = writeln!(md, "\n### Baselines rewritten\n");
+        for r in &run.results {
+            let what = if r.changes.is_empty() {
+                "unchanged".to_owned()
+            } else {
+                r.changes.join("; ")
+            };
+            let _ = writeln!(md, "- {}: {what}", r.name);
+        }
+    }
+    md
+}

@@ -1,0 +1,233 @@
+//! `rmmsim check` as CI runs it: baselines written and held, a slower
+//! rollout failing with the figure and the tolerance named, JUnit and the
+//! summary, bad files refused; and `rmmsim compare`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SCENARIO: &str = r#"[scenario]
+name = "NAME"
+seed = 11
+start = "2026-01-05T00:00:00Z"
+duration = "2h"
+
+[server]
+health_gate = { min_successes = 0, max_failure_rate = 1.0 }
+
+[agent]
+heartbeat = "HEARTBEAT"
+
+[[clients]]
+name = "c"
+sites = [{ name = "s" }, { name = "lab", channel = "beta" }]
+
+[[builds]]
+version = "1.0.0"
+channel = "stable"
+published = "0s"
+
+[[builds]]
+version = "1.0.1"
+published = "10m"
+
+[[fleet]]
+count = 30
+site = "c/s"
+version = "1.0.0"
+
+[[fleet]]
+count = 5
+site = "c/lab"
+version = "1.0.0"
+
+[[events]]
+at = "1h"
+promote = "1.0.1"
+
+[[expect]]
+metric = "fraction_on"
+version = "1.0.1"
+min = 1.0
+"#;
+
+fn write(dir: &Path, name: &str, heartbeat: &str, extra: &str) {
+    let text = SCENARIO.replace("NAME", name).replace("HEARTBEAT", heartbeat) + extra;
+    std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+}
+
+fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_rmmsim"))
+        .current_dir(dir)
+        .args([
+            "check",
+            "scenarios",
+            "--baselines",
+            "baselines",
+            "--out",
+            "out",
+            "--jobs",
+            "2",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// (tests, failures) of a JUnit file, and the failure messages.
+fn junit(path: &Path) -> (usize, usize, Vec<String>) {
+    use quick_xml::events::Event;
+    let xml = std::fs::read_to_string(path).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures, mut messages) = (0, 0, Vec::new());
+    loop {
+        match reader.read_event().unwrap() {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"testcase" => cases += 1,
+            Event::Start(e) if e.name().as_ref() == b"failure" => {
+                failures += 1;
+                let message = e.try_get_attribute("message").unwrap().unwrap();
+                messages.push(
+                    message
+                        .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                        .unwrap()
+                        .into_owned(),
+                );
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (cases, failures, messages)
+}
+
+#[test]
+fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("scenarios")).unwrap();
+    write(&d.join("scenarios"), "quick", "60s", "");
+    write(&d.join("scenarios"), "steady", "60s", "");
+
+    // No baselines yet: the gate cannot be checked, and says how to fix it.
+    let (code, text) = check(d, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("gate baseline: observed none") && text.contains("--update-baselines"),
+        "{text}"
+    );
+
+    let (code, text) = check(d, &["--update-baselines"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("baselines/quick.json: new baseline"), "{text}");
+    let baseline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("baselines/quick.json")).unwrap()).unwrap();
+    assert_eq!(baseline["seed"], 11);
+    assert_eq!(baseline["rmmsim_version"], env!("CARGO_PKG_VERSION"));
+
+    let (code, text) = check(d, &["--junit", "out/junit.xml", "--summary", "out/summary.md"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(junit(&d.join("out/junit.xml")), (2, 0, vec![]));
+    let summary = std::fs::read_to_string(d.join("out/summary.md")).unwrap();
+    assert!(summary.contains("## rmmsim check: all passed"), "{summary}");
+    assert!(
+        summary.contains("| ✅ | quick | 1.0.1 stable (from promote) |"),
+        "{summary}"
+    );
+    assert!(summary.contains("[chart](./quick/convergence.svg)"), "{summary}");
+    for f in ["report.json", "report.md", "report.html", "convergence.svg"] {
+        assert!(d.join("out/quick").join(f).is_file(), "{f}");
+    }
+
+    // Twice the heartbeat: everything converges about twice as slowly.
+    write(&d.join("scenarios"), "quick", "120s", "");
+    let (code, text) = check(d, &["--junit", "out/junit.xml", "--summary", "out/summary.md"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("quick: FAILED") && text.contains("steady: passed"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("gate t50 1.0.1 (stable, from promote)"))
+        .expect(&text);
+    assert!(line.contains("10% tolerance") && line.contains("slower"), "{line}");
+    assert!(
+        text.contains("reproduce: rmmsim check scenarios --only quick --baselines baselines"),
+        "{text}"
+    );
+    let (cases, failures, messages) = junit(&d.join("out/junit.xml"));
+    assert_eq!(cases, 2);
+    assert!(failures >= 3, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("t90 1.0.1 (stable, from promote): observed")),
+        "{messages:?}"
+    );
+    let summary = std::fs::read_to_string(d.join("out/summary.md")).unwrap();
+    assert!(
+        summary.contains("| ❌ | quick |") && summary.contains("↑ +"),
+        "{summary}"
+    );
+
+    // A scenario may allow itself more.
+    write(&d.join("scenarios"), "quick", "120s", "\n[gate]\ntolerance = 1.5\n");
+    let (code, text) = check(d, &["--only", "quick"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Accepting the slower figures says what changed.
+    let (code, text) = check(d, &["--update-baselines", "--only", "quick"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("t50 1.0.1 (stable, from promote): "), "{text}");
+}
+
+#[test]
+fn a_bad_scenario_stops_the_check_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("scenarios")).unwrap();
+    write(&d.join("scenarios"), "good", "60s", "");
+    write(&d.join("scenarios"), "bad", "sixty", "");
+    let (code, text) = check(d, &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("bad.toml:11:13: `agent.heartbeat`: invalid duration `sixty`"),
+        "{text}"
+    );
+    assert!(!d.join("out").exists(), "nothing ran");
+}
+
+#[test]
+fn compare_puts_two_runs_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "fast", "60s", "");
+    write(d, "slow", "120s", "");
+    let rmmsim = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rmmsim"))
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(rmmsim(&["run", "fast.toml", "--out", "r", "--quiet"]).status.success());
+    // A report folder against a scenario file run on the spot.
+    let out = rmmsim(&["compare", "r/fast", "slow.toml", "--out", "cmp"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| t50 1.0.1 stable (from promote) |"))
+        .expect(&md);
+    assert!(row.contains("| +"), "B is slower: {row}");
+    assert!(md.contains("| heartbeats |"), "{md}");
+    let svg = std::fs::read_to_string(d.join("cmp/compare.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("(solid) vs") && svg.contains("1.0.1"));
+    let bad = rmmsim(&["compare", "nothing.json", "slow.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
