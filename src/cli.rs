@@ -186,6 +186,10 @@ pub struct SwarmArgs {
     /// Seeds machine ids and jitter (give each swarm against one server its own).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Put each step's round-trip histogram in its JSON line (for merging
+    /// several swarms' figures, as `rmmsim bench` does).
+    #[arg(long, hide = true)]
+    pub histogram: bool,
 }
 
 /// `rmmsim run`.
@@ -512,6 +516,7 @@ fn swarm_cmd(args: SwarmArgs) -> anyhow::Result<ExitCode> {
         download: Duration::from_secs(20),
         install: Duration::from_secs(30),
         restart: Duration::from_secs(15),
+        histogram: args.histogram,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {

@@ -51,6 +51,9 @@ pub struct SwarmConfig {
     pub install: Duration,
     /// Restart time.
     pub restart: Duration,
+    /// Put each step's round-trip histogram in its report, so that reports
+    /// of several swarms merge into exact percentiles.
+    pub histogram: bool,
 }
 
 /// One measured step.
@@ -76,6 +79,10 @@ pub struct StepReport {
     pub start_unix_ms: i64,
     /// Window end.
     pub end_unix_ms: i64,
+    /// The round-trip histogram of the window, when asked for: each recorded
+    /// bucket as `[microseconds, count]`. [`merged_rtt`] combines several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtt_us: Vec<[u64; 2]>,
 }
 
 /// Round-trip percentiles.
@@ -95,7 +102,6 @@ pub struct Rtt {
 struct Stats {
     connected: Vec<AtomicBool>,
     rtt: Mutex<Histogram<u64>>,
-    acked: AtomicU64,
     lost: AtomicU64,
     connect_failures: AtomicU64,
     refused: AtomicU64,
@@ -117,7 +123,6 @@ impl Observer for Stats {
                 self.refused.fetch_add(1, Ordering::Relaxed);
             }
             AgentEvent::Acked { rtt } => {
-                self.acked.fetch_add(1, Ordering::Relaxed);
                 let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
                 let mut h = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
                 h.saturating_record(micros);
@@ -160,6 +165,25 @@ pub fn parse_server(url: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("`{url}`: expected ws://IP:PORT with an IP address (no host names)"))
 }
 
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")
+}
+
+/// The round trips of several swarms' reports of one step, from their
+/// histograms (`None` when a report has none).
+pub fn merged_rtt(parts: &[StepReport]) -> Option<Rtt> {
+    let mut all = histogram().ok()?;
+    for part in parts {
+        if part.rtt_us.is_empty() && part.heartbeats > 0 {
+            return None;
+        }
+        for &[micros, count] in &part.rtt_us {
+            all.saturating_record_n(micros, count);
+        }
+    }
+    Some(percentiles(&all))
+}
+
 fn percentiles(h: &Histogram<u64>) -> Rtt {
     let ms = |us: u64| us as f64 / 1000.0;
     Rtt {
@@ -175,8 +199,7 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
     let most = config.steps.iter().copied().max().unwrap_or(0);
     let stats = Arc::new(Stats {
         connected: (0..most).map(|_| AtomicBool::new(false)).collect(),
-        rtt: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?),
-        acked: AtomicU64::new(0),
+        rtt: Mutex::new(histogram()?),
         lost: AtomicU64::new(0),
         connect_failures: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -243,22 +266,33 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
         let last = k + 1 == steps.len();
         loop {
             stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
-            let acked = stats.acked.load(Ordering::Relaxed);
             let start = Clock::Wall.now();
             tokio::time::sleep(config.window).await;
             let end = Clock::Wall.now();
-            let rtt = percentiles(&stats.rtt.lock().unwrap_or_else(|p| p.into_inner()));
+            // The window's heartbeats are the histogram's: one snapshot under one lock.
+            let (heartbeats, rtt, rtt_us) = {
+                let h = stats.rtt.lock().unwrap_or_else(|p| p.into_inner());
+                let buckets = match config.histogram {
+                    true => h
+                        .iter_recorded()
+                        .map(|v| [v.value_iterated_to(), v.count_at_value()])
+                        .collect(),
+                    false => Vec::new(),
+                };
+                (h.len(), percentiles(&h), buckets)
+            };
             report(&StepReport {
                 agents: step,
                 connected: connected(),
                 window_s: end.since(start).as_secs_f64(),
-                heartbeats: stats.acked.load(Ordering::Relaxed) - acked,
+                heartbeats,
                 rtt_ms: rtt,
                 lost: stats.lost.load(Ordering::Relaxed),
                 connect_failures: stats.connect_failures.load(Ordering::Relaxed),
                 refused: stats.refused.load(Ordering::Relaxed),
                 start_unix_ms: start.millis(),
                 end_unix_ms: end.millis(),
+                rtt_us,
             });
             if !(last && config.hold) {
                 break;
@@ -266,4 +300,64 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(micros: impl IntoIterator<Item = u64>) -> StepReport {
+        let mut h = histogram().unwrap();
+        for us in micros {
+            h.record(us).unwrap();
+        }
+        StepReport {
+            agents: 1,
+            connected: 1,
+            window_s: 1.0,
+            heartbeats: h.len(),
+            rtt_ms: percentiles(&h),
+            lost: 0,
+            connect_failures: 0,
+            refused: 0,
+            start_unix_ms: 0,
+            end_unix_ms: 1000,
+            rtt_us: h
+                .iter_recorded()
+                .map(|v| [v.value_iterated_to(), v.count_at_value()])
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn merged_percentiles_are_those_of_every_heartbeat_together() {
+        // A fast swarm (900 beats at 1..=900 µs) and a slow one (100 beats
+        // at 50 ms): together p50 is fast, p99 is slow, max the slowest.
+        let fast = report(1..=900);
+        let slow = report((0..100).map(|i| 50_000 + i));
+        let rtt = merged_rtt(&[fast.clone(), slow.clone()]).unwrap();
+        let together = percentiles(&{
+            let mut h = histogram().unwrap();
+            (1..=900)
+                .chain((0..100).map(|i| 50_000 + i))
+                .for_each(|us| h.record(us).unwrap());
+            h
+        });
+        assert_eq!(
+            (rtt.p50, rtt.p90, rtt.p99, rtt.max),
+            (together.p50, together.p90, together.p99, together.max)
+        );
+        assert!((0.49..0.51).contains(&rtt.p50), "p50 {}", rtt.p50);
+        assert!(rtt.p99 >= 50.0, "p99 {}", rtt.p99);
+        // The histogram survives the JSON line a swarm prints.
+        let line = serde_json::to_string(&slow).unwrap();
+        let back: StepReport = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.rtt_us, slow.rtt_us);
+        // A report without its histogram cannot be merged exactly.
+        let bare = StepReport {
+            rtt_us: Vec::new(),
+            ..fast
+        };
+        assert!(merged_rtt(&[bare, slow]).is_none());
+    }
 }

@@ -30,9 +30,9 @@ pub struct CapacityStep {
     pub connected: usize,
     /// Heartbeats acknowledged per second in the window.
     pub heartbeats_per_s: f64,
-    /// Median round trip, ms (the heartbeat-weighted mean of the swarms' medians).
+    /// Median round trip, ms, over every swarm's heartbeats.
     pub rtt_p50_ms: f64,
-    /// 99th percentile round trip, ms (the worst swarm's: an upper bound).
+    /// 99th percentile round trip, ms, over every swarm's heartbeats.
     pub rtt_p99_ms: f64,
     /// Worst round trip, ms.
     pub rtt_max_ms: f64,
@@ -215,6 +215,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
                 &humantime::format_duration(config.capacity_window).to_string(),
             ])
             .args(["--seed", &(i + 1).to_string(), "--sources", "4", "--log-level", "error"])
+            .arg("--histogram")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -243,13 +244,14 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         let (cpu, rss) = server_use(&samples.lock().unwrap_or_else(|p| p.into_inner()), start, end);
         let beats: u64 = parts.iter().map(|p| p.heartbeats).sum();
         let window = parts.iter().map(|p| p.window_s).fold(0.0, f64::max);
+        let rtt = crate::swarm::merged_rtt(&parts).context("a swarm's report has no round-trip histogram")?;
         let step = CapacityStep {
             agents,
             connected: parts.iter().map(|p| p.connected).sum(),
             heartbeats_per_s: beats as f64 / window.max(1e-9),
-            rtt_p50_ms: parts.iter().map(|p| p.rtt_ms.p50 * p.heartbeats as f64).sum::<f64>() / beats.max(1) as f64,
-            rtt_p99_ms: parts.iter().map(|p| p.rtt_ms.p99).fold(0.0, f64::max),
-            rtt_max_ms: parts.iter().map(|p| p.rtt_ms.max).fold(0.0, f64::max),
+            rtt_p50_ms: rtt.p50,
+            rtt_p99_ms: rtt.p99,
+            rtt_max_ms: rtt.max,
             server_cpu_cores: cpu,
             server_rss_bytes: rss,
         };

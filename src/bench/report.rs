@@ -72,8 +72,8 @@ pub fn markdown(r: &BenchReport) -> String {
         let _ = writeln!(
             md,
             "\n## Server capacity, real time\n\n`rmmsim serve` and {} `rmmsim swarm` processes on loopback, one heartbeat per {} s per agent. \
-             Round trip: heartbeat sent to `ack` received. p50 is the heartbeat-weighted mean of the swarms' medians; \
-             p99 and max are the worst swarm's.\n\n\
+             Round trip: heartbeat sent to `ack` received, \
+             percentiles over every swarm's heartbeats (their histograms merged).\n\n\
              | agents | connected | heartbeats/s | p50 | p99 | max | server CPU | server RSS |\n\
              |---:|---:|---:|---:|---:|---:|---:|---:|",
             c.swarms, c.heartbeat_s

@@ -27,6 +27,7 @@ async fn a_swarm_connects_heartbeats_and_measures_round_trips() {
         download: Duration::from_secs(1),
         install: Duration::from_secs(1),
         restart: Duration::from_secs(1),
+        histogram: true,
     };
     let mut steps = Vec::new();
     rmmsim::swarm::run(config, |s| steps.push(s.clone())).await.unwrap();
@@ -41,6 +42,11 @@ async fn a_swarm_connects_heartbeats_and_measures_round_trips() {
     );
     assert!(last.rtt_ms.p50 > 0.0 && last.rtt_ms.p50 <= last.rtt_ms.p99 && last.rtt_ms.p99 <= last.rtt_ms.max);
     assert_eq!((last.lost, last.refused), (0, 0));
+    let counted: u64 = last.rtt_us.iter().map(|[_, n]| n).sum();
+    assert_eq!(
+        counted, last.heartbeats,
+        "the histogram holds every round trip of the window"
+    );
     let (_, stats) = server.api().get("/api/stats").await;
     assert_eq!(stats["agent_rows"], 20);
     assert!(stats["counters"]["heartbeats"].as_u64().unwrap() >= last.heartbeats);

@@ -151,6 +151,12 @@ fn bench_writes_its_tables() {
         (Some(10), Some(10))
     );
     assert_eq!(json["capacity"]["largest_held"], 10);
+    let rtt = |k: &str| steps[1][k].as_f64().unwrap();
+    assert!(
+        0.0 < rtt("rtt_p50_ms") && rtt("rtt_p50_ms") <= rtt("rtt_p99_ms") && rtt("rtt_p99_ms") <= rtt("rtt_max_ms"),
+        "round trips from the swarms' merged histograms: {}",
+        steps[1]
+    );
     let md = std::fs::read_to_string(d.join("b/bench.md")).unwrap();
     assert!(md.contains("## Simulator throughput") && md.contains("## Server capacity, real time"));
     assert!(
