@@ -375,7 +375,7 @@ pub struct ExpectSpec {
     pub version: Option<Spanned<Version>>,
     /// Narrow to one channel's machines.
     #[serde(default)]
-    pub channel: Option<Channel>,
+    pub channel: Option<Spanned<Channel>>,
     /// When to measure, from the start; the end by default.
     #[serde(default)]
     pub at: Option<Spanned<Dur>>,

@@ -118,6 +118,72 @@ fn reference_and_range_errors_name_line_and_key() {
 }
 
 #[test]
+fn expectation_keys_the_metric_does_not_use_are_refused() {
+    let expect = |keys: &str| format!("{GOOD}\n[[expect]]\n{keys}\nmax = 1\n");
+    let text = expect("metric = \"heartbeats\"\nchannel = \"beta\"");
+    refused(
+        &text,
+        "channel = \"beta\"",
+        "expect[0].channel",
+        "`heartbeats` does not use `channel`",
+    );
+    let text = expect("metric = \"t90\"\nversion = \"1.0.0\"\nat = \"30m\"");
+    refused(&text, "at = ", "expect[0].at", "`t90` does not use `at`");
+    let text = expect("metric = \"stranded\"\nof = \"online\"");
+    refused(&text, "of = ", "expect[0].of", "`stranded` does not use `of`");
+    let text = expect("metric = \"orphan_rows\"\nversion  = \"1.0.0\"");
+    refused(&text, "version  =", "expect[0].version", "does not use `version`");
+    let text = expect("metric = \"fraction_on\"\nversion = \"1.0.0\"\nreason = \"offline\"");
+    refused(&text, "reason = ", "expect[0].reason", "does not use `reason`");
+    // What each metric does use is still fine.
+    for keys in [
+        "metric = \"fraction_on\"\nversion = \"1.0.0\"\nchannel = \"stable\"\nat = \"30m\"\nof = \"online\"",
+        "metric = \"t50\"\nversion = \"1.0.0\"\nchannel = \"stable\"",
+        "metric = \"stranded\"\nreason = \"offline\"",
+        "metric = \"stable_lag_builds\"\nat = \"30m\"",
+    ] {
+        scenario::parse("x.toml", &expect(keys)).unwrap_or_else(|e| panic!("{keys}: {e}"));
+    }
+}
+
+#[test]
+fn agent_defaults_are_blamed_on_their_own_keys() {
+    let agent = |keys: &str| format!("{GOOD}\n[agent]\n{keys}\n");
+    refused(
+        &agent("heartbeat = \"0s\""),
+        "heartbeat = \"0s\"",
+        "agent.heartbeat",
+        "longer than 0s",
+    );
+    let own = with("count = 2", "count = 2\nheartbeat = \"0s\"");
+    refused(&own, "heartbeat = \"0s\"", "fleet[0].heartbeat", "longer than 0s");
+    refused(
+        &agent("reconnect_max = \"0s\""),
+        "reconnect_max",
+        "agent.reconnect_max",
+        "at least reconnect_min",
+    );
+    refused(
+        &agent("reconnect_min = \"10m\""),
+        "reconnect_min",
+        "agent.reconnect_min",
+        "at most reconnect_max",
+    );
+    refused(
+        &agent("reconnect_min = \"0s\"\nreconnect_max = \"1m\""),
+        "reconnect_min",
+        "agent.reconnect_min",
+        "above 0s",
+    );
+    refused(
+        &agent("reconnect_min = \"2m\"\nreconnect_max = \"1m\""),
+        "reconnect_max",
+        "agent.reconnect_max",
+        "at least reconnect_min",
+    );
+}
+
+#[test]
 fn sizes_that_would_exhaust_the_machine_are_refused() {
     refused(
         &with("count = 2", "count = 2000000"),

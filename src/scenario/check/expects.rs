@@ -43,6 +43,7 @@ pub(super) fn check_expects(
             return Err(at(a, key("at"), "is after the end of the scenario"));
         }
         let metric = metric(x, i, when.unwrap_or(duration), builds)?;
+        unused_keys(x, i)?;
         let is_time = matches!(metric, Metric::Convergence { .. });
         let min = x.min.as_ref().map(|b| bound(b, key("min"), is_time)).transpose()?;
         let max = x.max.as_ref().map(|b| bound(b, key("max"), is_time)).transpose()?;
@@ -78,7 +79,7 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
     Ok(match name {
         "fraction_on" => Metric::FractionOn {
             version: version()?,
-            channel: x.channel,
+            channel: channel(x),
             at: at_or_end,
             online_only: match &x.of {
                 None => false,
@@ -90,7 +91,7 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
         "t50" | "t90" | "t99" | "t100" => Metric::Convergence {
             pct: name[1..].parse().unwrap_or(100),
             version: version()?,
-            channel: x.channel.unwrap_or(Channel::Stable),
+            channel: channel(x).unwrap_or(Channel::Stable),
         },
         "stranded" => Metric::Stranded {
             reason: match &x.reason {
@@ -126,12 +127,42 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
     })
 }
 
+fn channel(x: &ExpectSpec) -> Option<Channel> {
+    x.channel.as_ref().map(|c| *c.get_ref())
+}
+
+/// A key the metric does not use is an error, not a silent no-op: a
+/// `channel` on a counter would otherwise read as if it narrowed it.
+fn unused_keys(x: &ExpectSpec, i: usize) -> Check<()> {
+    let name = x.metric.get_ref().as_str();
+    let versioned = matches!(name, "fraction_on" | "t50" | "t90" | "t99" | "t100");
+    let given = [
+        ("version", x.version.as_ref().map(|s| s.span()), versioned),
+        ("channel", x.channel.as_ref().map(|s| s.span()), versioned),
+        (
+            "at",
+            x.at.as_ref().map(|s| s.span()),
+            matches!(name, "fraction_on" | "stable_lag_builds"),
+        ),
+        ("of", x.of.as_ref().map(|s| s.span()), name == "fraction_on"),
+        ("reason", x.reason.as_ref().map(|s| s.span()), name == "stranded"),
+    ];
+    match given.into_iter().find(|(_, span, used)| span.is_some() && !used) {
+        Some((key, Some(span), _)) => Err(super::Problem {
+            offset: span.start,
+            key: format!("expect[{i}].{key}"),
+            message: format!("`{name}` does not use `{key}`"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn label(x: &ExpectSpec, when: Option<Duration>) -> String {
     let mut s = x.metric.get_ref().clone();
     if let Some(v) = &x.version {
         s += &format!(" {}", v.get_ref());
     }
-    if let Some(c) = x.channel {
+    if let Some(c) = channel(x) {
         s += &format!(" ({c})");
     }
     if let Some(r) = &x.reason {

@@ -48,9 +48,13 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 const DEFAULT_BOUNDARY: Version = Version::new(0, 6, 40);
 
 fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timing> {
-    let hb = heartbeat.or(agent.heartbeat.as_ref());
+    // A fleet entry's own heartbeat is named by the caller; `[agent]`'s here.
+    let (hb, hb_key) = match heartbeat {
+        Some(h) => (Some(h), "heartbeat"),
+        None => (agent.heartbeat.as_ref(), "agent.heartbeat"),
+    };
     if let Some(h) = hb.filter(|h| h.get_ref().0.is_zero()) {
-        return Err(at(h, "heartbeat", "must be longer than 0s"));
+        return Err(at(h, hb_key, "must be longer than 0s"));
     }
     if let Some(j) = agent.jitter.as_ref().filter(|j| !(0.0..1.0).contains(j.get_ref())) {
         return Err(at(j, "agent.jitter", "must be at least 0 and below 1"));
@@ -63,12 +67,16 @@ fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timin
         .reconnect_max
         .as_ref()
         .map_or(Duration::from_secs(300), |d| d.get_ref().0);
-    if let Some(m) = agent.reconnect_min.as_ref().filter(|_| min.is_zero() || min > max) {
-        return Err(at(
-            m,
-            "agent.reconnect_min",
-            "must be above 0s and at most reconnect_max",
-        ));
+    if min.is_zero() || min > max {
+        // Blame the key that was set (both defaults are fine together).
+        return Err(match (&agent.reconnect_min, &agent.reconnect_max) {
+            (Some(m), _) if min.is_zero() || agent.reconnect_max.is_none() => {
+                at(m, "agent.reconnect_min", "must be above 0s and at most reconnect_max")
+            }
+            (_, Some(m)) => at(m, "agent.reconnect_max", "must be at least reconnect_min (default 1s)"),
+            (Some(m), None) => at(m, "agent.reconnect_min", "must be above 0s"),
+            (None, None) => unreachable!("the defaults are 1s and 300s"),
+        });
     }
     Ok(Timing {
         heartbeat: hb.map_or(DEFAULT_HEARTBEAT, |h| h.get_ref().0),
