@@ -139,7 +139,14 @@ pub fn fraction_on(
 /// back by then: builds newer than stable's newest, and for how long stable
 /// has trailed (since the oldest of them landed).
 pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration) {
-    let live = |v: &Version| o.rolled_back.get(v).is_none_or(|&r| r > t);
+    lag_at(plan, o, t, false)
+}
+
+/// [`stable_lag_at`]; with `before`, promotes and rollbacks at exactly `t`
+/// have not happened yet: the lag just before them, at its largest.
+fn lag_at(plan: &Plan, o: &Outcome, t: Duration, before: bool) -> (usize, Duration) {
+    let happened = |at: Duration| if before { at < t } else { at <= t };
+    let live = |v: &Version| o.rolled_back.get(v).is_none_or(|&r| !happened(r));
     let published: Vec<(Version, Duration)> = o
         .published
         .iter()
@@ -153,7 +160,7 @@ pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration)
     };
     let stable = published
         .iter()
-        .filter(|(v, _)| stable_at_publish(v) || o.promoted.get(v).is_some_and(|&p| p <= t))
+        .filter(|(v, _)| stable_at_publish(v) || o.promoted.get(v).is_some_and(|&p| happened(p)))
         .map(|(v, _)| *v)
         .max();
     let behind: Vec<&(Version, Duration)> = published
@@ -168,16 +175,23 @@ pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration)
     (behind.len(), since)
 }
 
-/// The stable lag over the run (at every sample) and at the end.
+/// The stable lag over the run (at every sample) and at the end. The
+/// largest is exact: the lag grows between samples and drops at a promote
+/// or rollback, so it is also taken just before each of them.
 pub fn stable_lag(plan: &Plan, o: &Outcome, curve: &Curve) -> StableLag {
     let mut lag = StableLag::default();
-    for &t in &curve.times_s {
-        let (builds, since) = stable_lag_at(plan, o, Duration::from_secs_f64(t));
-        lag.builds.push(builds);
-        if builds > lag.max_builds {
-            lag.max_builds = builds;
-        }
+    let mut worst = |(builds, since): (usize, Duration)| {
+        lag.max_builds = lag.max_builds.max(builds);
         lag.max_s = lag.max_s.max(since.as_secs_f64());
+    };
+    let changes = o.promoted.values().chain(o.rolled_back.values());
+    for &t in changes.filter(|&&t| t <= plan.duration) {
+        worst(lag_at(plan, o, t, true));
+    }
+    for &t in &curve.times_s {
+        let at = stable_lag_at(plan, o, Duration::from_secs_f64(t));
+        worst(at);
+        lag.builds.push(at.0);
     }
     let (builds, since) = stable_lag_at(plan, o, plan.duration);
     lag.at_end_builds = builds;

@@ -14,6 +14,9 @@ fn frozen_stable_stays_frozen_for_13_days_then_rolls_within_minutes() {
     assert_passed(&r);
     // The story, beyond the file's own expectations: nothing looked broken.
     assert_eq!(r.stable_lag.max_builds, 11);
+    // From 0.6.48's publish (day 1) to the promote (day 13), exactly.
+    assert_eq!(r.stable_lag.max_s, 12.0 * 86_400.0);
+    assert_eq!(r.stable_lag.at_end_builds, 0);
     assert!(r.violations.is_empty());
     // No spurious timeouts or reconnects in two weeks of always-on agents.
     assert_eq!((r.agents.connections_lost, r.agents.connect_failures), (0, 0));
