@@ -1,6 +1,7 @@
 //! The `rmmsim` binary: parse, set up logging, run, map the outcome to an
 //! exit code (0 ok, 1 a check failed or the run broke, 2 bad usage or input).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,6 +12,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(cli.log_level())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     match cli::run(cli) {

@@ -132,7 +132,17 @@ async fn binary_and_oversized_frames_are_refused() {
     );
     a.send_text(&huge).await;
     expect_error(&mut a, ErrorCode::FrameTooLarge).await;
-    assert_eq!(a.recv_or_close().await, None, "closed after an oversized frame");
+    assert_eq!(
+        a.close_code().await,
+        Some(1009),
+        "closed with 1009 after an oversized frame"
+    );
+    // Far larger: the server stops reading mid-frame and drops the
+    // connection; the agent may or may not see the error first.
+    let mut b = server.agent(&key, "0.6.47").await;
+    if b.try_send_text(&"x".repeat(64 * MAX_FRAME_BYTES)).await.is_ok() {
+        while b.recv_or_close().await.is_some() {}
+    }
     still_fine(&server, &mut good, &rows).await;
 }
 
@@ -148,6 +158,13 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
             None,
             StatusCode::NOT_FOUND,
             "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/api/agents".into(),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
         ),
         (
             Method::GET,
@@ -276,6 +293,11 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
         );
         assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // The message names the bad input once.
+    let (_, bytes) = api.raw(Method::POST, "/api/updates/rollouts/0.6/promote", None).await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(message.matches("invalid version `0.6`").count(), 1, "{message}");
     let _ = key;
     still_fine(&server, &mut good, &rows).await;
 }

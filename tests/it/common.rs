@@ -315,7 +315,12 @@ impl WsAgent {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).await.unwrap();
+        self.try_send_text(text).await.unwrap();
+    }
+
+    /// Sends, and says whether the connection took it.
+    pub async fn try_send_text(&mut self, text: &str) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(Message::text(text)).await
     }
 
     pub async fn send_json(&mut self, v: Value) {
@@ -326,18 +331,31 @@ impl WsAgent {
         self.ws.send(Message::binary(bytes)).await.unwrap();
     }
 
+    /// The next frame (`None` when the connection ended, cleanly or not).
+    async fn next_frame(&mut self) -> Option<Message> {
+        let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+            .await
+            .expect("a frame within PATIENCE");
+        frame.and_then(Result::ok)
+    }
+
     /// The next text frame, or `None` when the server closed the socket.
     pub async fn recv_or_close(&mut self) -> Option<ServerMessage> {
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("a frame within PATIENCE");
-            match frame {
-                Some(Ok(Message::Text(t))) => {
-                    return Some(serde_json::from_str(t.as_str()).unwrap());
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => continue,
+            match self.next_frame().await? {
+                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The code of the close frame that ends the connection (`None` when it
+    /// ends without one, e.g. reset), skipping frames before it.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            if let Message::Close(f) = self.next_frame().await? {
+                return f.map(|f| f.code.into());
             }
         }
     }

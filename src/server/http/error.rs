@@ -118,8 +118,15 @@ pub fn path_param<T: std::str::FromStr>(what: &'static str, raw: &str) -> Result
 where
     T::Err: std::fmt::Display,
 {
-    raw.parse().map_err(|e| {
+    raw.parse().map_err(|e: T::Err| {
         let raw: String = raw.chars().take(64).collect();
-        ApiError::bad_request("invalid_path", format!("invalid {what} `{raw}`: {e}"))
+        let why = e.to_string();
+        // Some parse errors name the input themselves (a version's does).
+        let message = if why.starts_with(&format!("invalid {what} `")) {
+            why
+        } else {
+            format!("invalid {what} `{raw}`: {why}")
+        };
+        ApiError::bad_request("invalid_path", message)
     })
 }

@@ -103,6 +103,13 @@ pub fn app(state: AppState) -> Router {
         .route("/downloads/{file}", get(downloads::download))
         .nest("/api", admin)
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not served here"),
+            )
+        })
         .with_state(state)
 }
 

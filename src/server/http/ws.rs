@@ -16,10 +16,17 @@ use crate::server::session::Session;
 /// sockets (tungstenite's defaults are 128 KiB each way).
 const READ_BUFFER: usize = 4 * 1024;
 
+/// What the socket reads at most. Frames over the protocol's
+/// [`MAX_FRAME_BYTES`] but under this are read whole and then refused, so the
+/// agent gets the `frame_too_large` error and the 1009 close in order; a
+/// larger one stops the read mid-frame, and unread bytes make the kernel
+/// reset the connection, which may overtake them.
+const READ_LIMIT: usize = 16 * MAX_FRAME_BYTES;
+
 /// Upgrades to a WebSocket with frame limits and small buffers.
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+    ws.max_message_size(READ_LIMIT)
+        .max_frame_size(READ_LIMIT)
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| serve_socket(state, socket))
@@ -57,7 +64,15 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
         };
         let replies = match frame {
             None | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
+                refuse_too_large(&mut socket).await;
+                break;
+            }
             Some(Ok(Message::Text(text))) => session.on_text(&mut state.core(), text.as_str()),
+            Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+                refuse_too_large(&mut socket).await;
+                break;
+            }
             Some(Ok(Message::Binary(_))) => {
                 smallvec::smallvec![ServerMessage::error(
                     ErrorCode::BinaryFrame,
@@ -67,9 +82,7 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Err(e)) => {
                 if is_too_large(e) {
-                    let msg = format!("frame over {MAX_FRAME_BYTES} bytes");
-                    send(&mut socket, &ServerMessage::error(ErrorCode::FrameTooLarge, msg)).await;
-                    close(&mut socket, close_code::SIZE, "frame too large").await;
+                    refuse_too_large(&mut socket).await;
                 }
                 break;
             }
@@ -85,6 +98,13 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
         }
     }
     session.on_close(&mut state.core());
+}
+
+/// `frame_too_large`, then the close with 1009.
+async fn refuse_too_large(socket: &mut WebSocket) {
+    let msg = format!("frame over {MAX_FRAME_BYTES} bytes");
+    send(socket, &ServerMessage::error(ErrorCode::FrameTooLarge, msg)).await;
+    close(socket, close_code::SIZE, "frame too large").await;
 }
 
 /// Resolves once the server shuts down (or its signal is gone).
