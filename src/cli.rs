@@ -373,7 +373,13 @@ fn check_cmd(args: CheckArgs) -> anyhow::Result<ExitCode> {
     for r in &run.results {
         let expectations = r.report.as_ref().map_or(0, |rep| rep.expectations.len());
         if r.passed() {
-            println!("{}: passed ({expectations} expectations, baseline held)", r.name);
+            let baseline = if run.updated_baselines {
+                "baseline written"
+            } else {
+                "baseline held"
+            };
+            let s = if expectations == 1 { "" } else { "s" };
+            println!("{}: passed ({expectations} expectation{s}, {baseline})", r.name);
         } else {
             println!("{}: FAILED", r.name);
             for f in &r.failures {

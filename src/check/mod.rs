@@ -285,7 +285,10 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
             figure: "baseline".into(),
             observed: "none".into(),
             allowed: format!("a committed baseline at {}", path.display()),
-            detail: "run rmmsim check --update-baselines and commit the file".into(),
+            detail: format!(
+                "run {} --update-baselines and commit the file",
+                check_cmd(options, &plan.name)
+            ),
         }),
         Ok(Some(old)) => {
             result.failures.extend(old.compare(&now, plan.regression));
@@ -298,16 +301,27 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
 
 /// The command that reruns one scenario's check.
 pub fn repro(options: &CheckOptions, result: &ScenarioResult) -> String {
-    let mut cmd = format!("rmmsim check {} --only {}", options.dir.display(), result.name);
+    let mut alone = format!("rmmsim run {} --seed {}", result.file.display(), result.seed);
+    if options.out != Path::new("reports") {
+        alone += &format!(" --out {}", options.out.display());
+    }
+    if options.transport != TransportKind::WsMem {
+        alone += &format!(" --transport {}", options.transport);
+    }
+    format!("{}   (the run alone: {alone})", check_cmd(options, &result.name))
+}
+
+/// `rmmsim check` of one scenario with the options of this run that matter.
+fn check_cmd(options: &CheckOptions, name: &str) -> String {
+    let mut cmd = format!("rmmsim check {} --only {name}", options.dir.display());
     if options.baselines != Path::new("reports/baselines") {
         cmd += &format!(" --baselines {}", options.baselines.display());
+    }
+    if options.out != Path::new("reports") {
+        cmd += &format!(" --out {}", options.out.display());
     }
     if options.transport != TransportKind::WsMem {
         cmd += &format!(" --transport {}", options.transport);
     }
-    format!(
-        "{cmd}   (the run alone: rmmsim run {} --seed {})",
-        result.file.display(),
-        result.seed
-    )
+    cmd
 }

@@ -117,13 +117,19 @@ fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
     let (code, text) = check(d, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("gate baseline: observed none") && text.contains("--update-baselines"),
+        text.contains("gate baseline: observed none")
+            && text
+                .contains("run rmmsim check scenarios --only quick --baselines baselines --out out --update-baselines"),
         "{text}"
     );
 
     let (code, text) = check(d, &["--update-baselines"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("baselines/quick.json: new baseline"), "{text}");
+    assert!(
+        text.contains("quick: passed (1 expectation, baseline written)"),
+        "{text}"
+    );
     let baseline: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("baselines/quick.json")).unwrap()).unwrap();
     assert_eq!(baseline["seed"], 11);
@@ -157,7 +163,10 @@ fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
         .expect(&text);
     assert!(line.contains("10% tolerance") && line.contains("slower"), "{line}");
     assert!(
-        text.contains("reproduce: rmmsim check scenarios --only quick --baselines baselines"),
+        text.contains(
+            "reproduce: rmmsim check scenarios --only quick --baselines baselines --out out   \
+             (the run alone: rmmsim run scenarios/quick.toml --seed 11 --out out)"
+        ),
         "{text}"
     );
     let (cases, failures, messages) = junit(&d.join("out/junit.xml"));
