@@ -229,6 +229,8 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         .map(|o| BufReader::new(o).lines())
         .collect();
     let mut steps = Vec::new();
+    // A failure here still stops the swarms and the server below.
+    let mut failure = None;
     for &agents in &config.capacity_steps {
         let mut parts: Vec<StepReport> = Vec::new();
         for lines in &mut readers {
@@ -244,7 +246,10 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         let (cpu, rss) = server_use(&samples.lock().unwrap_or_else(|p| p.into_inner()), start, end);
         let beats: u64 = parts.iter().map(|p| p.heartbeats).sum();
         let window = parts.iter().map(|p| p.window_s).fold(0.0, f64::max);
-        let rtt = crate::swarm::merged_rtt(&parts).context("a swarm's report has no round-trip histogram")?;
+        let Some(rtt) = crate::swarm::merged_rtt(&parts) else {
+            failure = Some(anyhow::anyhow!("a swarm's report has no round-trip histogram"));
+            break;
+        };
         let step = CapacityStep {
             agents,
             connected: parts.iter().map(|p| p.connected).sum(),
@@ -266,6 +271,9 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
     let _ = sampler.join();
     let _ = server.kill();
     let _ = server.wait();
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     let server_open_files = log
         .lines()

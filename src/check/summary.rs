@@ -107,9 +107,14 @@ pub fn summary(run: &CheckRun, link_base: &Path) -> String {
         format!("{failed} failed")
     };
     let _ = writeln!(md, "## rmmsim check: {verdict}\n");
+    let held = if run.updated_baselines {
+        "and their figures were written as the new baselines"
+    } else {
+        "and stayed within their baselines' tolerance"
+    };
     let _ = writeln!(
         md,
-        "{passed} of {} scenarios held their expectations and stayed within their baselines' tolerance ({:.0} s).\n",
+        "{passed} of {} scenarios held their expectations {held} ({:.0} s).\n",
         run.results.len(),
         run.wall_s
     );

@@ -142,15 +142,15 @@ pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration)
     lag_at(plan, o, t, false)
 }
 
-/// [`stable_lag_at`]; with `before`, promotes and rollbacks at exactly `t`
-/// have not happened yet: the lag just before them, at its largest.
+/// [`stable_lag_at`]; with `before`, publishes, promotes and rollbacks at
+/// exactly `t` have not happened yet: the lag just before them.
 fn lag_at(plan: &Plan, o: &Outcome, t: Duration, before: bool) -> (usize, Duration) {
     let happened = |at: Duration| if before { at < t } else { at <= t };
     let live = |v: &Version| o.rolled_back.get(v).is_none_or(|&r| !happened(r));
     let published: Vec<(Version, Duration)> = o
         .published
         .iter()
-        .filter(|(v, at)| **at <= t && live(v))
+        .filter(|(v, at)| happened(**at) && live(v))
         .map(|(v, at)| (*v, *at))
         .collect();
     let stable_at_publish = |v: &Version| {
@@ -175,27 +175,34 @@ fn lag_at(plan: &Plan, o: &Outcome, t: Duration, before: bool) -> (usize, Durati
     (behind.len(), since)
 }
 
-/// The stable lag over the run (at every sample) and at the end. The
-/// largest is exact: the lag grows between samples and drops at a promote
-/// or rollback, so it is also taken just before each of them.
+/// The stable lag at every sample and at the end, and its largest value over
+/// the run. That one is exact: the lag only changes at a publish, promote or
+/// rollback and grows in between, so its largest values are just before
+/// each of those and at the end.
 pub fn stable_lag(plan: &Plan, o: &Outcome, curve: &Curve) -> StableLag {
-    let mut lag = StableLag::default();
-    let mut worst = |(builds, since): (usize, Duration)| {
+    let mut lag = StableLag {
+        builds: curve
+            .times_s
+            .iter()
+            .map(|&t| stable_lag_at(plan, o, Duration::from_secs_f64(t)).0)
+            .collect(),
+        ..StableLag::default()
+    };
+    let end = stable_lag_at(plan, o, plan.duration);
+    let changes = o
+        .published
+        .values()
+        .chain(o.promoted.values())
+        .chain(o.rolled_back.values());
+    let before_each = changes
+        .filter(|&&t| t <= plan.duration)
+        .map(|&t| lag_at(plan, o, t, true));
+    for (builds, since) in before_each.chain([end]) {
         lag.max_builds = lag.max_builds.max(builds);
         lag.max_s = lag.max_s.max(since.as_secs_f64());
-    };
-    let changes = o.promoted.values().chain(o.rolled_back.values());
-    for &t in changes.filter(|&&t| t <= plan.duration) {
-        worst(lag_at(plan, o, t, true));
     }
-    for &t in &curve.times_s {
-        let at = stable_lag_at(plan, o, Duration::from_secs_f64(t));
-        worst(at);
-        lag.builds.push(at.0);
-    }
-    let (builds, since) = stable_lag_at(plan, o, plan.duration);
-    lag.at_end_builds = builds;
-    lag.at_end_s = since.as_secs_f64();
+    lag.at_end_builds = end.0;
+    lag.at_end_s = end.1.as_secs_f64();
     lag
 }
 

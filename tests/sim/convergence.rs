@@ -76,3 +76,45 @@ fn after_a_promote_half_the_fleet_has_it_at_h_over_2_and_all_by_h() {
     // And before the promote, stable had nothing to take.
     assert_eq!(r.server.dispatches, 1000);
 }
+
+/// Stable lag's largest value is exact whatever the sampling: it is taken
+/// just before a stable publish ends it, and at an end between samples.
+#[test]
+fn the_largest_stable_lag_falls_between_samples_and_at_the_end() {
+    let builds: String = [
+        ("1.0.0", "stable", "0s"),
+        ("1.1.0", "beta", "1h"),
+        ("1.2.0", "stable", "4h 59m"),
+        ("1.3.0", "beta", "10h 10m"),
+        ("1.4.0", "beta", "10h 20m"),
+    ]
+    .iter()
+    .map(|(v, c, at)| format!("[[builds]]\nversion = \"{v}\"\nchannel = \"{c}\"\npublished = \"{at}\"\n\n"))
+    .collect();
+    let r = run(&parse(&format!(
+        r#"
+[scenario]
+name = "lag"
+start = "2026-01-05T00:00:00Z"
+duration = "10h 50m"
+sample_every = "1h"
+
+[[clients]]
+name = "c"
+sites = [{{ name = "s" }}]
+
+{builds}
+[[fleet]]
+count = 2
+site = "c/s"
+version = "1.0.0"
+"#
+    )));
+    let lag = &r.stable_lag;
+    // 1.1.0 waited from 1h until 1.2.0 landed as stable at 4h59m.
+    assert_eq!(lag.max_s, (3 * 3600 + 59 * 60) as f64);
+    // Two builds behind only after the last sample (10h), at the end.
+    assert_eq!((lag.max_builds, lag.at_end_builds), (2, 2));
+    assert_eq!(lag.at_end_s, 40.0 * 60.0);
+    assert_eq!(lag.builds.iter().max(), Some(&1), "the samples alone see one");
+}

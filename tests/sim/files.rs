@@ -135,6 +135,12 @@ fn expectation_keys_the_metric_does_not_use_are_refused() {
     refused(&text, "version  =", "expect[0].version", "does not use `version`");
     let text = expect("metric = \"fraction_on\"\nversion = \"1.0.0\"\nreason = \"offline\"");
     refused(&text, "reason = ", "expect[0].reason", "does not use `reason`");
+    // A key the metric does not use is named before a bad value of it, and
+    // an unknown metric before its keys.
+    let text = expect("metric = \"heartbeats\"\nat = \"9h\"");
+    refused(&text, "at = ", "expect[0].at", "`heartbeats` does not use `at`");
+    let text = expect("metric = \"speed\"\nof = \"online\"");
+    refused(&text, "speed", "expect[0].metric", "unknown metric `speed`");
     // What each metric does use is still fine.
     for keys in [
         "metric = \"fraction_on\"\nversion = \"1.0.0\"\nchannel = \"stable\"\nat = \"30m\"\nof = \"online\"",
@@ -161,13 +167,13 @@ fn agent_defaults_are_blamed_on_their_own_keys() {
         &agent("reconnect_max = \"0s\""),
         "reconnect_max",
         "agent.reconnect_max",
-        "at least reconnect_min",
+        "at least reconnect_min (default 1s)",
     );
     refused(
         &agent("reconnect_min = \"10m\""),
         "reconnect_min",
         "agent.reconnect_min",
-        "at most reconnect_max",
+        "at most reconnect_max (default 5m)",
     );
     refused(
         &agent("reconnect_min = \"0s\"\nreconnect_max = \"1m\""),

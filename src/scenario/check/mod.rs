@@ -68,14 +68,20 @@ fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timin
         .as_ref()
         .map_or(Duration::from_secs(300), |d| d.get_ref().0);
     if min.is_zero() || min > max {
-        // Blame the key that was set (both defaults are fine together).
+        // Blame a key that was set (the defaults, 1s and 5m, are fine).
         return Err(match (&agent.reconnect_min, &agent.reconnect_max) {
-            (Some(m), _) if min.is_zero() || agent.reconnect_max.is_none() => {
-                at(m, "agent.reconnect_min", "must be above 0s and at most reconnect_max")
-            }
-            (_, Some(m)) => at(m, "agent.reconnect_max", "must be at least reconnect_min (default 1s)"),
-            (Some(m), None) => at(m, "agent.reconnect_min", "must be above 0s"),
-            (None, None) => unreachable!("the defaults are 1s and 300s"),
+            (Some(m), _) if min.is_zero() => at(m, "agent.reconnect_min", "must be above 0s"),
+            (Some(m), None) => at(m, "agent.reconnect_min", "must be at most reconnect_max (default 5m)"),
+            (_, Some(m)) => at(
+                m,
+                "agent.reconnect_max",
+                if agent.reconnect_min.is_some() {
+                    "must be at least reconnect_min"
+                } else {
+                    "must be at least reconnect_min (default 1s)"
+                },
+            ),
+            (None, None) => unreachable!("the defaults are 1s and 5m"),
         });
     }
     Ok(Timing {

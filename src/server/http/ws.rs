@@ -20,8 +20,9 @@ const READ_BUFFER: usize = 4 * 1024;
 /// [`MAX_FRAME_BYTES`] but under this are read whole and then refused, so the
 /// agent gets the `frame_too_large` error and the 1009 close in order; a
 /// larger one stops the read mid-frame, and unread bytes make the kernel
-/// reset the connection, which may overtake them.
-const READ_LIMIT: usize = 16 * MAX_FRAME_BYTES;
+/// reset the connection, which may overtake them. Kept small: it is also what
+/// any connection, admitted or not, can make the server buffer.
+const READ_LIMIT: usize = 4 * MAX_FRAME_BYTES;
 
 /// Upgrades to a WebSocket with frame limits and small buffers.
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
