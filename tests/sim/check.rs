@@ -3,7 +3,8 @@
 //! summary, bad files refused; and `rmmsim compare`.
 
 use std::path::Path;
-use std::process::{Command, Output};
+
+use crate::common::{rmmsim, text};
 
 const SCENARIO: &str = r#"[scenario]
 name = "NAME"
@@ -56,27 +57,18 @@ fn write(dir: &Path, name: &str, heartbeat: &str, extra: &str) {
 }
 
 fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_rmmsim"))
-        .current_dir(dir)
-        .args([
-            "check",
-            "scenarios",
-            "--baselines",
-            "baselines",
-            "--out",
-            "out",
-            "--jobs",
-            "2",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let common = [
+        "check",
+        "scenarios",
+        "--baselines",
+        "baselines",
+        "--out",
+        "out",
+        "--jobs",
+        "2",
+    ];
+    let out = rmmsim(dir, &[&common[..], args].concat());
+    (out.status.code(), text(&out))
 }
 
 /// (tests, failures) of a JUnit file, and the failure messages.
@@ -217,17 +209,14 @@ fn compare_puts_two_runs_side_by_side() {
     let d = dir.path();
     write(d, "fast", "60s", "");
     write(d, "slow", "120s", "");
-    let rmmsim = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rmmsim"))
-            .current_dir(d)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert!(rmmsim(&["run", "fast.toml", "--out", "r", "--quiet"]).status.success());
+    assert!(
+        rmmsim(d, &["run", "fast.toml", "--out", "r", "--quiet"])
+            .status
+            .success()
+    );
     // A report folder against a scenario file run on the spot.
-    let out = rmmsim(&["compare", "r/fast", "slow.toml", "--out", "cmp"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rmmsim(d, &["compare", "r/fast", "slow.toml", "--out", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out));
     let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
     let row = md
         .lines()
@@ -237,6 +226,6 @@ fn compare_puts_two_runs_side_by_side() {
     assert!(md.contains("| heartbeats |"), "{md}");
     let svg = std::fs::read_to_string(d.join("cmp/compare.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("(solid) vs") && svg.contains("1.0.1"));
-    let bad = rmmsim(&["compare", "nothing.json", "slow.toml"]);
+    let bad = rmmsim(d, &["compare", "nothing.json", "slow.toml"]);
     assert_eq!(bad.status.code(), Some(2));
 }

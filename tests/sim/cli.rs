@@ -2,7 +2,7 @@
 //! (printing which, the observed value and how to reproduce it), 2 for a bad
 //! file, with nothing run.
 
-use std::process::{Command, Output};
+use crate::common::{rmmsim, text};
 
 const SCENARIO: &str = r#"[scenario]
 name = "tiny"
@@ -41,22 +41,6 @@ version = "1.0.1"
 channel = "stable"
 max = "MAX"
 "#;
-
-fn rmmsim(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmmsim"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn exit_codes_and_reports() {

@@ -74,6 +74,24 @@ pub fn assert_passed(r: &Report) {
     );
 }
 
+/// Runs the `rmmsim` binary in `dir`.
+pub fn rmmsim(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rmmsim"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// What a run printed, stdout then stderr.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A scenario from text.
 pub fn parse(text: &str) -> Plan {
     scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))

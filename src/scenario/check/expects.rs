@@ -39,11 +39,11 @@ pub(super) fn check_expects(
         let x = e.get_ref();
         let key = |k: &str| format!("expect[{i}].{k}");
         let when = x.at.as_ref().map(|a| a.get_ref().0);
-        unused_keys(x, i)?;
+        let metric = metric(x, i, when.unwrap_or(duration), builds)?;
+        unused_keys(x, i, &metric)?;
         if let Some(a) = x.at.as_ref().filter(|a| a.get_ref().0 > duration) {
             return Err(at(a, key("at"), "is after the end of the scenario"));
         }
-        let metric = metric(x, i, when.unwrap_or(duration), builds)?;
         let is_time = matches!(metric, Metric::Convergence { .. });
         let min = x.min.as_ref().map(|b| bound(b, key("min"), is_time)).transpose()?;
         let max = x.max.as_ref().map(|b| bound(b, key("max"), is_time)).transpose()?;
@@ -133,23 +133,25 @@ fn channel(x: &ExpectSpec) -> Option<Channel> {
 
 /// A key the metric does not use is an error, not a silent no-op: a
 /// `channel` on a counter would otherwise read as if it narrowed it.
-fn unused_keys(x: &ExpectSpec, i: usize) -> Check<()> {
-    let name = x.metric.get_ref().as_str();
-    if !METRICS.split(", ").any(|m| m == name) {
-        return Ok(()); // `metric` says so
-    }
-    let versioned = matches!(name, "fraction_on" | "t50" | "t90" | "t99" | "t100");
+fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Check<()> {
+    let versioned = matches!(metric, Metric::FractionOn { .. } | Metric::Convergence { .. });
+    let fraction = matches!(metric, Metric::FractionOn { .. });
     let given = [
         ("version", x.version.as_ref().map(|s| s.span()), versioned),
         ("channel", x.channel.as_ref().map(|s| s.span()), versioned),
         (
             "at",
             x.at.as_ref().map(|s| s.span()),
-            matches!(name, "fraction_on" | "stable_lag_builds"),
+            fraction || matches!(metric, Metric::StableLagBuilds { .. }),
         ),
-        ("of", x.of.as_ref().map(|s| s.span()), name == "fraction_on"),
-        ("reason", x.reason.as_ref().map(|s| s.span()), name == "stranded"),
+        ("of", x.of.as_ref().map(|s| s.span()), fraction),
+        (
+            "reason",
+            x.reason.as_ref().map(|s| s.span()),
+            matches!(metric, Metric::Stranded { .. }),
+        ),
     ];
+    let name = x.metric.get_ref();
     match given.into_iter().find(|(_, span, used)| span.is_some() && !used) {
         Some((key, Some(span), _)) => Err(super::Problem {
             offset: span.start,
