@@ -224,12 +224,14 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
         heartbeat: config.heartbeat,
         jitter: 0.02,
         download: config.download,
+        bandwidth: None,
         install: config.install,
         restart: config.restart,
         reconnect_min: Duration::from_millis(500),
         reconnect_max: Duration::from_secs(30),
     };
     let faults = Arc::new(crate::agent::InstallFaults::new());
+    let bandwidth = crate::agent::Bandwidth::unlimited(Clock::Wall);
     let mut started = 0;
     let steps: Vec<usize> = config.steps.clone();
     for (k, &step) in steps.iter().enumerate() {
@@ -252,7 +254,15 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
             let observer: Arc<dyn Observer> = stats.clone();
             let (order, watch) = crate::agent::orders();
             orders.push(order);
-            let agent = Agent::new(spec, connector.clone(), faults.clone(), observer, watch, Clock::Wall);
+            let agent = Agent::new(
+                spec,
+                connector.clone(),
+                faults.clone(),
+                bandwidth.clone(),
+                observer,
+                watch,
+                Clock::Wall,
+            );
             tokio::spawn(agent.run());
         }
         started = step;

@@ -7,6 +7,7 @@
 //! [`Observer`]; it never reads the simulator's state.
 
 mod availability;
+mod bandwidth;
 mod link;
 mod orders;
 
@@ -21,6 +22,7 @@ use tokio::time::sleep_until;
 use uuid::Uuid;
 
 pub use availability::{Availability, Schedule};
+pub use bandwidth::{Bandwidth, StormFigures, Transfer, parse_rate};
 pub use link::{Connector, Dial, Link, WsConnector, WsLink, small_ws_config, url_path};
 pub use orders::{OrderWatch, Orders, orders};
 
@@ -40,8 +42,11 @@ pub struct Timing {
     /// agents drift apart; it is never lengthened, so an agent always
     /// heartbeats within `heartbeat`.
     pub jitter: f64,
-    /// Time to download a build.
+    /// Fixed time a download takes on top of moving its bytes.
     pub download: Duration,
+    /// The machine's link, bytes per second (`None`: no limit of its own);
+    /// the bytes also share the server's egress ([`Bandwidth`]).
+    pub bandwidth: Option<f64>,
     /// Time to install it.
     pub install: Duration,
     /// Time from closing the session to saying `hello` as the new version.
@@ -156,7 +161,19 @@ enum End {
     Offline,
     /// The server closed it.
     Lost,
+    /// No session: the server could not be reached or refused the hello.
+    Unreachable,
     /// An update installed: restart on it.
+    Restart(UpdateOffer),
+    /// The simulator is gone.
+    Stop,
+}
+
+/// How a wait between sessions ended.
+enum Idle {
+    /// The wait is over.
+    Elapsed,
+    /// An update installed meanwhile: restart on it.
     Restart(UpdateOffer),
     /// The simulator is gone.
     Stop,
@@ -164,8 +181,8 @@ enum End {
 
 /// What the end of a download or install step leads to.
 enum Step {
-    /// The next step, due then.
-    Next(Phase, Timestamp),
+    /// The next step is under way.
+    Next,
     /// Installed: restart on it.
     Restart(UpdateOffer),
     /// Failed: report it.
@@ -175,17 +192,57 @@ enum Step {
 /// A session's changing state between turns of its loop.
 #[derive(Default)]
 struct Turn {
-    /// The update in progress, if any.
-    phase: Option<Phase>,
     /// When the last heartbeat left (only measured with `report_rtt`).
     beat_sent: Option<tokio::time::Instant>,
 }
 
-/// Where an update in progress stands; its step ends at the session's
-/// `step_due` timer.
+/// An update in progress. It belongs to the machine, not to a session: the
+/// download goes over HTTP and the installer runs whatever happens to the
+/// WebSocket, so a dropped session or a server restart does not stop it.
+/// Only powering off does.
+struct Job {
+    offer: UpdateOffer,
+    phase: Phase,
+}
+
+/// Where an update in progress stands.
 enum Phase {
-    Downloading { offer: UpdateOffer, bytes: bytes::Bytes },
-    Installing { offer: UpdateOffer },
+    /// The bytes are moving (`due` is `None`), then the fixed download time
+    /// runs until `due`. Whether the bytes match the offer's size and
+    /// SHA-256 is known as soon as they are fetched; the agent acts on it at
+    /// the end of the step.
+    Downloading {
+        transfer: Transfer,
+        intact: bool,
+        due: Option<Timestamp>,
+    },
+    /// The installer runs until `due`.
+    Installing { due: Timestamp },
+}
+
+impl Job {
+    fn due(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Downloading { due, .. } => due,
+            Phase::Installing { due } => Some(due),
+        }
+    }
+
+    fn moving(&self) -> bool {
+        matches!(&self.phase, Phase::Downloading { transfer, .. } if transfer.moving())
+    }
+}
+
+/// Resolves when the bytes of the job's download have arrived (never when
+/// none are moving: guard the branch with [`Job::moving`]).
+async fn arrival(job: &mut Option<Job>) {
+    match job {
+        Some(Job {
+            phase: Phase::Downloading { transfer, .. },
+            ..
+        }) if transfer.moving() => transfer.arrived().await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// A running agent.
@@ -196,11 +253,15 @@ pub struct Agent<C> {
     schedule: Schedule,
     connector: C,
     faults: Arc<InstallFaults>,
+    bandwidth: Arc<Bandwidth>,
     observer: Arc<dyn Observer>,
     orders: OrderWatch,
     clock: Clock,
     powered: Option<bool>,
     backoff_attempts: u32,
+    /// The update in progress, across sessions.
+    job: Option<Job>,
+    /// The outcome of an update not yet told to the server.
     report: Option<UpdateResult>,
 }
 
@@ -210,6 +271,7 @@ impl<C: Connector> Agent<C> {
         spec: AgentSpec,
         connector: C,
         faults: Arc<InstallFaults>,
+        bandwidth: Arc<Bandwidth>,
         observer: Arc<dyn Observer>,
         orders: OrderWatch,
         clock: Clock,
@@ -223,11 +285,13 @@ impl<C: Connector> Agent<C> {
             schedule,
             connector,
             faults,
+            bandwidth,
             observer,
             orders,
             clock,
             powered: None,
             backoff_attempts: 0,
+            job: None,
             report: None,
         }
     }
@@ -255,6 +319,10 @@ impl<C: Connector> Agent<C> {
     }
 
     fn set_power(&mut self, on: bool) {
+        if !on {
+            // The machine is off: whatever was downloading or installing is gone.
+            self.job = None;
+        }
         if self.powered != Some(on) {
             self.powered = Some(on);
             self.observe(AgentEvent::Power(on));
@@ -272,14 +340,63 @@ impl<C: Connector> Agent<C> {
         }
     }
 
-    async fn backoff(&mut self) {
+    /// Waits out a reconnect backoff while an update in progress carries on.
+    async fn backoff(&mut self) -> Idle {
         // Exponential backoff with full jitter.
         let min = self.spec.timing.reconnect_min.as_millis() as u64;
         let max = self.spec.timing.reconnect_max.as_millis() as u64;
         let cap = min.saturating_mul(1 << self.backoff_attempts.min(20)).min(max).max(1);
         self.backoff_attempts += 1;
         let delay = Duration::from_millis(self.rng.random_range(0..cap));
-        tokio::time::sleep(delay).await;
+        self.idle(tokio::time::Instant::now() + delay).await
+    }
+
+    /// Sleeps until `until` with no session; an update in progress takes its
+    /// steps meanwhile, and a failure is kept to be reported in the next
+    /// session. Ends early when the machine goes off (the caller finds out
+    /// from [`power`](Self::power)) or an update installed.
+    async fn idle(&mut self, until: tokio::time::Instant) -> Idle {
+        loop {
+            let due = self.job.as_ref().and_then(Job::due).map(|t| self.clock.instant_at(t));
+            let moving = self.job.as_ref().is_some_and(Job::moving);
+            tokio::select! {
+                biased;
+                alive = self.orders.changed() => {
+                    if !alive {
+                        return Idle::Stop;
+                    }
+                    let now = self.clock.now();
+                    if self.orders.offline_until().is_some_and(|t| t > now) {
+                        return Idle::Elapsed;
+                    }
+                }
+                () = sleep_until(due.unwrap_or(until)), if due.is_some() => match self.step() {
+                    Step::Next => {}
+                    Step::Restart(offer) => return Idle::Restart(offer),
+                    Step::Fail(failure) => self.report = Some(failure),
+                },
+                () = arrival(&mut self.job), if moving => self.arrived(),
+                () = sleep_until(until) => return Idle::Elapsed,
+            }
+        }
+    }
+
+    /// Restarts the agent on the version it just installed; the success is
+    /// reported in the next session.
+    async fn restart(&mut self, offer: UpdateOffer) {
+        tokio::time::sleep(self.spec.timing.restart).await;
+        let from = self.version;
+        self.version = offer.version;
+        self.observe(AgentEvent::Running {
+            from,
+            to: offer.version,
+        });
+        self.report = Some(UpdateResult {
+            update_id: offer.update_id,
+            success: true,
+            version: offer.version,
+            error: None,
+        });
     }
 
     /// Runs until the simulator drops its control sender.
@@ -298,32 +415,27 @@ impl<C: Connector> Agent<C> {
                 }
                 continue;
             }
-            let Some(link) = self.connect().await else {
-                self.backoff().await;
-                continue;
+            let end = match self.connect().await {
+                Some(link) => self.session(link, until).await,
+                None => End::Unreachable,
             };
-            match self.session(link, until).await {
+            let idle = match end {
                 End::Stop => return,
-                End::Offline => {}
+                End::Offline => continue,
+                End::Restart(offer) => {
+                    self.restart(offer).await;
+                    continue;
+                }
                 End::Lost => {
                     self.observe(AgentEvent::ConnectionLost);
-                    self.backoff().await;
+                    self.backoff().await
                 }
-                End::Restart(offer) => {
-                    tokio::time::sleep(self.spec.timing.restart).await;
-                    let from = self.version;
-                    self.version = offer.version;
-                    self.observe(AgentEvent::Running {
-                        from,
-                        to: offer.version,
-                    });
-                    self.report = Some(UpdateResult {
-                        update_id: offer.update_id,
-                        success: true,
-                        version: offer.version,
-                        error: None,
-                    });
-                }
+                End::Unreachable => self.backoff().await,
+            };
+            match idle {
+                Idle::Stop => return,
+                Idle::Elapsed => {}
+                Idle::Restart(offer) => self.restart(offer).await,
             }
         }
     }
@@ -369,13 +481,23 @@ impl<C: Connector> Agent<C> {
         now.plus(Duration::from_secs_f64(h * (1.0 - shorten)))
     }
 
+    /// Sends an update's outcome; on failure it is kept for the next session.
+    async fn send_report(&mut self, link: &mut C::Link, report: UpdateResult) -> bool {
+        if link.send(&AgentMessage::UpdateResult(report.clone())).await.is_err() {
+            self.report = Some(report);
+            return false;
+        }
+        true
+    }
+
     /// One admitted session, until it ends.
     async fn session(&mut self, mut link: C::Link, power_off: Timestamp) -> End {
-        // The report of an update that crossed the identity boundary is the
-        // only thing that ends it on the old row (U12): keep it until sent.
+        // An outcome from before this session (a restart on the new version,
+        // or a failure while the server was out of reach) goes first; the
+        // report of an update that crossed the identity boundary is the only
+        // thing that ends it on the old row (U12).
         if let Some(report) = self.report.take() {
-            if link.send(&AgentMessage::UpdateResult(report.clone())).await.is_err() {
-                self.report = Some(report);
+            if !self.send_report(&mut link, report).await {
                 return End::Lost;
             }
         }
@@ -383,10 +505,13 @@ impl<C: Connector> Agent<C> {
         // heartbeat costs one timer update, which matters at a million a second.
         let off = sleep_until(self.clock.instant_at(power_off));
         let beat = sleep_until(self.clock.instant_at(self.clock.now()));
-        let step_due = sleep_until(self.clock.instant_at(power_off));
+        let first_due = self.job.as_ref().and_then(Job::due).unwrap_or(power_off);
+        let step_due = sleep_until(self.clock.instant_at(first_due));
         tokio::pin!(off, beat, step_due);
         let mut turn = Turn::default();
         loop {
+            let due = self.job.as_ref().is_some_and(|j| j.due().is_some());
+            let moving = self.job.as_ref().is_some_and(Job::moving);
             tokio::select! {
                 biased;
                 alive = std::future::poll_fn(|cx| self.orders.poll_changed(cx)) => {
@@ -403,23 +528,24 @@ impl<C: Connector> Agent<C> {
                     link.close().await;
                     return End::Offline;
                 }
-                () = &mut step_due, if turn.phase.is_some() => {
-                    let Some(step) = turn.phase.take() else { continue };
-                    match self.advance(step) {
-                        Step::Next(next, at) => {
-                            turn.phase = Some(next);
-                            step_due.as_mut().reset(self.clock.instant_at(at));
-                        }
+                () = &mut step_due, if due => {
+                    match self.step() {
+                        Step::Next => {}
                         Step::Restart(offer) => {
                             link.close().await;
                             return End::Restart(offer);
                         }
                         Step::Fail(failure) => {
-                            if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
+                            if !self.send_report(&mut link, failure).await {
                                 return End::Lost;
                             }
                         }
                     }
+                    self.reset_step(step_due.as_mut());
+                }
+                () = arrival(&mut self.job), if moving => {
+                    self.arrived();
+                    self.reset_step(step_due.as_mut());
                 }
                 () = &mut beat => {
                     let heartbeat = AgentMessage::Heartbeat { version: self.version };
@@ -446,6 +572,13 @@ impl<C: Connector> Agent<C> {
         }
     }
 
+    /// Points the step timer at the job's next step, if it has one due.
+    fn reset_step(&self, step_due: Pin<&mut tokio::time::Sleep>) {
+        if let Some(due) = self.job.as_ref().and_then(Job::due) {
+            step_due.reset(self.clock.instant_at(due));
+        }
+    }
+
     /// Handles a frame from the server; `Some` ends the session.
     async fn on_frame(
         &mut self,
@@ -456,7 +589,7 @@ impl<C: Connector> Agent<C> {
     ) -> Option<End> {
         match msg {
             ServerMessage::Update(offer) => {
-                let busy = turn.phase.is_some();
+                let busy = self.job.is_some();
                 self.observe(AgentEvent::Offered {
                     update_id: offer.update_id,
                     version: offer.version,
@@ -467,14 +600,19 @@ impl<C: Connector> Agent<C> {
                 }
                 match self.connector.download(&offer.url).await {
                     Ok(bytes) => {
-                        let done = self.clock.now().plus(self.spec.timing.download);
-                        turn.phase = Some(Phase::Downloading { offer, bytes });
-                        step_due.reset(self.clock.instant_at(done));
+                        let intact = bytes.len() as u64 == offer.size && sha256_hex(&bytes) == offer.sha256;
+                        let transfer = self.bandwidth.start(bytes.len() as u64, self.spec.timing.bandwidth);
+                        let due = (!transfer.moving()).then(|| self.clock.now().plus(self.spec.timing.download));
+                        self.job = Some(Job {
+                            offer,
+                            phase: Phase::Downloading { transfer, intact, due },
+                        });
+                        self.reset_step(step_due);
                     }
                     Err(e) => {
                         self.observe(AgentEvent::DownloadFailed { version: offer.version });
                         let failure = self.failure(&offer, format!("download failed: {e}"));
-                        if link.send(&AgentMessage::UpdateResult(failure)).await.is_err() {
+                        if !self.send_report(link, failure).await {
                             return Some(End::Lost);
                         }
                     }
@@ -500,18 +638,39 @@ impl<C: Connector> Agent<C> {
         }
     }
 
-    /// The end of a download (check the digest) or install (maybe fail) step.
-    fn advance(&mut self, step: Phase) -> Step {
-        match step {
-            Phase::Downloading { offer, bytes } => {
-                if bytes.len() as u64 != offer.size || sha256_hex(&bytes) != offer.sha256 {
+    /// The download's bytes have all arrived: the fixed download time runs.
+    fn arrived(&mut self) {
+        let done = self.clock.now().plus(self.spec.timing.download);
+        if let Some(Job {
+            phase: Phase::Downloading { due, .. },
+            ..
+        }) = self.job.as_mut()
+        {
+            *due = Some(done);
+        }
+    }
+
+    /// The end of the job's step that is due: a download (check the digest)
+    /// or an install (maybe fail).
+    fn step(&mut self) -> Step {
+        let Some(job) = self.job.take() else { return Step::Next };
+        let offer = job.offer;
+        match job.phase {
+            Phase::Downloading { transfer, intact, .. } => {
+                // The download is over: it no longer counts as in progress.
+                drop(transfer);
+                if !intact {
                     self.observe(AgentEvent::DigestMismatch { version: offer.version });
                     return Step::Fail(self.failure(&offer, "sha256 mismatch: download refused".into()));
                 }
-                let done = self.clock.now().plus(self.spec.timing.install);
-                Step::Next(Phase::Installing { offer }, done)
+                let due = self.clock.now().plus(self.spec.timing.install);
+                self.job = Some(Job {
+                    offer,
+                    phase: Phase::Installing { due },
+                });
+                Step::Next
             }
-            Phase::Installing { offer } => {
+            Phase::Installing { .. } => {
                 let rate = self.faults.get(&offer.version).copied().unwrap_or(0.0);
                 if rate > 0.0 && self.rng.random_bool(rate.clamp(0.0, 1.0)) {
                     self.observe(AgentEvent::InstallFailed { version: offer.version });

@@ -95,6 +95,8 @@ pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve
         stable: vec![Vec::with_capacity(n_samples); versions.len()],
         beta: vec![Vec::with_capacity(n_samples); versions.len()],
         online: Vec::with_capacity(n_samples),
+        downloads: Vec::new(),
+        egress_bps: Vec::new(),
     };
     let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
     for s in 0..n_samples {

@@ -86,6 +86,7 @@ pub fn html(r: &Report) -> String {
         "<li>Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.</li>",
         c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
     );
+    let _ = write!(h, "<li>{}.</li>", e(&r.downloads_line()));
     for v in &r.violations {
         let _ = write!(h, "<li class=\"fail\">Invariant broken: {}</li>", e(v));
     }

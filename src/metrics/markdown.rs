@@ -95,6 +95,7 @@ fn summary(md: &mut String, r: &Report) {
         "- Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
         c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
     );
+    let _ = writeln!(md, "- {}.", r.downloads_line());
     let a = &r.agents;
     let _ = writeln!(
         md,

@@ -20,8 +20,8 @@ pub use html::html;
 pub use markdown::markdown;
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
-    BuildReport, ChannelConvergence, Curve, ExpectationResult, MachineEnd, Orphan, Report, RowCounts, Rows, StableLag,
-    Stranded, Wall, build_report,
+    BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, Orphan, Report, RowCounts, Rows,
+    StableLag, Stranded, Wall, build_report,
 };
 pub use svg::convergence_svg;
 
@@ -57,6 +57,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// The transport used, by name.
     pub transport: String,
+    /// The download storm: bytes, concurrency and egress.
+    pub storm: crate::agent::StormFigures,
 }
 
 /// Measures the wall-clock time of a run: the one place a simulation reads

@@ -53,6 +53,9 @@ pub struct Report {
     pub server: Counters,
     /// Agent-side counters.
     pub agents: AgentCounters,
+    /// The download storm: bytes served, concurrency and egress.
+    #[serde(default)]
+    pub downloads: Downloads,
     /// The curves behind `convergence.svg`.
     pub curve: Curve,
     /// The simulator's own speed (differs between runs of one seed).
@@ -243,6 +246,30 @@ pub struct Curve {
     pub beta: Vec<Vec<f64>>,
     /// Share of the fleet powered on.
     pub online: Vec<f64>,
+    /// Most downloads in progress during each sample period (from its time).
+    #[serde(default)]
+    pub downloads: Vec<u64>,
+    /// Highest egress during each sample period, bytes per second.
+    #[serde(default)]
+    pub egress_bps: Vec<f64>,
+}
+
+/// The download storm. A download is in progress from the moment an agent
+/// accepts an offer until its download step ends (bytes and fixed time);
+/// egress is the rate bytes leave the server. With no bandwidth limit
+/// anywhere bytes move in no time and egress is not measured (0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Downloads {
+    /// `[server] bandwidth`, bytes per second (`null`: unlimited).
+    pub egress_limit_bps: Option<f64>,
+    /// Bytes that left the server (cut transfers as far as they got).
+    pub bytes_served: u64,
+    /// Most downloads in progress at once.
+    pub peak_concurrent: u64,
+    /// Highest egress, bytes per second.
+    pub peak_egress_bps: f64,
+    /// How long the egress ran at its limit, seconds.
+    pub saturated_s: f64,
 }
 
 /// Wall-clock figures: the only part that differs between two runs of one seed.
@@ -302,7 +329,18 @@ fn build_reports(plan: &Plan, o: &Outcome) -> Vec<BuildReport> {
 /// Builds the report of a run and judges its expectations.
 pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
     let machines = &o.recorder.machines;
-    let curve = analysis::curve(machines, plan.sample_every, plan.duration);
+    let mut curve = analysis::curve(machines, plan.sample_every, plan.duration);
+    let storm = &o.storm;
+    let n = curve.times_s.len();
+    curve.downloads = (0..n).map(|i| storm.concurrent.get(i).copied().unwrap_or(0)).collect();
+    curve.egress_bps = (0..n).map(|i| storm.egress.get(i).copied().unwrap_or(0.0)).collect();
+    let downloads = Downloads {
+        egress_limit_bps: plan.egress,
+        bytes_served: storm.bytes_served,
+        peak_concurrent: storm.peak_concurrent,
+        peak_egress_bps: storm.peak_egress,
+        saturated_s: storm.saturated.as_secs_f64(),
+    };
     let builds = build_reports(plan, o);
     let stranded = analysis::stranded(plan, o);
     let (rows, lost) = analysis::rows(o);
@@ -356,6 +394,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         stable_lag,
         server: o.counters,
         agents: o.recorder.agents,
+        downloads,
         curve,
         wall: Wall {
             wall_s,
@@ -431,6 +470,30 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
 }
 
 impl Report {
+    /// The download storm in one sentence, for people.
+    pub fn downloads_line(&self) -> String {
+        let d = &self.downloads;
+        let mbit = |bps: f64| format!("{:.1} Mbit/s", bps * 8.0 / 1e6);
+        let served = bytesize::ByteSize::b(d.bytes_served).display().iec().to_string();
+        let rate = if d.peak_egress_bps == 0.0 {
+            "no bandwidth limit, so bytes moved in no time".to_owned()
+        } else {
+            match d.egress_limit_bps {
+                Some(limit) => format!(
+                    "egress peaked at {} (limit {}), saturated for {}",
+                    mbit(d.peak_egress_bps),
+                    mbit(limit),
+                    crate::clock::short(Duration::from_secs_f64(d.saturated_s))
+                ),
+                None => format!("egress peaked at {} (no server limit)", mbit(d.peak_egress_bps)),
+            }
+        };
+        format!(
+            "Downloads: {served} served, at most {} in progress at once; {rate}",
+            d.peak_concurrent
+        )
+    }
+
     /// Machines per version at the end, newest first: `0.6.58: 190, 0.6.47: 10`.
     pub fn final_versions_line(&self) -> String {
         let finals: Vec<String> = self

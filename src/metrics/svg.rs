@@ -52,14 +52,14 @@ pub fn convergence_svg(report: &Report) -> Result<String, String> {
 fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
     let c = &report.curve;
     let axis = Axis::for_span(report.scenario.duration_s);
-    let root = SVGBackend::with_string(out, (1280, 1000)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (1280, 1330)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = format!(
         "{} — {} machines, seed {}, from {}",
         report.scenario.name, report.scenario.fleet, report.scenario.seed, report.scenario.start
     );
     let root = root.titled(&title, ("sans-serif", 22))?;
-    let panels = root.split_evenly((3, 1));
+    let panels = root.split_evenly((4, 1));
     let series = [
         ("whole fleet", &c.fleet),
         ("stable channel", &c.stable),
@@ -68,6 +68,7 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
     for (p, (area, (name, data))) in panels.iter().zip(series).enumerate() {
         draw_panel(area, report, &axis, name, data, p == 2)?;
     }
+    draw_storm(&panels[3], report, &axis)?;
     root.present()?;
     Ok(())
 }
@@ -144,6 +145,93 @@ pub(super) fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<
             ("sans-serif", 12).into_font(),
         ))?;
     }
+    Ok(())
+}
+
+const DOWNLOADS_COLOUR: RGBColor = RGBColor(31, 119, 180);
+const EGRESS_COLOUR: RGBColor = RGBColor(214, 39, 40);
+
+/// The download storm: downloads in progress (left axis) and egress in
+/// Mbit/s (right axis), each the most seen in its sample period.
+fn draw_storm(area: &Area<'_>, report: &Report, axis: &Axis) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &report.curve;
+    let d = &report.downloads;
+    let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
+    let mbit = |bps: f64| bps * 8.0 / 1e6;
+    let top_downloads = (c.downloads.iter().copied().max().unwrap_or(0).max(1) as f64) * 1.1;
+    let limit = d.egress_limit_bps.map(mbit);
+    let top_egress = c
+        .egress_bps
+        .iter()
+        .copied()
+        .map(mbit)
+        .fold(limit.unwrap_or(0.0), f64::max)
+        .max(1.0)
+        * 1.1;
+    let caption = match limit {
+        Some(l) => format!(
+            "download storm: {} at most at once, egress limit {l:.0} Mbit/s, saturated {}",
+            d.peak_concurrent,
+            crate::clock::short(std::time::Duration::from_secs_f64(d.saturated_s))
+        ),
+        None => format!(
+            "download storm: {} at most at once, egress unlimited",
+            d.peak_concurrent
+        ),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .margin_right(150)
+        .x_label_area_size(32)
+        .y_label_area_size(52)
+        .right_y_label_area_size(52)
+        .build_cartesian_2d(0f64..axis.max, 0f64..top_downloads)?
+        .set_secondary_coord(0f64..axis.max, 0f64..top_egress);
+    chart
+        .configure_mesh()
+        .x_desc(format!("{} since start", axis.unit))
+        .x_labels(if axis.max <= 16.0 {
+            axis.max.floor() as usize + 1
+        } else {
+            12
+        })
+        .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
+        .y_desc("downloads in progress")
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    chart.configure_secondary_axes().y_desc("egress, Mbit/s").draw()?;
+    let points = |ys: Vec<f64>| -> Vec<(f64, f64)> {
+        c.times_s
+            .iter()
+            .zip(ys)
+            .step_by(stride)
+            .map(|(t, y)| (axis.x(*t), y))
+            .collect()
+    };
+    chart.draw_series(LineSeries::new(
+        points(c.downloads.iter().map(|&n| n as f64).collect()),
+        DOWNLOADS_COLOUR.stroke_width(2),
+    ))?;
+    chart.draw_secondary_series(LineSeries::new(
+        points(c.egress_bps.iter().map(|&b| mbit(b)).collect()),
+        EGRESS_COLOUR.stroke_width(2),
+    ))?;
+    if let Some(l) = limit {
+        chart.draw_secondary_series(DashedLineSeries::new(
+            vec![(0.0, l), (axis.max, l)],
+            6,
+            4,
+            EGRESS_COLOUR.mix(0.6).stroke_width(1),
+        ))?;
+    }
+    legend(
+        area,
+        &[
+            ("downloads".to_owned(), DOWNLOADS_COLOUR),
+            ("egress".to_owned(), EGRESS_COLOUR),
+        ],
+    )?;
     Ok(())
 }
 

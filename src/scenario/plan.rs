@@ -26,6 +26,9 @@ pub struct Plan {
     pub sample_every: Duration,
     /// The promote gate.
     pub gate: HealthGate,
+    /// The server's egress, bytes per second, shared by every download in
+    /// progress (`None`: unlimited).
+    pub egress: Option<f64>,
     /// Clients and their sites.
     pub clients: Vec<ClientPlan>,
     /// Builds, in file order.

@@ -47,6 +47,17 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+/// A rate: `"1Gbit/s"`, `"50Mbit/s"`, `"10MB/s"`; bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate(pub f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::agent::parse_rate(&s).map(Rate).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A fixed offset from UTC: `+02:00`, `-05:00`, `UTC`, `Z`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UtcOffset(pub i32);
@@ -154,6 +165,9 @@ pub struct ServerSection {
     /// The promote gate (U9).
     #[serde(default)]
     pub health_gate: Option<GateSpec>,
+    /// Egress shared by every download in progress; unlimited by default.
+    #[serde(default)]
+    pub bandwidth: Option<Rate>,
 }
 
 /// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`
@@ -193,8 +207,10 @@ pub struct AgentSection {
     pub heartbeat: Option<Spanned<Dur>>,
     /// Fraction each heartbeat interval may be shortened by, at random.
     pub jitter: Option<Spanned<f64>>,
-    /// Download time.
+    /// Fixed download time on top of moving the bytes.
     pub download: Option<Dur>,
+    /// Each machine's link; unlimited by default.
+    pub bandwidth: Option<Rate>,
     /// Install time.
     pub install: Option<Dur>,
     /// Restart time.
@@ -295,6 +311,9 @@ pub struct FleetSpec {
     /// Overrides of the other `[agent]` timings.
     #[serde(default)]
     pub download: Option<Dur>,
+    /// Link override.
+    #[serde(default)]
+    pub bandwidth: Option<Rate>,
     /// Install time override.
     #[serde(default)]
     pub install: Option<Dur>,

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 pub use transport::{DirectHub, DirectLink, MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
 pub use world::{MachineModel, World, WorldState};
 
-use crate::agent::{Agent, AgentSpec, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
+use crate::agent::{Agent, AgentSpec, Bandwidth, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
 use crate::clock::Clock;
 use crate::metrics::{Outcome, WallTimer};
 use crate::scenario::Plan;
@@ -171,7 +171,15 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     let keys = events::create_sites(plan, &mut running.state.core())?;
     let (world, specs) = build_world(plan, clock, &keys);
     world.set_server(Some(running.state.clone()));
-    let (controls, agents) = spawn_fleet(plan, specs, &setup.hub, &world, clock);
+    let bandwidth = Bandwidth::new(clock, plan.egress, plan.start, plan.sample_every);
+    let network = tokio::spawn(bandwidth.clone().drive());
+    let fleet = Fleet {
+        hub: &setup.hub,
+        world: &world,
+        bandwidth: &bandwidth,
+        clock,
+    };
+    let (controls, agents) = spawn_fleet(plan, specs, &fleet);
     let progress = events::Progress::start(plan, options.progress, origin);
 
     let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
@@ -226,11 +234,14 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     for agent in &agents {
         agent.abort();
     }
+    network.abort();
+    let storm = bandwidth.figures(plan.start.plus(plan.duration));
     let running = match running {
         Some(r) => r,
         None => setup.start()?,
     };
     let mut outcome = finish(&setup, running, &world).await?;
+    outcome.storm = storm;
     add(&mut outcome.counters, counters);
     (outcome.published, outcome.promoted, outcome.rolled_back) = timeline.into_dates();
     outcome.transport = options.transport.to_string();
@@ -251,28 +262,26 @@ fn hub_for(plan: &Plan, options: &SimOptions) -> anyhow::Result<Hub> {
     })
 }
 
-/// Starts every agent; returns their control senders and tasks.
-fn spawn_fleet(
-    plan: &Plan,
-    specs: Vec<AgentSpec>,
-    hub: &Hub,
-    world: &Arc<World>,
+/// What every agent of the fleet shares.
+struct Fleet<'a> {
+    hub: &'a Hub,
+    world: &'a Arc<World>,
+    bandwidth: &'a Arc<Bandwidth>,
     clock: Clock,
-) -> (Vec<Orders>, Vec<JoinHandle<()>>) {
+}
+
+/// Starts every agent; returns their control senders and tasks.
+fn spawn_fleet(plan: &Plan, specs: Vec<AgentSpec>, fleet: &Fleet<'_>) -> (Vec<Orders>, Vec<JoinHandle<()>>) {
     let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
     let mut controls = Vec::with_capacity(specs.len());
     let mut agents = Vec::with_capacity(specs.len());
     for spec in specs {
         let (tx, rx) = crate::agent::orders();
         controls.push(tx);
-        let observer: Arc<dyn crate::agent::Observer> = world.clone();
-        agents.push(match hub {
-            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, observer, rx, clock),
-            Hub::Tcp(h) => {
-                let connector = WsConnector::new(h.clone(), "127.0.0.1");
-                spawn_agent(spec, connector, &faults, observer, rx, clock)
-            }
-            Hub::Direct(h) => spawn_agent(spec, h.clone(), &faults, observer, rx, clock),
+        agents.push(match fleet.hub {
+            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, fleet, rx),
+            Hub::Tcp(h) => spawn_agent(spec, WsConnector::new(h.clone(), "127.0.0.1"), &faults, fleet, rx),
+            Hub::Direct(h) => spawn_agent(spec, h.clone(), &faults, fleet, rx),
         });
     }
     (controls, agents)
@@ -307,6 +316,7 @@ async fn finish(setup: &ServerSetup, running: Running, world: &World) -> anyhow:
         rolled_back: Default::default(),
         wall: Duration::ZERO,
         transport: String::new(),
+        storm: Default::default(),
     })
 }
 
@@ -314,11 +324,19 @@ fn spawn_agent<C: Connector>(
     spec: AgentSpec,
     connector: C,
     faults: &Arc<InstallFaults>,
-    observer: Arc<dyn crate::agent::Observer>,
+    fleet: &Fleet<'_>,
     control: OrderWatch,
-    clock: Clock,
 ) -> JoinHandle<()> {
-    let agent = Agent::new(spec, connector, faults.clone(), observer, control, clock);
+    let observer: Arc<dyn crate::agent::Observer> = fleet.world.clone();
+    let agent = Agent::new(
+        spec,
+        connector,
+        faults.clone(),
+        fleet.bandwidth.clone(),
+        observer,
+        control,
+        fleet.clock,
+    );
     tokio::spawn(agent.run())
 }
 

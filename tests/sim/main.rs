@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod convergence;
 mod determinism;
+mod fidelity;
 mod files;
 mod properties;
 mod scenarios;

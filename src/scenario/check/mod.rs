@@ -88,6 +88,7 @@ fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timin
         heartbeat: hb.map_or(DEFAULT_HEARTBEAT, |h| h.get_ref().0),
         jitter: agent.jitter.as_ref().map_or(0.02, |j| *j.get_ref()),
         download: agent.download.map_or(Duration::from_secs(20), |d| d.0),
+        bandwidth: agent.bandwidth.map(|r| r.0),
         install: agent.install.map_or(Duration::from_secs(30), |d| d.0),
         restart: agent.restart.map_or(Duration::from_secs(15), |d| d.0),
         reconnect_min: min,
@@ -191,6 +192,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         duration,
         sample_every,
         gate,
+        egress: spec.server.bandwidth.map(|r| r.0),
         clients,
         builds,
         groups,
@@ -375,6 +377,7 @@ fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
         agent.reconnect_max = defaults.reconnect_max.clone();
         agent.heartbeat = defaults.heartbeat.clone();
         agent.download = f.download.or(defaults.download);
+        agent.bandwidth = f.bandwidth.or(defaults.bandwidth);
         agent.install = f.install.or(defaults.install);
         agent.restart = f.restart.or(defaults.restart);
         let timing = timing(&agent, f.heartbeat.as_ref()).map_err(|mut p| {
