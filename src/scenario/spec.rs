@@ -205,6 +205,8 @@ pub struct AgentSection {
     pub reconnect_max: Option<Spanned<Dur>>,
     /// Power pattern.
     pub availability: Option<AvailabilitySpec>,
+    /// Office hours: boots and shutdowns fall within this after the hour.
+    pub boot_spread: Option<Spanned<Dur>>,
 }
 
 /// `[[clients]]`
@@ -289,6 +291,9 @@ pub struct FleetSpec {
     /// Power pattern; `[agent]`'s by default.
     #[serde(default)]
     pub availability: Option<AvailabilitySpec>,
+    /// Office hours' spread; `[agent]`'s by default.
+    #[serde(default)]
+    pub boot_spread: Option<Spanned<Dur>>,
     /// Heartbeat interval; `[agent]`'s by default.
     #[serde(default)]
     pub heartbeat: Option<Spanned<Dur>>,

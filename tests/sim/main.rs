@@ -1,6 +1,7 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
-//! convergence arithmetic, random fleets against the model's promises, bad
-//! scenario files and the `rmmsim run` command line.
+//! convergence arithmetic, office-hours mornings,
+//! random fleets against the model's promises, bad scenario files and the
+//! `rmmsim run` command line.
 
 mod check;
 mod cli;
@@ -8,6 +9,7 @@ mod common;
 mod convergence;
 mod determinism;
 mod files;
+mod office_hours;
 mod properties;
 mod scenarios;
 mod timeline;
