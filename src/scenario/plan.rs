@@ -26,6 +26,9 @@ pub struct Plan {
     pub sample_every: Duration,
     /// The promote gate.
     pub gate: HealthGate,
+    /// The server rescans the downloads folder this often; zero: at every
+    /// publish.
+    pub rescan_every: Duration,
     /// Clients and their sites.
     pub clients: Vec<ClientPlan>,
     /// Builds, in file order.
@@ -142,7 +145,7 @@ pub enum Target {
 /// Something the timeline does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Put a build in the downloads folder and rescan (U8).
+    /// Put a build in the downloads folder (U8); the next scan sees it.
     Publish(Version),
     /// Promote (U9).
     Promote {

@@ -154,6 +154,10 @@ pub struct ServerSection {
     /// The promote gate (U9).
     #[serde(default)]
     pub health_gate: Option<GateSpec>,
+    /// How often the server rescans the downloads folder; `0s`: at every
+    /// publish.
+    #[serde(default)]
+    pub rescan_every: Option<Dur>,
 }
 
 /// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`

@@ -1,5 +1,5 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
-//! convergence arithmetic, office-hours mornings,
+//! convergence arithmetic, office-hours mornings, the periodic rescan,
 //! random fleets against the model's promises, bad scenario files and the
 //! `rmmsim run` command line.
 
@@ -11,6 +11,7 @@ mod determinism;
 mod files;
 mod office_hours;
 mod properties;
+mod rescan;
 mod scenarios;
 mod timeline;
 mod transports;

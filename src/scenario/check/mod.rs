@@ -19,8 +19,8 @@ const MAX_BUILD_BYTES: u64 = 1 << 30;
 use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, Spec};
 use crate::agent::{Availability, Timing};
 use crate::protocol::{Channel, Platform, Version};
-use crate::server::HealthGate;
 use crate::server::publish::DigestMode;
+use crate::server::{self, HealthGate};
 
 /// A check that failed, with where.
 pub(crate) struct Problem {
@@ -172,6 +172,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
             }
         }
     };
+    let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
     let clients = check_clients(&spec)?;
     let builds = check_builds(&spec, duration)?;
     let groups = check_fleet(&spec, &clients)?;
@@ -197,6 +198,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         duration,
         sample_every,
         gate,
+        rescan_every,
         clients,
         builds,
         groups,
