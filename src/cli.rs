@@ -240,8 +240,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = HealthGate::default().max_failure_rate)]
     pub max_failure_rate: f64,
     /// Rescan the downloads folder this often ("0s": only on POST /api/updates/rescan).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub rescan_every: Duration,
+    #[arg(long, default_value_t = server::DEFAULT_RESCAN_EVERY.into())]
+    pub rescan_every: humantime::Duration,
 }
 
 /// What the `.sha256` of a published build holds.
@@ -674,7 +674,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
             println!("  {token}");
         }
-        let rescan_every = (!args.rescan_every.is_zero()).then_some(args.rescan_every);
+        let rescan_every = Some(*args.rescan_every).filter(|every| !every.is_zero());
         server::run(
             listener,
             state,

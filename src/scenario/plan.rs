@@ -29,6 +29,9 @@ pub struct Plan {
     /// The server's egress, bytes per second, shared by every download in
     /// progress (`None`: unlimited).
     pub egress: Option<f64>,
+    /// The server rescans the downloads folder this often; zero: at every
+    /// publish.
+    pub rescan_every: Duration,
     /// Clients and their sites.
     pub clients: Vec<ClientPlan>,
     /// Builds, in file order.
@@ -145,7 +148,7 @@ pub enum Target {
 /// Something the timeline does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Put a build in the downloads folder and rescan (U8).
+    /// Put a build in the downloads folder (U8); the next scan sees it.
     Publish(Version),
     /// Promote (U9).
     Promote {

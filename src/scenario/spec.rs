@@ -168,6 +168,10 @@ pub struct ServerSection {
     /// Egress shared by every download in progress; unlimited by default.
     #[serde(default)]
     pub bandwidth: Option<Rate>,
+    /// How often the server rescans the downloads folder; `0s`: at every
+    /// publish.
+    #[serde(default)]
+    pub rescan_every: Option<Dur>,
 }
 
 /// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`
@@ -221,6 +225,8 @@ pub struct AgentSection {
     pub reconnect_max: Option<Spanned<Dur>>,
     /// Power pattern.
     pub availability: Option<AvailabilitySpec>,
+    /// Office hours: boots and shutdowns fall within this after the hour.
+    pub boot_spread: Option<Spanned<Dur>>,
 }
 
 /// `[[clients]]`
@@ -305,6 +311,9 @@ pub struct FleetSpec {
     /// Power pattern; `[agent]`'s by default.
     #[serde(default)]
     pub availability: Option<AvailabilitySpec>,
+    /// Office hours' spread; `[agent]`'s by default.
+    #[serde(default)]
+    pub boot_spread: Option<Spanned<Dur>>,
     /// Heartbeat interval; `[agent]`'s by default.
     #[serde(default)]
     pub heartbeat: Option<Spanned<Dur>>,

@@ -1,6 +1,7 @@
 //! The scenario's timeline, applied to the running server as an
 //! administrator (and a release pipeline) would: publish, promote, roll
-//! back, manual updates, channels, outages and restarts.
+//! back, manual updates, channels, outages and restarts; and the server's
+//! periodic rescans, run here on the simulation's thread.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,9 +51,34 @@ pub struct Timeline<'a> {
     world: &'a Arc<World>,
     downloads: &'a Path,
     controls: &'a [Orders],
+    scans: Scans,
     published: BTreeMap<Version, Duration>,
     promoted: BTreeMap<Version, Duration>,
     rolled_back: BTreeMap<Version, Duration>,
+}
+
+/// The server's periodic rescan (`[server] rescan_every`), as `serve` runs
+/// it: at the server's start and every `every` after. Of those scans only
+/// the ones that can find something new are run, the first after each
+/// publish; the others would find what the previous one found. A promote or
+/// rollback rescans at once by itself (U9, U10).
+struct Scans {
+    /// Zero: the timeline rescans at every publish.
+    every: Duration,
+    /// When the server (last) started, from the scenario's start.
+    origin: Duration,
+    /// The next scan to run, while the server is up.
+    due: Option<Duration>,
+}
+
+impl Scans {
+    /// The first periodic scan strictly after `at`: a build landing at the
+    /// very moment of a scan waits for the next one.
+    fn after(&self, at: Duration) -> Duration {
+        let every = self.every.as_nanos().max(1);
+        let periods = at.saturating_sub(self.origin).as_nanos() / every + 1;
+        self.origin + Duration::from_nanos(u64::try_from(periods * every).unwrap_or(u64::MAX))
+    }
 }
 
 fn describe(target: Target, plan: &Plan) -> String {
@@ -72,6 +98,11 @@ impl<'a> Timeline<'a> {
             world,
             downloads,
             controls,
+            scans: Scans {
+                every: plan.rescan_every,
+                origin: Duration::ZERO,
+                due: None,
+            },
             published: BTreeMap::new(),
             promoted: BTreeMap::new(),
             rolled_back: BTreeMap::new(),
@@ -88,6 +119,27 @@ impl<'a> Timeline<'a> {
         BTreeMap<Version, Duration>,
     ) {
         (self.published, self.promoted, self.rolled_back)
+    }
+
+    /// When the next periodic scan that matters is due, from the start.
+    pub fn next_scan(&self) -> Option<Duration> {
+        self.scans.due
+    }
+
+    /// Runs the periodic scan that is due, on this thread, as the timeline's
+    /// other admin actions: nothing else runs, and the clock stands still,
+    /// until it is applied.
+    pub fn scan(&mut self, server: &AppState) -> anyhow::Result<()> {
+        self.scans.due = None;
+        server.core().rescan()?;
+        Ok(())
+    }
+
+    /// The server (re)started now: it scanned the folder as it opened, and
+    /// its periodic scans count from here.
+    pub fn server_started(&mut self) {
+        self.scans.origin = self.world.elapsed();
+        self.scans.due = None;
     }
 
     /// Machines an event targets, in fleet order.
@@ -158,6 +210,8 @@ impl<'a> Timeline<'a> {
             ) => self.disconnect(index, *target, *fraction, *duration),
             (_, None) => "refused: the server is down".into(),
             (Action::ServerRestart { down }, Some(_)) => {
+                // Its next start scans the folder; until then nothing does.
+                self.scans.due = None;
                 self.world.state().rec.note(at, what, "stopped");
                 return Ok(Applied::Restart(*down));
             }
@@ -213,9 +267,15 @@ impl<'a> Timeline<'a> {
         let platforms: Vec<String> = build.platforms.iter().map(ToString::to_string).collect();
         let what = format!("{} as {}", platforms.join(", "), build.channel);
         Ok(match server {
-            Some(server) => {
+            Some(server) if self.scans.every.is_zero() => {
                 server.core().rescan()?;
                 what
+            }
+            Some(_) => {
+                let due = self.scans.after(at);
+                self.scans.due = Some(due);
+                let wait = crate::clock::short(due - at);
+                format!("{what}; visible at the next scan, in {wait}")
             }
             None => format!("{what}; the server, down, sees it when it starts"),
         })

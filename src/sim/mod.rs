@@ -183,48 +183,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     let progress = events::Progress::start(plan, options.progress, origin);
 
     let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
-    let mut counters = Counters::default();
-    let mut running = Some(running);
-    // The timeline: the plan's events and, while the server is down, the
-    // moment it comes back; whichever is first (the server first on a tie).
-    let mut next = 0;
-    let mut back_at: Option<tokio::time::Instant> = None;
-    loop {
-        let event_at = plan.events.get(next).map(|e| origin + e.at);
-        match (event_at, back_at) {
-            (_, Some(back)) if event_at.is_none_or(|e| back <= e) => {
-                tokio::time::sleep_until(back).await;
-                back_at = None;
-                let restarted = setup.start()?;
-                world.set_server(Some(restarted.state.clone()));
-                running = Some(restarted);
-                let back = format!("stopped; serving again at {}", crate::clock::short(world.elapsed()));
-                let mut w = world.state();
-                if let Some(entry) = w
-                    .rec
-                    .timeline
-                    .iter_mut()
-                    .rev()
-                    .find(|e| e.action.starts_with("server restart"))
-                {
-                    entry.outcome = back;
-                }
-            }
-            (Some(at), _) => {
-                tokio::time::sleep_until(at).await;
-                let server = running.as_ref().map(|r| r.state.clone());
-                if let events::Applied::Restart(down) = timeline.apply(next, &plan.events[next], server.as_ref())? {
-                    world.set_server(None);
-                    if let Some(r) = running.take() {
-                        add(&mut counters, setup.stop(r).await?);
-                    }
-                    back_at = Some(tokio::time::Instant::now() + down);
-                }
-                next += 1;
-            }
-            (None, _) => break,
-        }
-    }
+    let (running, counters) = drive(plan, &setup, &world, &mut timeline, running).await?;
     tokio::time::sleep_until(origin + plan.duration).await;
     if let Some(p) = progress {
         p.finish();
@@ -247,6 +206,72 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     outcome.transport = options.transport.to_string();
     drop(controls);
     Ok(outcome)
+}
+
+/// Runs the timeline: the plan's events, the periodic scans the server
+/// owes, and, while the server is down, the moment it comes back; whichever
+/// is first. On a tie the server comes back first, then the scan runs, then
+/// the event: a build published at the moment of a scan waits for the next.
+/// Returns the server (if it is up) and the counters of the runs it ended.
+async fn drive(
+    plan: &Plan,
+    setup: &ServerSetup,
+    world: &World,
+    timeline: &mut events::Timeline<'_>,
+    running: Running,
+) -> anyhow::Result<(Option<Running>, Counters)> {
+    let origin = setup.clock.instant_at(plan.start);
+    let end = origin + plan.duration;
+    let mut counters = Counters::default();
+    let mut running = Some(running);
+    let mut next = 0;
+    let mut back_at: Option<tokio::time::Instant> = None;
+    loop {
+        let event_at = plan.events.get(next).map(|e| origin + e.at);
+        let scan_at = timeline.next_scan().map(|d| origin + d).filter(|&s| s <= end);
+        let before_event = |t: tokio::time::Instant| event_at.is_none_or(|e| t <= e);
+        match (event_at, back_at, scan_at) {
+            (_, Some(back), _) if before_event(back) => {
+                tokio::time::sleep_until(back).await;
+                back_at = None;
+                let restarted = setup.start()?;
+                world.set_server(Some(restarted.state.clone()));
+                running = Some(restarted);
+                timeline.server_started();
+                let back = format!("stopped; serving again at {}", crate::clock::short(world.elapsed()));
+                let mut w = world.state();
+                if let Some(entry) = w
+                    .rec
+                    .timeline
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.action.starts_with("server restart"))
+                {
+                    entry.outcome = back;
+                }
+            }
+            (_, _, Some(scan)) if before_event(scan) => {
+                tokio::time::sleep_until(scan).await;
+                if let Some(r) = &running {
+                    timeline.scan(&r.state)?;
+                }
+            }
+            (Some(at), _, _) => {
+                tokio::time::sleep_until(at).await;
+                let server = running.as_ref().map(|r| r.state.clone());
+                if let events::Applied::Restart(down) = timeline.apply(next, &plan.events[next], server.as_ref())? {
+                    world.set_server(None);
+                    if let Some(r) = running.take() {
+                        add(&mut counters, setup.stop(r).await?);
+                    }
+                    back_at = Some(tokio::time::Instant::now() + down);
+                }
+                next += 1;
+            }
+            (None, _, _) => break,
+        }
+    }
+    Ok((running, counters))
 }
 
 /// The transport's hub; for TCP, with enough open files for every agent.

@@ -8,8 +8,9 @@ use rmmsim::sim::TransportKind;
 
 use crate::common::*;
 
-/// `count` always-on beta machines; 1.0.1 lands at 10 m with `build` keys;
-/// `extra` adds sections (events, `[server]` keys).
+/// `count` always-on beta machines; 1.0.1 lands at 10 m with `build` keys
+/// and is seen at once (no wait for a periodic scan); `agent` and `server`
+/// add keys to their sections, `events` adds events.
 fn beta_rollout(count: usize, agent: &str, build: &str, server: &str, events: &str) -> rmmsim::scenario::Plan {
     parse(&format!(
         r#"
@@ -21,6 +22,7 @@ duration = "3h"
 sample_every = "10s"
 
 [server]
+rescan_every = "0s"
 {server}
 
 [agent]

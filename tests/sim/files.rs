@@ -190,6 +190,46 @@ fn agent_defaults_are_blamed_on_their_own_keys() {
 }
 
 #[test]
+fn boot_spreads_must_fit_the_office_day_and_be_used() {
+    let office = with("count = 2", "count = 2\navailability = \"office-hours\"");
+    refused(
+        &format!("{office}\n[agent]\nboot_spread = \"10h\"\n"),
+        "boot_spread",
+        "agent.boot_spread",
+        "less than the office day (10h",
+    );
+    let own = office.replace("count = 2\n", "count = 2\nboot_spread = \"11h\"\n");
+    refused(&own, "boot_spread", "fleet[0].boot_spread", "less than the office day");
+    let always = with("count = 2", "count = 2\nboot_spread = \"5m\"");
+    refused(
+        &always,
+        "boot_spread",
+        "fleet[0].boot_spread",
+        "only office-hours machines use it",
+    );
+    refused(
+        &format!("{GOOD}\n[agent]\nboot_spread = \"5m\"\n"),
+        "boot_spread",
+        "agent.boot_spread",
+        "no fleet entry is office-hours",
+    );
+    // Just under the day, and on an entry that inherits office hours.
+    let plan = scenario::parse(
+        "x.toml",
+        &format!("{GOOD}\n[agent]\navailability = \"office-hours\"\nboot_spread = \"9h 59m\"\n"),
+    )
+    .unwrap();
+    let spread = std::time::Duration::from_secs(9 * 3600 + 59 * 60);
+    assert_eq!(
+        plan.groups[0].availability,
+        rmmsim::agent::Availability::OfficeHours {
+            utc_offset_minutes: 0,
+            boot_spread: spread
+        }
+    );
+}
+
+#[test]
 fn sizes_that_would_exhaust_the_machine_are_refused() {
     refused(
         &with("count = 2", "count = 2000000"),

@@ -1,6 +1,7 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
-//! convergence arithmetic, random fleets against the model's promises, bad
-//! scenario files and the `rmmsim run` command line.
+//! convergence arithmetic, office-hours mornings, the periodic rescan,
+//! random fleets against the model's promises, bad scenario files and the
+//! `rmmsim run` command line.
 
 mod check;
 mod cli;
@@ -9,7 +10,9 @@ mod convergence;
 mod determinism;
 mod fidelity;
 mod files;
+mod office_hours;
 mod properties;
+mod rescan;
 mod scenarios;
 mod timeline;
 mod transports;

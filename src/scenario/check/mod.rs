@@ -16,11 +16,11 @@ use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, RegressionG
 const MAX_SAMPLES: usize = 1_000_000;
 /// Largest build a scenario may declare.
 const MAX_BUILD_BYTES: u64 = 1 << 30;
-use super::spec::{AgentSection, AvailabilitySpec, Dur, Spec};
+use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, Spec};
 use crate::agent::{Availability, Timing};
 use crate::protocol::{Channel, Platform, Version};
-use crate::server::HealthGate;
 use crate::server::publish::DigestMode;
+use crate::server::{self, HealthGate};
 
 /// A check that failed, with where.
 pub(crate) struct Problem {
@@ -46,6 +46,9 @@ pub(super) fn fmt_dur(d: Duration) -> String {
 /// Defaults of `[agent]` (docs/scenarios.md lists them).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 const DEFAULT_BOUNDARY: Version = Version::new(0, 6, 40);
+const DEFAULT_BOOT_SPREAD: Duration = Duration::from_secs(30 * 60);
+/// 08:00 to 18:00: a spread must leave a machine on every workday.
+const OFFICE_DAY: Duration = Duration::from_secs(10 * 3600);
 
 fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timing> {
     // A fleet entry's own heartbeat is named by the caller; `[agent]`'s here.
@@ -96,10 +99,13 @@ fn timing(agent: &AgentSection, heartbeat: Option<&Spanned<Dur>>) -> Check<Timin
     })
 }
 
-fn availability(spec: &AvailabilitySpec, utc_offset_minutes: i32) -> Availability {
+fn availability(spec: &AvailabilitySpec, utc_offset_minutes: i32, boot_spread: Duration) -> Availability {
     match spec {
         AvailabilitySpec::Always => Availability::Always,
-        AvailabilitySpec::OfficeHours => Availability::OfficeHours { utc_offset_minutes },
+        AvailabilitySpec::OfficeHours => Availability::OfficeHours {
+            utc_offset_minutes,
+            boot_spread,
+        },
         AvailabilitySpec::Intermittent { session, absence } => Availability::Intermittent {
             mean_session: session.0,
             mean_absence: absence.0,
@@ -167,6 +173,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
             }
         }
     };
+    let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
     let clients = check_clients(&spec)?;
     let builds = check_builds(&spec, duration)?;
     let groups = check_fleet(&spec, &clients)?;
@@ -193,6 +200,7 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         sample_every,
         gate,
         egress: spec.server.bandwidth.map(|r| r.0),
+        rescan_every,
         clients,
         builds,
         groups,
@@ -343,9 +351,54 @@ pub(super) fn find_site(clients: &[ClientPlan], path: &Spanned<String>, key: Str
     }
 }
 
+/// A spread must be shorter than the office day, so a machine boots before
+/// it shuts down (and is off again before the next morning).
+fn check_spread(spread: &Spanned<Dur>, key: String) -> Check<Duration> {
+    let d = spread.get_ref().0;
+    if d >= OFFICE_DAY {
+        return Err(at(
+            spread,
+            key,
+            "must be less than the office day (10h, 08:00 to 18:00)",
+        ));
+    }
+    Ok(d)
+}
+
+/// `[agent] boot_spread`, checked, or the default.
+fn default_spread(agent: &AgentSection) -> Check<Duration> {
+    agent
+        .boot_spread
+        .as_ref()
+        .map_or(Ok(DEFAULT_BOOT_SPREAD), |s| check_spread(s, "agent.boot_spread".into()))
+}
+
+/// Fleet entry `i`'s spread: its own (only on office hours) or `default`.
+fn spread_of(f: &FleetSpec, i: usize, avail: &AvailabilitySpec, default: Duration) -> Check<Duration> {
+    match &f.boot_spread {
+        Some(s) if !matches!(avail, AvailabilitySpec::OfficeHours) => Err(at(
+            s,
+            format!("fleet[{i}].boot_spread"),
+            "only office-hours machines use it",
+        )),
+        Some(s) => check_spread(s, format!("fleet[{i}].boot_spread")),
+        None => Ok(default),
+    }
+}
+
+/// `[agent] boot_spread` set while no machine keeps office hours is a mistake.
+fn spread_used(agent: &AgentSection, groups: &[GroupPlan]) -> Check<()> {
+    let office = |g: &GroupPlan| matches!(g.availability, Availability::OfficeHours { .. });
+    match &agent.boot_spread {
+        Some(s) if !groups.iter().any(office) => Err(at(s, "agent.boot_spread", "no fleet entry is office-hours")),
+        _ => Ok(()),
+    }
+}
+
 fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
     let mut groups: Vec<GroupPlan> = Vec::new();
     let defaults = &spec.agent;
+    let default_spread = default_spread(defaults)?;
     for (i, f) in spec.fleet.iter().enumerate() {
         let f = f.get_ref();
         let name = f
@@ -394,6 +447,7 @@ fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
             .as_ref()
             .or(defaults.availability.as_ref())
             .unwrap_or(&AvailabilitySpec::Always);
+        let spread = spread_of(f, i, avail, default_spread)?;
         groups.push(GroupPlan {
             name,
             count: usize::try_from(*f.count.get_ref()).unwrap_or(usize::MAX),
@@ -405,10 +459,11 @@ fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
                 .clone()
                 .unwrap_or_else(|| "windows-amd64".parse().unwrap_or_else(|_| unreachable!())),
             channel: f.channel,
-            availability: availability(avail, tz),
+            availability: availability(avail, tz, spread),
             timing,
             identity_boundary: defaults.identity_boundary.unwrap_or(DEFAULT_BOUNDARY),
         });
     }
+    spread_used(defaults, &groups)?;
     Ok(groups)
 }

@@ -113,12 +113,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How often `serve` rescans the downloads folder unless told otherwise (a
+/// simulation's `[server] rescan_every` defaults to it too).
+pub const DEFAULT_RESCAN_EVERY: Duration = Duration::from_secs(30);
+
 /// Options of [`run`].
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Rescan the downloads folder this often, so a publish is seen without a
-    /// `POST /api/updates/rescan`. `None`: only on request (a simulation
-    /// rescans when its timeline publishes).
+    /// `POST /api/updates/rescan`. `None`: only on request. A simulation
+    /// passes `None` and scans on its own timeline, on the runtime's thread
+    /// (`sim::events`): this task's scan runs on another thread, and what
+    /// the agents do meanwhile would depend on how long it takes.
     pub rescan_every: Option<Duration>,
     /// Write batched `last_seen` stamps this often (see `Core::flush`);
     /// `None`: only at shutdown.
