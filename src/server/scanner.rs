@@ -145,6 +145,56 @@ pub fn parse_channel(content: Option<&[u8]>) -> Channel {
     }
 }
 
+/// The version a build file name carries, in any name form: the text
+/// between the name's last `-` and `.exe`, in a name that starts with
+/// `gururmm-agent-`. So the exact form, a per-site build and a name the
+/// grammar refuses (`gururmm-agent-windows-amd64-beta-0.6.58.exe`) all carry
+/// 0.6.58. Promote and rollback find a version's sidecars by it (U9, U10).
+pub fn version_in_name(name: &str) -> Option<Version> {
+    let middle = name.strip_prefix(BUILD_PREFIX)?.strip_suffix(BUILD_SUFFIX)?;
+    middle.rsplit('-').next()?.parse().ok()
+}
+
+/// A `.channel` sidecar in the downloads folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sidecar {
+    /// The build file it belongs to (its name without `.channel`); the build
+    /// itself may be missing or skipped by the scan.
+    pub file: String,
+    /// What it says, read as the scan reads it.
+    pub channel: Channel,
+}
+
+/// Every `.channel` sidecar in `dir` whose build name carries `version`
+/// ([`version_in_name`]), whether or not its build is there and whether or
+/// not the scan takes that build; sorted by name. Hidden files and anything
+/// that is not a regular file are left out, as the scan leaves them out.
+pub fn sidecars_of(dir: &Path, version: Version) -> io::Result<Vec<Sidecar>> {
+    let mut sidecars = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(file) = name.strip_suffix(CHANNEL_SUFFIX) else {
+            continue;
+        };
+        if name.starts_with('.') || version_in_name(file) != Some(version) {
+            continue;
+        }
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let channel = parse_channel(Some(&fs::read(entry.path())?));
+        sidecars.push(Sidecar {
+            file: file.to_owned(),
+            channel,
+        });
+    }
+    sidecars.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(sidecars)
+}
+
 /// The companion file name of a build, e.g. `<file>.sha256`.
 pub fn companion(file: &str, suffix: &str) -> String {
     format!("{file}{suffix}")
@@ -321,6 +371,60 @@ mod tests {
         assert_eq!(read(&utf16), Channel::Stable);
         assert_eq!(read(&[b'b', b'e', b't', b'a', 0xff]), Channel::Stable);
         assert_eq!(parse_channel(None), Channel::Stable);
+    }
+
+    #[test]
+    fn every_name_form_carries_its_version() {
+        let v = |s: &str| Some(s.parse::<Version>().unwrap());
+        assert_eq!(version_in_name("gururmm-agent-windows-amd64-0.6.58.exe"), v("0.6.58"));
+        assert_eq!(
+            version_in_name("gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe"),
+            v("0.6.58")
+        );
+        assert_eq!(
+            version_in_name("gururmm-agent-Windows-amd64-beta-0.6.58.exe"),
+            v("0.6.58")
+        );
+        assert_eq!(version_in_name("gururmm-agent-0.6.58.exe"), v("0.6.58"));
+        for none in [
+            "gururmm-agent-windows-amd64-0.6.58.msi",
+            "agent-windows-amd64-0.6.58.exe",
+            "gururmm-agent-windows-amd64-0.6.exe",
+            "gururmm-agent-windows-amd64-0.6.58-rc1.exe",
+            "gururmm-agent-windows-amd64-00.6.58.exe",
+        ] {
+            assert_eq!(version_in_name(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn a_versions_sidecars_are_found_by_name_whatever_the_scan_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let offered = "gururmm-agent-windows-amd64-0.6.58.exe";
+        write_build(d, offered, Some(DIGEST), Some("beta\n"));
+        // No digest yet: the scan skips it.
+        let undigested = "gururmm-agent-linux-amd64-0.6.58.exe";
+        write_build(d, undigested, None, Some("beta\n"));
+        let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe";
+        write(d, &companion(site, CHANNEL_SUFFIX), "stable\n");
+        // Not of 0.6.58, not a sidecar, hidden, not a file: left out.
+        write(d, "gururmm-agent-windows-amd64-0.6.59.exe.channel", "beta");
+        write(d, "gururmm-agent-windows-amd64-0.6.580.exe.channel", "beta");
+        write(d, ".gururmm-agent-windows-amd64-0.6.58.exe.channel.tmp", "beta");
+        write(d, ".gururmm-agent-macos-arm64-0.6.58.exe.channel", "beta");
+        fs::create_dir(d.join("gururmm-agent-macos-amd64-0.6.58.exe.channel")).unwrap();
+
+        let found = sidecars_of(d, "0.6.58".parse().unwrap()).unwrap();
+        let found: Vec<_> = found.iter().map(|s| (s.file.as_str(), s.channel)).collect();
+        assert_eq!(
+            found,
+            [
+                (undigested, Channel::Beta),
+                (offered, Channel::Beta),
+                (site, Channel::Stable),
+            ]
+        );
     }
 
     #[test]
