@@ -133,13 +133,66 @@ pub fn parse_digest(content: &str) -> Result<String, SkipReason> {
     }
 }
 
-/// The channel a sidecar says: `beta` means beta; absent or anything else
-/// means stable (U6).
-pub fn parse_channel(content: Option<&str>) -> Channel {
-    match content.map(str::trim) {
+/// The channel a sidecar says (U6): `beta`, with surrounding whitespace
+/// trimmed, means beta; absent or anything else means stable: `Beta`,
+/// `BETA`, a byte-order mark before `beta`, bytes that are not UTF-8 (say,
+/// UTF-16). The source says only "absent or non-beta"; this reading of
+/// "beta" is this project's choice.
+pub fn parse_channel(content: Option<&[u8]>) -> Channel {
+    match content.and_then(|c| std::str::from_utf8(c).ok()).map(str::trim) {
         Some("beta") => Channel::Beta,
         _ => Channel::Stable,
     }
+}
+
+/// The version a build file name carries, in any name form: the text
+/// between the name's last `-` and `.exe`, in a name that starts with
+/// `gururmm-agent-`. So the exact form, a per-site build and a name the
+/// grammar refuses (`gururmm-agent-windows-amd64-beta-0.6.58.exe`) all carry
+/// 0.6.58. Promote and rollback find a version's sidecars by it (U9, U10).
+pub fn version_in_name(name: &str) -> Option<Version> {
+    let middle = name.strip_prefix(BUILD_PREFIX)?.strip_suffix(BUILD_SUFFIX)?;
+    middle.rsplit('-').next()?.parse().ok()
+}
+
+/// A `.channel` sidecar in the downloads folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sidecar {
+    /// The build file it belongs to (its name without `.channel`); the build
+    /// itself may be missing or skipped by the scan.
+    pub file: String,
+    /// What it says, read as the scan reads it.
+    pub channel: Channel,
+}
+
+/// Every `.channel` sidecar in `dir` whose build name carries `version`
+/// ([`version_in_name`]), whether or not its build is there and whether or
+/// not the scan takes that build; sorted by name. Hidden files and anything
+/// that is not a regular file are left out, as the scan leaves them out.
+pub fn sidecars_of(dir: &Path, version: Version) -> io::Result<Vec<Sidecar>> {
+    let mut sidecars = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some(file) = name.strip_suffix(CHANNEL_SUFFIX) else {
+            continue;
+        };
+        if name.starts_with('.') || version_in_name(file) != Some(version) {
+            continue;
+        }
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let channel = parse_channel(Some(&fs::read(entry.path())?));
+        sidecars.push(Sidecar {
+            file: file.to_owned(),
+            channel,
+        });
+    }
+    sidecars.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(sidecars)
 }
 
 /// The companion file name of a build, e.g. `<file>.sha256`.
@@ -213,7 +266,7 @@ fn read_build(dir: &Path, name: &str, names: &BTreeSet<String>) -> Result<Build,
     let sha256 = parse_digest(&fs::read_to_string(dir.join(&digest_name)).map_err(unreadable)?)?;
     let channel_name = companion(name, CHANNEL_SUFFIX);
     let channel = if names.contains(&channel_name) {
-        parse_channel(Some(&fs::read_to_string(dir.join(&channel_name)).map_err(unreadable)?))
+        parse_channel(Some(&fs::read(dir.join(&channel_name)).map_err(unreadable)?))
     } else {
         parse_channel(None)
     };
@@ -236,6 +289,17 @@ mod tests {
 
     fn write(dir: &Path, name: &str, content: &str) {
         fs::write(dir.join(name), content).unwrap();
+    }
+
+    /// A 5-byte build and the companions given (`None` leaves one out).
+    fn write_build(dir: &Path, name: &str, digest: Option<&str>, channel: Option<&str>) {
+        write(dir, name, "bytes");
+        if let Some(digest) = digest {
+            write(dir, &companion(name, DIGEST_SUFFIX), digest);
+        }
+        if let Some(channel) = channel {
+            write(dir, &companion(name, CHANNEL_SUFFIX), channel);
+        }
     }
 
     #[test]
@@ -282,10 +346,99 @@ mod tests {
         assert!(parse_digest("").is_err());
         assert!(parse_digest(&DIGEST[..63]).is_err());
         assert!(parse_digest(&format!("{}g", &DIGEST[..63])).is_err());
-        assert_eq!(parse_channel(Some("beta\n")), Channel::Beta);
-        assert_eq!(parse_channel(Some("BETA")), Channel::Stable);
-        assert_eq!(parse_channel(Some("stable")), Channel::Stable);
+    }
+
+    #[test]
+    fn a_sidecar_is_beta_only_when_it_says_beta_between_whitespace() {
+        let read = |content: &[u8]| parse_channel(Some(content));
+        for beta in ["beta", "beta\n", "beta\r\n", "  beta\t\n", "\n\nbeta"] {
+            assert_eq!(read(beta.as_bytes()), Channel::Beta, "{beta:?}");
+        }
+        for stable in [
+            "Beta",
+            "BETA",
+            "\u{feff}beta",
+            "stable",
+            "",
+            "beta beta",
+            "betas",
+            "# beta",
+        ] {
+            assert_eq!(read(stable.as_bytes()), Channel::Stable, "{stable:?}");
+        }
+        // UTF-16 (what some Windows tools write) is not UTF-8, so not `beta`.
+        let utf16: Vec<u8> = "\u{feff}beta".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(read(&utf16), Channel::Stable);
+        assert_eq!(read(&[b'b', b'e', b't', b'a', 0xff]), Channel::Stable);
         assert_eq!(parse_channel(None), Channel::Stable);
+    }
+
+    #[test]
+    fn every_name_form_carries_its_version() {
+        let v = |s: &str| Some(s.parse::<Version>().unwrap());
+        assert_eq!(version_in_name("gururmm-agent-windows-amd64-0.6.58.exe"), v("0.6.58"));
+        assert_eq!(
+            version_in_name("gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe"),
+            v("0.6.58")
+        );
+        assert_eq!(
+            version_in_name("gururmm-agent-Windows-amd64-beta-0.6.58.exe"),
+            v("0.6.58")
+        );
+        assert_eq!(version_in_name("gururmm-agent-0.6.58.exe"), v("0.6.58"));
+        for none in [
+            "gururmm-agent-windows-amd64-0.6.58.msi",
+            "agent-windows-amd64-0.6.58.exe",
+            "gururmm-agent-windows-amd64-0.6.exe",
+            "gururmm-agent-windows-amd64-0.6.58-rc1.exe",
+            "gururmm-agent-windows-amd64-00.6.58.exe",
+        ] {
+            assert_eq!(version_in_name(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn a_versions_sidecars_are_found_by_name_whatever_the_scan_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let offered = "gururmm-agent-windows-amd64-0.6.58.exe";
+        write_build(d, offered, Some(DIGEST), Some("beta\n"));
+        // No digest yet: the scan skips it.
+        let undigested = "gururmm-agent-linux-amd64-0.6.58.exe";
+        write_build(d, undigested, None, Some("beta\n"));
+        let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe";
+        write(d, &companion(site, CHANNEL_SUFFIX), "stable\n");
+        // Not of 0.6.58, not a sidecar, hidden, not a file: left out.
+        write(d, "gururmm-agent-windows-amd64-0.6.59.exe.channel", "beta");
+        write(d, "gururmm-agent-windows-amd64-0.6.580.exe.channel", "beta");
+        write(d, ".gururmm-agent-windows-amd64-0.6.58.exe.channel.tmp", "beta");
+        write(d, ".gururmm-agent-macos-arm64-0.6.58.exe.channel", "beta");
+        fs::create_dir(d.join("gururmm-agent-macos-amd64-0.6.58.exe.channel")).unwrap();
+
+        let found = sidecars_of(d, "0.6.58".parse().unwrap()).unwrap();
+        let found: Vec<_> = found.iter().map(|s| (s.file.as_str(), s.channel)).collect();
+        assert_eq!(
+            found,
+            [
+                (undigested, Channel::Beta),
+                (offered, Channel::Beta),
+                (site, Channel::Stable),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sidecar_that_is_not_utf8_reads_as_stable_and_its_build_is_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = "gururmm-agent-windows-amd64-0.6.58.exe";
+        write_build(d, file, Some(DIGEST), None);
+        let utf16: Vec<u8> = "\u{feff}beta\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        fs::write(d.join(companion(file, CHANNEL_SUFFIX)), utf16).unwrap();
+        let scan = scan_dir(d).unwrap();
+        assert!(scan.skipped.is_empty(), "{scan:?}");
+        let builds: Vec<_> = scan.builds.iter().map(|b| (b.file.as_str(), b.channel)).collect();
+        assert_eq!(builds, [(file, Channel::Stable)]);
     }
 
     #[test]
@@ -293,20 +446,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ok = "gururmm-agent-windows-amd64-0.6.58.exe";
-        write(d, ok, "bytes");
-        write(d, &companion(ok, DIGEST_SUFFIX), DIGEST);
-        write(d, &companion(ok, CHANNEL_SUFFIX), "beta");
+        write_build(d, ok, Some(DIGEST), Some("beta"));
         let stable = "gururmm-agent-windows-amd64-0.6.47.exe";
-        write(d, stable, "b");
-        write(d, &companion(stable, DIGEST_SUFFIX), DIGEST);
+        write_build(d, stable, Some(DIGEST), None);
         let nodigest = "gururmm-agent-windows-amd64-0.6.59.exe";
-        write(d, nodigest, "b");
+        write_build(d, nodigest, None, None);
         let baddigest = "gururmm-agent-linux-amd64-0.6.59.exe";
-        write(d, baddigest, "b");
-        write(d, &companion(baddigest, DIGEST_SUFFIX), "not-a-digest");
+        write_build(d, baddigest, Some("not-a-digest"), None);
         let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.60.exe";
-        write(d, site, "b");
-        write(d, &companion(site, DIGEST_SUFFIX), DIGEST);
+        write_build(d, site, Some(DIGEST), None);
         write(d, "README.txt", "hi");
         write(d, "gururmm-agent-windows-amd64-0.6.10.exe.sha256", DIGEST);
         write(d, ".gururmm-agent-windows-amd64-0.7.0.exe.tmp", "");

@@ -340,3 +340,112 @@ async fn u10_a_rollback_keeps_one_pending_update_per_agent() {
         .count();
     assert_eq!(pending, 1);
 }
+
+/// Files of 0.6.58 that the scan does not offer.
+struct Skipped {
+    /// The Windows build, whose `.sha256` was taken away.
+    windows: String,
+    /// What that `.sha256` held, to put back.
+    digest: String,
+    /// A per-site build (never offered, U6) with a `beta` sidecar.
+    site: String,
+}
+
+/// 0.6.57 stable on Windows; 0.6.58 beta on Windows and Linux, scanned, then
+/// the Windows one loses its `.sha256` and a per-site 0.6.58 lands, and the
+/// folder is scanned again: only Linux's 0.6.58 is offered.
+async fn with_a_skipped_build(server: &TestServer) -> Skipped {
+    server.publish("0.6.57", &win(), Channel::Stable).await;
+    let windows = server.publish("0.6.58", &win(), Channel::Beta).await.file;
+    server.publish("0.6.58", &linux(), Channel::Beta).await;
+    let dir = server.downloads();
+    let digest_path = dir.join(format!("{windows}.sha256"));
+    let digest = fs::read_to_string(&digest_path).unwrap();
+    fs::remove_file(digest_path).unwrap();
+    let site = "gururmm-agent-windows-amd64-site-3f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-0.6.58.exe".to_owned();
+    fs::write(dir.join(&site), b"per-site").unwrap();
+    fs::write(dir.join(format!("{site}.channel")), "beta\n").unwrap();
+    let scan = server.rescan().await;
+    let offered: Vec<_> = scan["builds"].as_array().unwrap().iter().map(|b| &b["file"]).collect();
+    let expected = [
+        build_file_name(&linux(), v("0.6.58")),
+        build_file_name(&win(), v("0.6.57")),
+    ];
+    assert_eq!(offered, expected.map(Value::from).iter().collect::<Vec<_>>());
+    Skipped { windows, digest, site }
+}
+
+fn put_digest(server: &TestServer, file: &str, digest: &str) {
+    fs::write(server.downloads().join(format!("{file}.sha256")), digest).unwrap();
+}
+
+/// A build of a scan's answer, by file name.
+fn scanned_build<'a>(scan: &'a Value, file: &str) -> &'a Value {
+    let builds = scan["builds"].as_array().unwrap();
+    builds
+        .iter()
+        .find(|b| b["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not offered: {scan}"))
+}
+
+#[tokio::test]
+async fn u09_promote_flips_sidecars_of_skipped_files() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let key = server.site("acme", "hq", None).await;
+    let Skipped { windows, digest, site } = with_a_skipped_build(&server).await;
+
+    let (s, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/promote", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["sidecars_flipped"],
+        json!([build_file_name(&linux(), v("0.6.58")), &windows, &site]),
+        "every sidecar of the version, offered or not"
+    );
+    assert_eq!(sidecar(&server, &win(), "0.6.58").as_deref(), Some("stable"));
+    let site_sidecar = fs::read_to_string(server.downloads().join(format!("{site}.channel"))).unwrap();
+    assert_eq!(site_sidecar.trim(), "stable", "per-site name form");
+
+    // The skipped build is completed: it lands stable, and stable agents get it.
+    let mut stable = server.agent(&key, "0.6.57").await;
+    assert_eq!(stable.heartbeat("0.6.57").await, None, "not offered while skipped");
+    put_digest(&server, &windows, &digest);
+    let scan = server.rescan().await;
+    let build = scanned_build(&scan, &windows);
+    assert_eq!(build["channel"], "stable", "{scan}");
+    assert_eq!(
+        update_version(&stable.heartbeat("0.6.57").await).as_deref(),
+        Some("0.6.58")
+    );
+}
+
+#[tokio::test]
+async fn u10_rollback_removes_sidecars_of_skipped_files() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let Skipped { windows, digest, site } = with_a_skipped_build(&server).await;
+
+    let (s, body) = server
+        .api()
+        .post("/api/updates/rollouts/0.6.58/rollback", json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["sidecars_removed"],
+        json!([build_file_name(&linux(), v("0.6.58")), &windows, &site])
+    );
+    assert_eq!(sidecar(&server, &win(), "0.6.58"), None);
+    assert_eq!(sidecar(&server, &linux(), "0.6.58"), None);
+    assert!(!server.downloads().join(format!("{site}.channel")).exists());
+
+    // Completed later, the build has no sidecar left: stable, and blocked.
+    put_digest(&server, &windows, &digest);
+    let scan = server.rescan().await;
+    let build = scanned_build(&scan, &windows);
+    assert_eq!(
+        (build["channel"].as_str(), build["blocked"].as_bool()),
+        (Some("stable"), Some(true)),
+        "{scan}"
+    );
+}

@@ -53,7 +53,8 @@ pub struct GateCheck {
 pub struct Promotion {
     /// The version promoted.
     pub version: Version,
-    /// Sidecars rewritten from beta to stable, on every platform.
+    /// The build files whose `.channel` was rewritten from beta to stable:
+    /// every platform, every name form, offered by the scan or not.
     pub sidecars_flipped: Vec<String>,
     /// The gate as evaluated.
     pub gate: GateCheck,
@@ -68,7 +69,8 @@ pub struct Promotion {
 pub struct Rollback {
     /// The version blocked.
     pub version: Version,
-    /// Sidecars removed.
+    /// The build files whose `.channel` was removed: every platform, every
+    /// name form, offered by the scan or not.
     pub sidecars_removed: Vec<String>,
     /// Pending updates to the version that were ended.
     pub updates_cancelled: usize,
@@ -279,9 +281,15 @@ impl Core {
         }
     }
 
-    /// U9: flips every `.channel` of `version` from beta to stable on every
-    /// platform and rescans. `scope` only narrows the gate and the rollout
-    /// rows; the gate must pass unless `force`.
+    /// U9: flips every `.channel` of `version` in the downloads folder from
+    /// beta to stable and rescans: every platform and every name form that
+    /// carries the version ([`scanner::sidecars_of`]), including builds the
+    /// last scan skipped, so one that is completed later (its `.sha256`
+    /// lands) is stable too. `scope` only narrows the gate and the rollout
+    /// rows; the gate must pass unless `force`. The version must be one the
+    /// last scan offers. Files first, then rows: a promote that fails half
+    /// way leaves beta sidecars and beta rows, and running it again finishes
+    /// it.
     pub fn promote(&mut self, version: Version, scope: Option<&Platform>, force: bool) -> Result<Promotion, CoreError> {
         if self.catalog.builds_of(version).next().is_none() {
             return Err(CoreError::not_found("version", version));
@@ -292,11 +300,10 @@ impl Core {
                 format!("{version} is blocked (rolled back)"),
             ));
         }
-        let beta_files: Vec<String> = self
-            .catalog
-            .builds_of(version)
-            .filter(|b| b.channel == Channel::Beta)
-            .map(|b| b.file.clone())
+        let beta_files: Vec<String> = scanner::sidecars_of(&self.config.downloads, version)?
+            .into_iter()
+            .filter(|s| s.channel == Channel::Beta)
+            .map(|s| s.file)
             .collect();
         let rows: Vec<RolloutRow> = self
             .rollouts
@@ -353,9 +360,11 @@ impl Core {
         })
     }
 
-    /// U10: blocks `version` for good, removes its sidecars, rescans, and
-    /// moves connected agents running it to their channel's latest now (the
-    /// rest move on their next heartbeat, U3).
+    /// U10: blocks `version` for good, removes every `.channel` of it in the
+    /// downloads folder (every platform and name form, as promote finds
+    /// them), rescans, and moves connected agents running it to their
+    /// channel's latest now (the rest move on their next heartbeat, U3). The
+    /// version must be one the last scan offers.
     pub fn rollback(&mut self, version: Version) -> Result<Rollback, CoreError> {
         if self.blocked_set.contains(&version) {
             return Err(CoreError::conflict(
@@ -366,6 +375,9 @@ impl Core {
         if self.catalog.builds_of(version).next().is_none() {
             return Err(CoreError::not_found("version", version));
         }
+        // Listed before anything changes, so a folder that cannot be read
+        // changes nothing.
+        let sidecars = scanner::sidecars_of(&self.config.downloads, version)?;
         let now = self.now();
         let mut changes = vec![Change::Blocked(BlockedRow {
             version,
@@ -399,11 +411,10 @@ impl Core {
         }
         self.write(changes)?;
 
-        let files: Vec<String> = self.catalog.builds_of(version).map(|b| b.file.clone()).collect();
         let mut sidecars_removed = Vec::new();
-        for file in files {
-            if publish::remove_sidecar(&self.config.downloads, &file)? {
-                sidecars_removed.push(file);
+        for sidecar in sidecars {
+            if publish::remove_sidecar(&self.config.downloads, &sidecar.file)? {
+                sidecars_removed.push(sidecar.file);
             }
         }
         self.rescan()?;
