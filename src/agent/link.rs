@@ -42,6 +42,11 @@ pub trait Connector: Clone + Send + Sync + 'static {
     fn connect(&self) -> impl Future<Output = io::Result<Self::Link>> + Send;
     /// Fetches a download URL's bytes.
     fn download(&self, url: &str) -> impl Future<Output = io::Result<Bytes>> + Send;
+    /// The SHA-256 of downloaded bytes, hex. A connector that hands every
+    /// agent the same buffer may remember it rather than hash it again.
+    fn sha256(&self, bytes: &Bytes) -> String {
+        crate::server::publish::sha256_hex(bytes)
+    }
 }
 
 /// A source of byte streams to the server.

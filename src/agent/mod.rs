@@ -31,7 +31,6 @@ use crate::protocol::{
     AgentId, AgentMessage, DeviceId, ErrorCode, Hello, Platform, ServerMessage, UpdateId, UpdateOffer, UpdateResult,
     Version,
 };
-use crate::server::publish::sha256_hex;
 
 /// How long things take for an agent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -600,7 +599,7 @@ impl<C: Connector> Agent<C> {
                 }
                 match self.connector.download(&offer.url).await {
                     Ok(bytes) => {
-                        let intact = bytes.len() as u64 == offer.size && sha256_hex(&bytes) == offer.sha256;
+                        let intact = bytes.len() as u64 == offer.size && self.connector.sha256(&bytes) == offer.sha256;
                         let transfer = self.bandwidth.start(bytes.len() as u64, self.spec.timing.bandwidth);
                         let due = (!transfer.moving()).then(|| self.clock.now().plus(self.spec.timing.download));
                         self.job = Some(Job {

@@ -198,6 +198,7 @@ fn draw_storm(area: &Area<'_>, report: &Report, axis: &Axis) -> Result<(), Box<d
         })
         .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
         .y_desc("downloads in progress")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     chart.configure_secondary_axes().y_desc("egress, Mbit/s").draw()?;

@@ -101,3 +101,21 @@ fn bad_build_rollback_blocks_the_build_and_moves_everyone_back() {
     assert_eq!(r.final_versions.get(&bad), None, "nobody runs the rolled-back build");
     assert!(r.server.failures > 0);
 }
+
+#[test]
+fn download_storm_saturates_the_egress_for_n_s_over_e() {
+    // The whole fleet: its expectation is the floor for 1,000 machines.
+    let plan = load("download-storm");
+    let n = plan.fleet_size() as f64;
+    let r = run_on(&plan, rmmsim::sim::TransportKind::Direct);
+    assert_passed(&r);
+    let build = r.builds.iter().find(|b| b.version == Version::new(2, 4, 1)).unwrap();
+    let size = plan.builds.iter().find(|b| b.version == build.version).unwrap().size as f64;
+    let egress = plan.egress.unwrap();
+    let floor = n * size / egress;
+    let t100 = build.convergence[0].figures.t100_s.unwrap();
+    assert!(t100 >= floor, "t100 {t100} s below N·S/E = {floor} s");
+    // The link ran full for the whole N·S/E, to the millisecond.
+    assert!((r.downloads.saturated_s - floor).abs() < 0.01, "{:?}", r.downloads);
+    assert_eq!(r.downloads.bytes_served as f64, n * size);
+}
