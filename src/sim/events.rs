@@ -129,9 +129,13 @@ impl<'a> Timeline<'a> {
     /// Runs the periodic scan that is due, on this thread, as the timeline's
     /// other admin actions: nothing else runs, and the clock stands still,
     /// until it is applied.
-    pub fn scan(&mut self, server: &AppState) -> anyhow::Result<()> {
+    /// While the server is down there is nothing to scan; it scans as it
+    /// starts again.
+    pub fn scan(&mut self, server: Option<&AppState>) -> anyhow::Result<()> {
         self.scans.due = None;
-        server.core().rescan()?;
+        if let Some(server) = server {
+            server.core().rescan()?;
+        }
         Ok(())
     }
 

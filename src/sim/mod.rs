@@ -252,9 +252,7 @@ async fn drive(
             }
             (_, _, Some(scan)) if before_event(scan) => {
                 tokio::time::sleep_until(scan).await;
-                if let Some(r) = &running {
-                    timeline.scan(&r.state)?;
-                }
+                timeline.scan(running.as_ref().map(|r| &r.state))?;
             }
             (Some(at), _, _) => {
                 tokio::time::sleep_until(at).await;

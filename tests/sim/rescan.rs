@@ -179,3 +179,38 @@ fn a_promote_rescans_at_once_whatever_the_period() {
     let t100 = stable.figures.t100_s.unwrap();
     assert!(t100 <= 60.0, "t100 = {t100}: the promote's own scan made it visible");
 }
+
+#[test]
+fn a_publish_while_the_server_is_down_is_seen_when_it_starts_again() {
+    // 1.0.1 lands at 59m 50s, due to be seen by the scan at 1h 0s, but
+    // the server stops at 59m 55s for 15 minutes, and another event comes
+    // before it is back: the scan that was due finds no server (and the
+    // simulation goes on), and the server's own scan as it starts sees the
+    // build.
+    let mut plan = plan();
+    plan.expects.clear();
+    let event = |secs: u64, action| EventPlan {
+        at: Duration::from_secs(secs),
+        action,
+    };
+    plan.events = vec![
+        event(0, Action::Publish(Version::new(1, 0, 0))),
+        event(
+            3590,
+            Action::ServerRestart {
+                down: Duration::from_secs(15 * 60),
+            },
+        ),
+        event(3600, Action::Publish(NEW)),
+        event(
+            3700,
+            Action::SetChannel {
+                target: rmmsim::scenario::Target::All,
+                channel: Some(Channel::Beta),
+            },
+        ),
+    ];
+    let r = run(&plan);
+    assert_passed(&r);
+    assert_eq!(r.final_versions.get(&NEW), Some(&100), "{:?}", r.timeline);
+}
