@@ -8,6 +8,7 @@ mod common;
 mod convergence;
 mod determinism;
 mod files;
+mod off_channel;
 mod properties;
 mod scenarios;
 mod timeline;
