@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use super::analysis::{self, StrandReason};
 use super::convergence::{Convergence, converge};
+use super::offered::OffReason;
 use super::recorder::{AgentCounters, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
@@ -45,6 +46,9 @@ pub struct Report {
     pub stranded: Vec<Stranded>,
     /// Stranded machines per reason.
     pub stranded_by_reason: BTreeMap<String, usize>,
+    /// Machines running a build their channel does not offer them, at the end.
+    #[serde(default)]
+    pub off_channel: Vec<OffChannel>,
     /// Agent rows, simulator's and server's view.
     pub rows: Rows,
     /// How far stable trailed beta.
@@ -174,6 +178,27 @@ pub struct Stranded {
     pub detail: String,
 }
 
+/// A machine running a build its channel would not offer it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffChannel {
+    /// Hostname.
+    pub hostname: String,
+    /// Machine uuid.
+    pub machine: String,
+    /// Fleet entry.
+    pub group: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// The build it runs.
+    pub build: Version,
+    /// Its channel.
+    pub channel: Channel,
+    /// A beta build on stable, or a rolled-back build.
+    pub reason: OffReason,
+    /// Since when, seconds from the start.
+    pub since_s: f64,
+}
+
 /// Row counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {
@@ -211,10 +236,30 @@ pub struct Orphan {
     pub now_as: String,
 }
 
-/// How far stable trailed beta.
+/// How far stable trailed beta: on the worst platform, and per platform.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StableLag {
-    /// Most builds stable was behind at any sample.
+    /// Most builds stable was behind at any time, on any platform.
+    pub max_builds: usize,
+    /// Longest it trailed on any platform, seconds.
+    pub max_s: f64,
+    /// Builds behind at the end, on the worst platform.
+    pub at_end_builds: usize,
+    /// How long it had trailed at the end on the worst platform, seconds.
+    pub at_end_s: f64,
+    /// Builds behind at each sample, on the worst platform then.
+    pub builds: Vec<usize>,
+    /// The same figures for each platform that has a build.
+    #[serde(default)]
+    pub platforms: Vec<PlatformLag>,
+}
+
+/// How far stable trailed beta on one platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformLag {
+    /// The platform.
+    pub platform: Platform,
+    /// Most builds stable was behind at any time.
     pub max_builds: usize,
     /// Longest it trailed, seconds.
     pub max_s: f64,
@@ -222,8 +267,6 @@ pub struct StableLag {
     pub at_end_builds: usize,
     /// How long it had trailed at the end, seconds.
     pub at_end_s: f64,
-    /// Builds behind at each sample.
-    pub builds: Vec<usize>,
 }
 
 /// Shares of machines per version over time.
@@ -305,6 +348,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
     let curve = analysis::curve(machines, plan.sample_every, plan.duration);
     let builds = build_reports(plan, o);
     let stranded = analysis::stranded(plan, o);
+    let off_channel = analysis::off_channel(plan, o);
     let (rows, lost) = analysis::rows(o);
     let stable_lag = analysis::stable_lag(plan, o, &curve);
     let end = plan.duration;
@@ -352,6 +396,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         machines: machine_ends,
         stranded,
         stranded_by_reason,
+        off_channel,
         rows,
         stable_lag,
         server: o.counters,
@@ -402,6 +447,12 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
             Counter::UpdateFailures => r.server.failures,
             Counter::UpdateSuccesses => r.server.successes,
         } as f64),
+        Metric::OffChannel { version, channel } => Some(
+            r.off_channel
+                .iter()
+                .filter(|m| version.is_none_or(|v| v == m.build) && channel.is_none_or(|c| c == m.channel))
+                .count() as f64,
+        ),
         Metric::StableLagBuilds { at } => Some(match at {
             Some(t) => analysis::stable_lag_at(plan, o, *t).0 as f64,
             None => r.stable_lag.max_builds as f64,
@@ -440,6 +491,94 @@ impl Report {
             .map(|(v, n)| format!("{v}: {n}"))
             .collect();
         finals.join(", ")
+    }
+}
+
+/// What "off channel" means, for the heading of the list.
+pub const OFF_CHANNEL_MEANS: &str = "Machines running a build their channel does not offer them: a beta build \
+                                     never promoted on a machine on stable, or a rolled-back build.";
+
+/// `1 build`, `3 builds`.
+pub(super) fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// Sentences of the report for people, built once for every form of it.
+impl Report {
+    /// How far stable trailed beta, and on which platform when there are several.
+    pub fn stable_lag_line(&self) -> String {
+        let lag = &self.stable_lag;
+        let mut line = format!(
+            "Stable trailed beta by up to {}, for up to {}; at the end by {}",
+            plural(lag.max_builds, "build"),
+            crate::clock::short(Duration::from_secs_f64(lag.max_s.max(0.0))),
+            plural(lag.at_end_builds, "build")
+        );
+        if lag.platforms.len() > 1 {
+            let each: Vec<String> = lag
+                .platforms
+                .iter()
+                .map(|p| format!("{} up to {}, {} at the end", p.platform, p.max_builds, p.at_end_builds))
+                .collect();
+            line += &format!(" ({})", each.join("; "));
+        }
+        line + "."
+    }
+
+    /// Who runs a build their channel does not offer them at the end.
+    pub fn off_channel_line(&self) -> String {
+        if self.off_channel.is_empty() {
+            return "No machine runs a build its channel does not offer.".into();
+        }
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in &self.off_channel {
+            *by.entry(m.reason.as_str()).or_default() += 1;
+        }
+        let by: Vec<String> = by.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!(
+            "Off channel at the end: {} ({}) running a build their channel does not offer.",
+            plural(self.off_channel.len(), "machine"),
+            by.join(", ")
+        )
+    }
+
+    /// What the server did with the beta builds never promoted, and who
+    /// runs one on stable all the same.
+    pub fn never_promoted_lines(&self) -> Vec<String> {
+        let never: Vec<&BuildReport> = self
+            .builds
+            .iter()
+            .filter(|b| b.published_s.is_some() && b.promoted_s.is_none() && b.published_as == Channel::Beta)
+            .collect();
+        if never.is_empty() {
+            return Vec::new();
+        }
+        let versions: Vec<String> = never.iter().map(|b| b.version.to_string()).collect();
+        let mut lines = vec![format!(
+            "Never promoted, so no heartbeat offered them to a machine while it was on stable: {}.",
+            versions.join(", ")
+        )];
+        for b in never {
+            let n = self
+                .off_channel
+                .iter()
+                .filter(|m| m.build == b.version && m.channel == Channel::Stable)
+                .count();
+            if n > 0 {
+                lines.push(format!(
+                    "Yet {} on stable at the end {} {} (listed under Off channel): each took it by an offer made \
+                     while it was on beta, or by a manual update, and nothing moves a machine back down to its channel.",
+                    plural(n, "machine"),
+                    if n == 1 { "runs" } else { "run" },
+                    b.version
+                ));
+            }
+        }
+        lines
     }
 }
 

@@ -11,5 +11,6 @@ mod files;
 mod off_channel;
 mod properties;
 mod scenarios;
+mod stable_lag;
 mod timeline;
 mod transports;
