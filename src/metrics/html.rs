@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use quick_xml::escape::escape;
 
-use super::report::{OFF_CHANNEL_MEANS, Report};
+use super::report::Report;
+use super::sentences::OFF_CHANNEL_MEANS;
 use super::svg::convergence_svg;
 use crate::clock::short;
 

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::report::{OFF_CHANNEL_MEANS, Report};
+use super::report::Report;
+use super::sentences::OFF_CHANNEL_MEANS;
 use crate::clock::Timestamp;
 
 /// Rows of long lists shown before "and N more".

@@ -9,6 +9,7 @@ mod markdown;
 mod offered;
 mod recorder;
 mod report;
+mod sentences;
 mod svg;
 
 use std::collections::BTreeMap;
