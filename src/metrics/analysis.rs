@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
+use super::offered::Offered;
 use super::recorder::MachineTrack;
-use super::report::{Curve, Orphan, RowCounts, Rows, StableLag, Stranded};
+use super::report::{Curve, OffChannel, Orphan, PlatformLag, RowCounts, Rows, StableLag, Stranded};
 use crate::protocol::{Channel, Version};
 use crate::scenario::Plan;
 use crate::server::rules;
@@ -137,75 +138,60 @@ pub fn fraction_on(
     pop.iter().filter(|m| m.version_at(t) == version).count() as f64 / pop.len() as f64
 }
 
-/// The stable/beta gap at `t`, from what was published, promoted and rolled
-/// back by then: builds newer than stable's newest, and for how long stable
-/// has trailed (since the oldest of them landed).
+/// The stable/beta gap at `t` on the worst platform: builds on offer newer
+/// than stable's newest, and for how long stable has trailed (since the
+/// oldest of them landed); each the largest over platforms.
 pub fn stable_lag_at(plan: &Plan, o: &Outcome, t: Duration) -> (usize, Duration) {
-    lag_at(plan, o, t, false)
+    worst_lag(&Offered::new(plan, o), t)
 }
 
-/// [`stable_lag_at`]; with `before`, publishes, promotes and rollbacks at
-/// exactly `t` have not happened yet: the lag just before them.
-fn lag_at(plan: &Plan, o: &Outcome, t: Duration, before: bool) -> (usize, Duration) {
-    let happened = |at: Duration| if before { at < t } else { at <= t };
-    let live = |v: &Version| o.rolled_back.get(v).is_none_or(|&r| !happened(r));
-    let published: Vec<(Version, Duration)> = o
-        .published
+fn worst_lag(offered: &Offered, t: Duration) -> (usize, Duration) {
+    offered
+        .platforms()
         .iter()
-        .filter(|(v, at)| happened(**at) && live(v))
-        .map(|(v, at)| (*v, *at))
-        .collect();
-    let stable_at_publish = |v: &Version| {
-        plan.builds
-            .iter()
-            .any(|b| b.version == *v && b.channel == Channel::Stable)
-    };
-    let stable = published
-        .iter()
-        .filter(|(v, _)| stable_at_publish(v) || o.promoted.get(v).is_some_and(|&p| happened(p)))
-        .map(|(v, _)| *v)
-        .max();
-    let behind: Vec<&(Version, Duration)> = published
-        .iter()
-        .filter(|(v, _)| stable.is_none_or(|s| *v > s))
-        .collect();
-    let since = behind
-        .iter()
-        .map(|(_, at)| *at)
-        .min()
-        .map_or(Duration::ZERO, |first| t.saturating_sub(first));
-    (behind.len(), since)
+        .map(|p| offered.lag(p, t, false))
+        .fold((0, Duration::ZERO), |(b, s), (b2, s2)| (b.max(b2), s.max(s2)))
 }
 
-/// The stable lag at every sample and at the end, and its largest value over
-/// the run. That one is exact: the lag only changes at a publish, promote or
-/// rollback and grows in between, so its largest values are just before
-/// each of those and at the end.
+/// The stable lag per platform, at the end and at its largest over the
+/// run, and the worst platform's at every sample and overall. The largest
+/// is exact: the lag only changes at a publish, promote or rollback and
+/// grows in between, so its largest values are just before each of those
+/// and at the end.
 pub fn stable_lag(plan: &Plan, o: &Outcome, curve: &Curve) -> StableLag {
-    let mut lag = StableLag {
+    let offered = Offered::new(plan, o);
+    let end = plan.duration;
+    let changes = offered.changes();
+    let platforms: Vec<PlatformLag> = offered
+        .platforms()
+        .into_iter()
+        .map(|platform| {
+            let at_end = offered.lag(&platform, end, false);
+            let before_each = changes.range(..=end).map(|&t| offered.lag(&platform, t, true));
+            let (max_builds, max_s) = before_each
+                .chain([at_end])
+                .fold((0, Duration::ZERO), |(b, s), (b2, s2)| (b.max(b2), s.max(s2)));
+            PlatformLag {
+                platform,
+                max_builds,
+                max_s: max_s.as_secs_f64(),
+                at_end_builds: at_end.0,
+                at_end_s: at_end.1.as_secs_f64(),
+            }
+        })
+        .collect();
+    StableLag {
+        max_builds: platforms.iter().map(|p| p.max_builds).max().unwrap_or(0),
+        max_s: platforms.iter().map(|p| p.max_s).fold(0.0, f64::max),
+        at_end_builds: platforms.iter().map(|p| p.at_end_builds).max().unwrap_or(0),
+        at_end_s: platforms.iter().map(|p| p.at_end_s).fold(0.0, f64::max),
         builds: curve
             .times_s
             .iter()
-            .map(|&t| stable_lag_at(plan, o, Duration::from_secs_f64(t)).0)
+            .map(|&t| worst_lag(&offered, Duration::from_secs_f64(t)).0)
             .collect(),
-        ..StableLag::default()
-    };
-    let end = stable_lag_at(plan, o, plan.duration);
-    let changes = o
-        .published
-        .values()
-        .chain(o.promoted.values())
-        .chain(o.rolled_back.values());
-    let before_each = changes
-        .filter(|&&t| t <= plan.duration)
-        .map(|&t| lag_at(plan, o, t, true));
-    for (builds, since) in before_each.chain([end]) {
-        lag.max_builds = lag.max_builds.max(builds);
-        lag.max_s = lag.max_s.max(since.as_secs_f64());
+        platforms,
     }
-    lag.at_end_builds = end.0;
-    lag.at_end_s = end.1.as_secs_f64();
-    lag
 }
 
 /// Machines behind the newest allowed build for their platform at the end,
@@ -213,13 +199,13 @@ pub fn stable_lag(plan: &Plan, o: &Outcome, curve: &Curve) -> StableLag {
 pub fn stranded(plan: &Plan, o: &Outcome) -> Vec<Stranded> {
     let end = plan.duration;
     let blocked: BTreeSet<Version> = o.blocked.iter().copied().collect();
-    let builds: &[Build] = &o.catalog.scan().builds;
+    let builds: Vec<Build> = Offered::new(plan, o).at(end);
     let mut out = Vec::new();
     for m in &o.recorder.machines {
         let version = m.version_at(end);
         let channel = m.channel_at(end);
-        let newest = rules::latest(builds, &m.platform, Channel::Beta, &blocked).map(|b| b.version);
-        let target = rules::latest(builds, &m.platform, channel, &blocked).map(|b| b.version);
+        let newest = rules::latest(&builds, &m.platform, Channel::Beta, &blocked).map(|b| b.version);
+        let target = rules::latest(&builds, &m.platform, channel, &blocked).map(|b| b.version);
         let Some(newest) = newest else { continue };
         if version >= newest && !blocked.contains(&version) {
             continue;
@@ -258,6 +244,44 @@ pub fn stranded(plan: &Plan, o: &Outcome) -> Vec<Stranded> {
             target,
             reason,
             detail,
+        });
+    }
+    out
+}
+
+/// Machines that at the end run a build their channel would not offer them
+/// (a beta build on a machine on stable, or a rolled-back build), each with
+/// when that started: the last time before the end it was not so.
+pub fn off_channel(plan: &Plan, o: &Outcome) -> Vec<OffChannel> {
+    let end = plan.duration;
+    let offered = Offered::new(plan, o);
+    let off_at = |m: &MachineTrack, t: Duration| offered.off_channel(m.version_at(t), &m.platform, m.channel_at(t), t);
+    let changes = offered.changes();
+    let mut out = Vec::new();
+    for m in &o.recorder.machines {
+        let Some(reason) = off_at(m, end) else { continue };
+        // The answer changes only when the machine's version or channel
+        // does, or a build lands, is promoted or rolled back.
+        let mut times: BTreeSet<Duration> = changes.range(..=end).copied().collect();
+        times.extend(m.versions.iter().map(|c| c.0).filter(|&t| t <= end));
+        times.extend(m.channels.iter().map(|c| c.0).filter(|&t| t <= end));
+        times.insert(Duration::ZERO);
+        let since = times
+            .iter()
+            .rev()
+            .take_while(|&&t| off_at(m, t).is_some())
+            .last()
+            .copied()
+            .unwrap_or(end);
+        out.push(OffChannel {
+            hostname: m.hostname.clone(),
+            machine: m.machine.to_string(),
+            group: plan.groups[m.group].name.clone(),
+            platform: m.platform.clone(),
+            build: m.version_at(end),
+            channel: m.channel_at(end),
+            reason,
+            since_s: since.as_secs_f64(),
         });
     }
     out

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quick_xml::escape::escape;
 
 use super::report::Report;
+use super::sentences::OFF_CHANNEL_MEANS;
 use super::svg::convergence_svg;
 use crate::clock::short;
 
@@ -69,12 +70,8 @@ pub fn html(r: &Report) -> String {
     h.push_str("<h2>In short</h2><ul>");
     let _ = write!(h, "<li>At the end: {}.</li>", e(&r.final_versions_line()));
     let _ = write!(h, "<li>Stranded machines: {}.</li>", r.stranded.len());
-    let _ = write!(
-        h,
-        "<li>Stable trailed beta by up to {} builds, for up to {}.</li>",
-        r.stable_lag.max_builds,
-        dur(Some(r.stable_lag.max_s))
-    );
+    let _ = write!(h, "<li>{}</li>", e(&r.stable_lag_line()));
+    let _ = write!(h, "<li>{}</li>", e(&r.off_channel_line()));
     let _ = write!(
         h,
         "<li>Agent rows: {} in the server's store, {} orphaned (the simulator counts {} and {}).</li>",
@@ -141,6 +138,9 @@ pub fn html(r: &Report) -> String {
         &["build", "channel", "from", "machines", "t50", "t90", "t99", "t100"],
         rows,
     );
+    for line in r.never_promoted_lines() {
+        let _ = write!(h, "<p>{}</p>", e(&line));
+    }
     if !r.stranded.is_empty() {
         h.push_str("<h2>Stranded at the end</h2>");
         let rows = r.stranded.iter().map(|s| {
@@ -158,6 +158,24 @@ pub fn html(r: &Report) -> String {
             &["machine", "site", "runs", "channel", "reason", "detail"],
             rows,
         );
+    }
+    if !r.off_channel.is_empty() {
+        let _ = write!(h, "<h2>Off channel at the end</h2><p>{}</p>", e(OFF_CHANNEL_MEANS));
+        let rows = r.off_channel.iter().map(|m| {
+            vec![
+                e(&m.hostname),
+                e(&m.group),
+                m.build.to_string(),
+                m.channel.to_string(),
+                m.reason.as_str().to_owned(),
+                format!(
+                    "{} ({})",
+                    dur(Some(m.since_s)),
+                    r.scenario.start.plus(Duration::from_secs_f64(m.since_s))
+                ),
+            ]
+        });
+        table(&mut h, &["machine", "group", "runs", "channel", "why", "since"], rows);
     }
     if !r.rows.orphans.is_empty() {
         h.push_str("<h2>Orphaned rows</h2>");

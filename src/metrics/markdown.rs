@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::report::Report;
+use super::sentences::OFF_CHANNEL_MEANS;
 use crate::clock::Timestamp;
 
 /// Rows of long lists shown before "and N more".
@@ -24,11 +25,10 @@ fn date(start: Timestamp, s: f64) -> String {
     t.get(..16).map_or(t.clone(), |d| d.replace('T', " "))
 }
 
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
+/// Says how many rows of a long list were left out.
+fn and_more(md: &mut String, total: usize) {
+    if total > LIST_LIMIT {
+        let _ = writeln!(md, "\n…and {} more (all in report.json).", total - LIST_LIMIT);
     }
 }
 
@@ -71,14 +71,8 @@ fn summary(md: &mut String, r: &Report) {
         format!("{} machines stranded ({})", r.stranded.len(), by.join(", "))
     };
     let _ = writeln!(md, "- {}.", stranded[..1].to_uppercase() + &stranded[1..]);
-    let lag = &r.stable_lag;
-    let _ = writeln!(
-        md,
-        "- Stable trailed beta by up to {}, for up to {}; at the end by {}.",
-        plural(lag.max_builds, "build"),
-        dur(lag.max_s),
-        plural(lag.at_end_builds, "build")
-    );
+    let _ = writeln!(md, "- {}", r.stable_lag_line());
+    let _ = writeln!(md, "- {}", r.off_channel_line());
     let rows = &r.rows;
     let _ = writeln!(
         md,
@@ -178,18 +172,8 @@ fn convergence(md: &mut String, r: &Report) {
             );
         }
     }
-    let never: Vec<String> = r
-        .builds
-        .iter()
-        .filter(|b| b.published_s.is_some() && b.promoted_s.is_none() && b.published_as.as_str() == "beta")
-        .map(|b| b.version.to_string())
-        .collect();
-    if !never.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nNever promoted, so never offered to stable machines: {}.",
-            never.join(", ")
-        );
+    for line in r.never_promoted_lines() {
+        let _ = writeln!(md, "\n{line}");
     }
     let _ = writeln!(md);
 }
@@ -212,13 +196,28 @@ fn end_state(md: &mut String, r: &Report) {
                 s.detail
             );
         }
-        if r.stranded.len() > LIST_LIMIT {
+        and_more(md, r.stranded.len());
+        let _ = writeln!(md);
+    }
+    if !r.off_channel.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Off channel at the end\n\n{OFF_CHANNEL_MEANS}\n\n| machine | group | runs | channel | why | since |\n|---|---|---|---|---|---|"
+        );
+        for m in r.off_channel.iter().take(LIST_LIMIT) {
             let _ = writeln!(
                 md,
-                "\n…and {} more (all in report.json).",
-                r.stranded.len() - LIST_LIMIT
+                "| {} | {} | {} | {} | {} | {} ({}) |",
+                m.hostname,
+                m.group,
+                m.build,
+                m.channel,
+                m.reason.as_str(),
+                dur(m.since_s),
+                date(r.scenario.start, m.since_s)
             );
         }
+        and_more(md, r.off_channel.len());
         let _ = writeln!(md);
     }
     if !r.rows.orphans.is_empty() {
@@ -230,13 +229,7 @@ fn end_state(md: &mut String, r: &Report) {
             let shows = o.version.map_or_else(|| "—".to_owned(), |v| v.to_string());
             let _ = writeln!(md, "| {} | {} | {shows} | {} |", o.hostname, o.device_id, o.now_as);
         }
-        if r.rows.orphans.len() > LIST_LIMIT {
-            let _ = writeln!(
-                md,
-                "\n…and {} more (all in report.json).",
-                r.rows.orphans.len() - LIST_LIMIT
-            );
-        }
+        and_more(md, r.rows.orphans.len());
         let _ = writeln!(md);
     }
 }

@@ -6,8 +6,10 @@ mod compare;
 mod convergence;
 mod html;
 mod markdown;
+mod offered;
 mod recorder;
 mod report;
+mod sentences;
 mod svg;
 
 use std::collections::BTreeMap;
@@ -18,10 +20,11 @@ pub use compare::{compare_markdown, compare_svg};
 pub use convergence::{Convergence, converge};
 pub use html::html;
 pub use markdown::markdown;
+pub use offered::OffReason;
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
-    BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, Orphan, Report, RowCounts, Rows,
-    StableLag, Stranded, Wall, build_report,
+    BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,
+    Report, RowCounts, Rows, StableLag, Stranded, Wall, build_report,
 };
 pub use svg::convergence_svg;
 

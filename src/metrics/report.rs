@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use super::analysis::{self, StrandReason};
 use super::convergence::{Convergence, converge};
+use super::offered::OffReason;
 use super::recorder::{AgentCounters, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
@@ -45,6 +46,9 @@ pub struct Report {
     pub stranded: Vec<Stranded>,
     /// Stranded machines per reason.
     pub stranded_by_reason: BTreeMap<String, usize>,
+    /// Machines running a build their channel does not offer them, at the end.
+    #[serde(default)]
+    pub off_channel: Vec<OffChannel>,
     /// Agent rows, simulator's and server's view.
     pub rows: Rows,
     /// How far stable trailed beta.
@@ -177,6 +181,27 @@ pub struct Stranded {
     pub detail: String,
 }
 
+/// A machine running a build its channel would not offer it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffChannel {
+    /// Hostname.
+    pub hostname: String,
+    /// Machine uuid.
+    pub machine: String,
+    /// Fleet entry.
+    pub group: String,
+    /// Its platform.
+    pub platform: Platform,
+    /// The build it runs.
+    pub build: Version,
+    /// Its channel.
+    pub channel: Channel,
+    /// A beta build on stable, or a rolled-back build.
+    pub reason: OffReason,
+    /// Since when, seconds from the start.
+    pub since_s: f64,
+}
+
 /// Row counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {
@@ -214,10 +239,30 @@ pub struct Orphan {
     pub now_as: String,
 }
 
-/// How far stable trailed beta.
+/// How far stable trailed beta: on the worst platform, and per platform.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StableLag {
-    /// Most builds stable was behind at any sample.
+    /// Most builds stable was behind at any time, on any platform.
+    pub max_builds: usize,
+    /// Longest it trailed on any platform, seconds.
+    pub max_s: f64,
+    /// Builds behind at the end, on the worst platform.
+    pub at_end_builds: usize,
+    /// How long it had trailed at the end on the worst platform, seconds.
+    pub at_end_s: f64,
+    /// Builds behind at each sample, on the worst platform then.
+    pub builds: Vec<usize>,
+    /// The same figures for each platform that has a build.
+    #[serde(default)]
+    pub platforms: Vec<PlatformLag>,
+}
+
+/// How far stable trailed beta on one platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformLag {
+    /// The platform.
+    pub platform: Platform,
+    /// Most builds stable was behind at any time.
     pub max_builds: usize,
     /// Longest it trailed, seconds.
     pub max_s: f64,
@@ -225,8 +270,6 @@ pub struct StableLag {
     pub at_end_builds: usize,
     /// How long it had trailed at the end, seconds.
     pub at_end_s: f64,
-    /// Builds behind at each sample.
-    pub builds: Vec<usize>,
 }
 
 /// Shares of machines per version over time.
@@ -343,6 +386,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
     };
     let builds = build_reports(plan, o);
     let stranded = analysis::stranded(plan, o);
+    let off_channel = analysis::off_channel(plan, o);
     let (rows, lost) = analysis::rows(o);
     let stable_lag = analysis::stable_lag(plan, o, &curve);
     let end = plan.duration;
@@ -390,6 +434,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         machines: machine_ends,
         stranded,
         stranded_by_reason,
+        off_channel,
         rows,
         stable_lag,
         server: o.counters,
@@ -441,6 +486,12 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
             Counter::UpdateFailures => r.server.failures,
             Counter::UpdateSuccesses => r.server.successes,
         } as f64),
+        Metric::OffChannel { version, channel } => Some(
+            r.off_channel
+                .iter()
+                .filter(|m| version.is_none_or(|v| v == m.build) && channel.is_none_or(|c| c == m.channel))
+                .count() as f64,
+        ),
         Metric::StableLagBuilds { at } => Some(match at {
             Some(t) => analysis::stable_lag_at(plan, o, *t).0 as f64,
             None => r.stable_lag.max_builds as f64,

@@ -253,6 +253,14 @@ pub enum Metric {
     AgentRows,
     /// A server counter over the whole run.
     Counter(Counter),
+    /// Machines running a build their channel does not offer them at the
+    /// end (a beta build on stable, a rolled-back build).
+    OffChannel {
+        /// Only machines running this build.
+        version: Option<Version>,
+        /// Only machines on this channel.
+        channel: Option<Channel>,
+    },
     /// Builds stable trails beta by, at `at` (the worst over the run when `None`).
     StableLagBuilds {
         /// When.

@@ -145,45 +145,6 @@ async fn u04_an_update_not_applied_is_sent_again_until_it_ends() {
 }
 
 #[tokio::test]
-async fn u04_redispatch_is_logged() {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // The test runtime is single-threaded, so the server logs on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let server = TestServer::start().await;
-    let key = server.site("acme", "hq", None).await;
-    server.publish("0.6.48", &win(), Channel::Stable).await;
-    let mut agent = server.agent(&key, "0.6.47").await;
-    agent.heartbeat("0.6.47").await.unwrap();
-    let logged = || String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-    assert!(!logged().contains("[RE-DISPATCH]"), "no re-dispatch on the first send");
-    agent.heartbeat("0.6.47").await.unwrap();
-    let text = logged();
-    let line = text
-        .lines()
-        .find(|l| l.contains("[RE-DISPATCH]"))
-        .expect("a [RE-DISPATCH] line");
-    assert!(line.contains("to 0.6.48"), "{line}");
-}
-
-#[tokio::test]
 async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
     let server = TestServer::start().await;
     let key = server.site("acme", "hq", None).await;

@@ -449,3 +449,88 @@ async fn u10_rollback_removes_sidecars_of_skipped_files() {
         "{scan}"
     );
 }
+
+/// Moves an agent row to `channel` (`null`: inherit) through the API.
+async fn set_agent_channel(server: &TestServer, agent: &WsAgent, channel: Value) {
+    let path = format!("/api/agents/{}/channel", agent.id);
+    let (s, body) = server.api().put(&path, json!({ "channel": channel })).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+/// A stable agent offered a beta build during a short spell on beta: the
+/// server supersedes the update once the agent is stable again, but the
+/// agent was already downloading it and installs it.
+async fn superseded_beta_offer(server: &TestServer) -> (SiteKey, WsAgent, rmmsim::protocol::UpdateOffer) {
+    let key = server.site("acme", "hq", None).await;
+    server.publish("0.6.47", &win(), Channel::Stable).await;
+    server.publish("0.6.48", &win(), Channel::Beta).await;
+    let mut agent = server.agent(&key, "0.6.47").await;
+    set_agent_channel(server, &agent, json!("beta")).await;
+    let offer = agent.heartbeat("0.6.47").await.expect("the beta build");
+    assert_eq!(offer.version, v("0.6.48"));
+    set_agent_channel(server, &agent, Value::Null).await;
+    assert_eq!(agent.heartbeat("0.6.47").await, None, "not re-sent to a stable agent");
+    let detail = server.api().agent(agent.id).await;
+    assert_eq!(detail["updates"][0]["status"], "superseded", "{detail}");
+    (key, agent, offer)
+}
+
+fn counts(rollouts: &Value) -> (Option<u64>, Option<u64>) {
+    let row = rollout(rollouts, "0.6.48", "windows-amd64");
+    (row["successes"].as_u64(), row["failures"].as_u64())
+}
+
+#[tokio::test]
+async fn u11_a_success_report_for_a_superseded_update_counts_once_on_its_versions_rollout_row() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let (_, mut agent, offer) = superseded_beta_offer(&server).await;
+    assert_eq!(counts(&server.api().rollouts().await), (Some(0), Some(0)));
+    // The install happened; the agent says so, and says it again.
+    agent.report(&offer, true, "0.6.48").await;
+    agent.report(&offer, true, "0.6.48").await;
+    // Frames are handled in order: once this heartbeat is answered, both
+    // reports have been.
+    assert_eq!(agent.heartbeat("0.6.48").await, None);
+    assert_eq!(counts(&server.api().rollouts().await), (Some(1), Some(0)));
+    // The update itself stays superseded; the report is recorded on it.
+    let detail = server.api().agent(agent.id).await;
+    assert_eq!(detail["updates"][0]["status"], "superseded");
+    assert_eq!(detail["updates"][0]["late_outcome"], "succeeded");
+    assert_eq!(detail["pending_update"], Value::Null);
+    let (_, stats) = server.api().get("/api/stats").await;
+    assert_eq!(stats["counters"]["successes"], 0, "no update ended in success");
+}
+
+#[tokio::test]
+async fn u11_a_failure_report_for_a_superseded_update_counts_as_a_failure_of_its_version() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let (_, mut agent, offer) = superseded_beta_offer(&server).await;
+    agent.report(&offer, false, "0.6.47").await;
+    assert_eq!(agent.heartbeat("0.6.47").await, None);
+    assert_eq!(counts(&server.api().rollouts().await), (Some(0), Some(1)));
+}
+
+#[tokio::test]
+async fn u11_an_install_already_counted_by_a_later_update_is_not_counted_twice() {
+    let server = TestServer::with_gate(no_gate()).await;
+    let (key, mut agent, offer) = superseded_beta_offer(&server).await;
+    // Back on beta: a new update to the same build, which the busy agent
+    // ignores; it comes back on the build from the first offer, and that
+    // ends the new update as succeeded.
+    set_agent_channel(&server, &agent, json!("beta")).await;
+    let second = agent.heartbeat("0.6.47").await.expect("a new update");
+    assert_ne!(second.update_id, offer.update_id);
+    let device = agent.device.unwrap();
+    agent.close().await;
+    let mut back = server.agent_as(&key, device, "0.6.48").await;
+    back.report(&offer, true, "0.6.48").await;
+    assert_eq!(back.heartbeat("0.6.48").await, None);
+    assert_eq!(
+        counts(&server.api().rollouts().await),
+        (Some(1), Some(0)),
+        "one install"
+    );
+    let detail = server.api().agent(back.id).await;
+    assert_eq!(detail["updates"][1]["status"], "succeeded", "{detail}");
+    assert_eq!(detail["updates"][0]["late_outcome"], "succeeded");
+}

@@ -64,7 +64,7 @@ pub(super) fn check_expects(
 
 /// Every metric name, for the error that lists them.
 const METRICS: &str = "fraction_on, t50, t90, t99, t100, stranded, orphan_rows, agent_rows, heartbeats, dispatches, \
-                       redispatches, downloads, update_failures, update_successes, stable_lag_builds";
+                       redispatches, downloads, update_failures, update_successes, stable_lag_builds, off_channel";
 
 /// The metric an `[[expect]]` names, with what it needs checked.
 fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -> Check<Metric> {
@@ -117,6 +117,14 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
         "stable_lag_builds" => Metric::StableLagBuilds {
             at: x.at.as_ref().map(|a| a.get_ref().0),
         },
+        "off_channel" => Metric::OffChannel {
+            version: x
+                .version
+                .as_ref()
+                .map(|v| build_ref(builds, v, key("version")))
+                .transpose()?,
+            channel: channel(x),
+        },
         other => {
             return Err(at(
                 &x.metric,
@@ -134,7 +142,10 @@ fn channel(x: &ExpectSpec) -> Option<Channel> {
 /// A key the metric does not use is an error, not a silent no-op: a
 /// `channel` on a counter would otherwise read as if it narrowed it.
 fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Check<()> {
-    let versioned = matches!(metric, Metric::FractionOn { .. } | Metric::Convergence { .. });
+    let versioned = matches!(
+        metric,
+        Metric::FractionOn { .. } | Metric::Convergence { .. } | Metric::OffChannel { .. }
+    );
     let fraction = matches!(metric, Metric::FractionOn { .. });
     let given = [
         ("version", x.version.as_ref().map(|s| s.span()), versioned),

@@ -122,34 +122,58 @@ impl Core {
     pub fn update_result(&mut self, id: AgentId, result: &UpdateResult) -> Result<(), CoreError> {
         let machine = |core: &Self, a: AgentId| core.agents.get(&a).map(|r| r.device_id.machine());
         let Some(&owner) = self.pending_ids.get(&result.update_id) else {
-            // Already ended (a late report after the agent came back): nothing
-            // to do, if it was this machine's.
             let finished = self.store.update(result.update_id)?;
-            if finished.is_some_and(|u| u.agent_id == id || machine(self, u.agent_id) == machine(self, id)) {
-                debug!(
-                    "update {} already ended; report from agent {id} ignored",
-                    result.update_id
-                );
-                return Ok(());
-            }
-            return Err(CoreError::UnknownUpdate(result.update_id));
+            return match finished {
+                Some(u) if u.agent_id == id || machine(self, u.agent_id) == machine(self, id) => {
+                    self.late_result(u, result)
+                }
+                _ => Err(CoreError::UnknownUpdate(result.update_id)),
+            };
         };
         if owner != id && machine(self, owner) != machine(self, id) {
             return Err(CoreError::UnknownUpdate(result.update_id));
         }
         let p = self.pending[&owner].clone();
         let now = self.now();
-        let changes = match (result.success, result.version == p.to_version) {
-            (true, true) => self.finish(p, UpdateStatus::Succeeded, None, now),
-            (true, false) => {
-                let why = format!("reported success on {}, expected {}", result.version, p.to_version);
-                self.finish(p, UpdateStatus::Failed, Some(why), now)
-            }
-            (false, _) => {
-                let why = result.error.clone().unwrap_or_else(|| "no reason given".into());
-                self.finish(p, UpdateStatus::Failed, Some(why), now)
-            }
-        };
+        let (status, why) = reported_outcome(&p, result);
+        let changes = self.finish(p, status, why, now);
+        self.write(changes)
+    }
+
+    /// A report on an update that has already ended. The server ends an
+    /// update as superseded without asking the agent, which may be
+    /// downloading or installing it at that moment and carry on: what it
+    /// reports then really happened, so it counts on the rollout row of the
+    /// version it attempted, once (this project's choice; see
+    /// `update-model.md`). The update keeps its status. Any other late
+    /// report (the update had already succeeded or failed, or this one was
+    /// already counted) is ignored.
+    fn late_result(&mut self, u: UpdateRow, result: &UpdateResult) -> Result<(), CoreError> {
+        if u.status != UpdateStatus::Superseded || u.late_outcome.is_some() {
+            debug!("update {} already ended; report ignored", u.id);
+            return Ok(());
+        }
+        let (outcome, _) = reported_outcome(&u, result);
+        // The install may have been counted already: a later update of the
+        // same row to the same version ends as succeeded when the agent comes
+        // back on it, whichever offer it installed.
+        let counted = outcome == UpdateStatus::Succeeded
+            && self
+                .store
+                .updates_of(u.agent_id)?
+                .iter()
+                .any(|l| l.id > u.id && l.to_version == u.to_version && l.status == UpdateStatus::Succeeded);
+        let mut changes = Vec::with_capacity(2);
+        if !counted {
+            changes.extend(self.tally(&u, outcome).map(Change::Rollout));
+        }
+        changes.insert(
+            0,
+            Change::Update(UpdateRow {
+                late_outcome: Some(outcome),
+                ..u
+            }),
+        );
         self.write(changes)
     }
 
@@ -247,27 +271,8 @@ impl Core {
         error: Option<String>,
         now: Timestamp,
     ) -> Vec<Change> {
-        let rollout = self.rollouts.get(&(p.to_version, p.platform.clone()));
         let mut changes = Vec::with_capacity(2);
-        match status {
-            UpdateStatus::Succeeded => {
-                if let Some(r) = rollout {
-                    changes.push(Change::Rollout(RolloutRow {
-                        successes: r.successes + 1,
-                        ..r.clone()
-                    }));
-                }
-            }
-            UpdateStatus::Failed => {
-                if let Some(r) = rollout {
-                    changes.push(Change::Rollout(RolloutRow {
-                        failures: r.failures + 1,
-                        ..r.clone()
-                    }));
-                }
-            }
-            UpdateStatus::Pending | UpdateStatus::Superseded => {}
-        }
+        changes.extend(self.tally(&p, status).map(Change::Rollout));
         changes.insert(
             0,
             Change::Update(UpdateRow {
@@ -278,6 +283,43 @@ impl Core {
             }),
         );
         changes
+    }
+
+    /// The rollout row of an update's target version and platform with one
+    /// more success or failure; `None` for any other status, or when the
+    /// version has no row (it never went through beta).
+    fn tally(&self, u: &UpdateRow, outcome: UpdateStatus) -> Option<RolloutRow> {
+        let r = self.rollouts.get(&(u.to_version, u.platform.clone()))?;
+        match outcome {
+            UpdateStatus::Succeeded => Some(RolloutRow {
+                successes: r.successes + 1,
+                ..r.clone()
+            }),
+            UpdateStatus::Failed => Some(RolloutRow {
+                failures: r.failures + 1,
+                ..r.clone()
+            }),
+            UpdateStatus::Pending | UpdateStatus::Superseded => None,
+        }
+    }
+}
+
+/// What a report makes of an update: success on its target, else a failure
+/// with the reason.
+fn reported_outcome(u: &UpdateRow, result: &UpdateResult) -> (UpdateStatus, Option<String>) {
+    match (result.success, result.version == u.to_version) {
+        (true, true) => (UpdateStatus::Succeeded, None),
+        (true, false) => (
+            UpdateStatus::Failed,
+            Some(format!(
+                "reported success on {}, expected {}",
+                result.version, u.to_version
+            )),
+        ),
+        (false, _) => (
+            UpdateStatus::Failed,
+            Some(result.error.clone().unwrap_or_else(|| "no reason given".into())),
+        ),
     }
 }
 
@@ -304,5 +346,6 @@ pub(super) fn pending_row(
         dispatched_at: now,
         finished_at: None,
         error: None,
+        late_outcome: None,
     }
 }

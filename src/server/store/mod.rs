@@ -119,6 +119,10 @@ pub struct UpdateRow {
     pub finished_at: Option<Timestamp>,
     /// The agent's error, for a failure.
     pub error: Option<String>,
+    /// For an update ended as superseded that the agent carried out anyway:
+    /// the outcome it reported afterwards (`Succeeded` or `Failed`), recorded
+    /// once so that it counts once on the version's rollout row (U11).
+    pub late_outcome: Option<UpdateStatus>,
 }
 
 /// Where a rollout stands (U11).
@@ -142,9 +146,10 @@ pub struct RolloutRow {
     pub platform: Platform,
     /// Where it stands.
     pub status: RolloutStatus,
-    /// Updates to this version on this platform that succeeded.
+    /// Installs of this version on this platform that succeeded, whether
+    /// or not the server still considered the update pending.
     pub successes: u64,
-    /// Updates to this version on this platform that failed.
+    /// Attempts at this version on this platform that failed, likewise.
     pub failures: u64,
     /// When the scan first saw it as beta.
     pub published_at: Timestamp,

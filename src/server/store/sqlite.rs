@@ -14,7 +14,10 @@ use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
 
 /// Migrations in order; `PRAGMA user_version` counts how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_late_outcome.sql"),
+];
 
 /// A [`Store`] on one SQLite connection.
 pub struct SqliteStore {
@@ -169,6 +172,7 @@ fn update(r: &Row<'_>) -> rusqlite::Result<UpdateRow> {
         dispatched_at: r.get(10)?,
         finished_at: r.get(11)?,
         error: r.get(12)?,
+        late_outcome: r.get(13)?,
     })
 }
 
@@ -196,7 +200,7 @@ const CLIENT_COLUMNS: &str = "id, name, channel, created_at";
 const SITE_COLUMNS: &str = "id, client_id, name, channel, site_key, created_at";
 const AGENT_COLUMNS: &str = "id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen";
 const UPDATE_COLUMNS: &str = "id, agent_id, os, arch, from_version, to_version, channel, reason, status, \
-                              dispatches, dispatched_at, finished_at, error";
+                              dispatches, dispatched_at, finished_at, error, late_outcome";
 const ROLLOUT_COLUMNS: &str =
     "version, os, arch, status, successes, failures, published_at, promoted_at, rolled_back_at";
 
@@ -252,7 +256,7 @@ fn upserts() -> &'static [String; 5] {
                 UPDATE_COLUMNS,
                 "id",
                 "status = excluded.status, dispatches = excluded.dispatches, finished_at = excluded.finished_at, \
-                 error = excluded.error",
+                 error = excluded.error, late_outcome = excluded.late_outcome",
             ),
             upsert(
                 "rollouts",
@@ -300,7 +304,8 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
             u.dispatches,
             u.dispatched_at,
             u.finished_at,
-            u.error
+            u.error,
+            u.late_outcome
         ]),
         Change::Rollout(r) => tx.prepare_cached(&sql[4])?.execute(params![
             r.version,
@@ -427,6 +432,7 @@ mod tests {
             dispatched_at: t,
             finished_at: None,
             error: None,
+            late_outcome: None,
         };
         let rollout = RolloutRow {
             version: Version::new(0, 6, 58),
@@ -471,6 +477,39 @@ mod tests {
         assert_eq!(snap.blocked[0].version, Version::new(0, 6, 50));
         assert_eq!(snap.max_update_id, 7);
         assert_eq!(store.updates_of(AgentId(1)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_keeps_its_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let changes = sample();
+        {
+            // What an older rmmsim left behind: the first migration only.
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let tx = conn.transaction().unwrap();
+            for c in &changes[..3] {
+                write(&tx, c).unwrap();
+            }
+            tx.execute(
+                "INSERT INTO agent_updates (id, agent_id, os, arch, from_version, to_version, channel, reason, \
+                 status, dispatches, dispatched_at) \
+                 VALUES (7, 1, 'windows', 'amd64', '0.6.27', '0.6.58', 'beta', 'heartbeat', 'superseded', 1, 0)",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let mut old = store.update(UpdateId(7)).unwrap().unwrap();
+        assert_eq!((old.status, old.late_outcome), (UpdateStatus::Superseded, None));
+        old.late_outcome = Some(UpdateStatus::Succeeded);
+        store.commit(&[Change::Update(old.clone())]).unwrap();
+        drop(store);
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.update(UpdateId(7)).unwrap(), Some(old));
     }
 
     #[test]
