@@ -4,9 +4,9 @@
 mod analysis;
 mod compare;
 mod convergence;
-mod html;
-mod markdown;
+mod document;
 mod offered;
+mod page;
 mod recorder;
 mod report;
 mod sentences;
@@ -18,9 +18,9 @@ use std::time::Duration;
 pub use analysis::{StrandReason, stable_lag_at};
 pub use compare::{compare_markdown, compare_svg};
 pub use convergence::{Convergence, converge};
-pub use html::html;
-pub use markdown::markdown;
+pub use document::{Block, Document, Mark, Text, md_table};
 pub use offered::OffReason;
+pub use page::{document, html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
     BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,

@@ -13,6 +13,7 @@ mod files;
 mod off_channel;
 mod office_hours;
 mod properties;
+mod report_forms;
 mod rescan;
 mod scenarios;
 mod stable_lag;

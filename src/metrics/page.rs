@@ -1,0 +1,249 @@
+//! What the report says to people, section by section: the verdict, one
+//! paragraph on the run, in short, expectations, the chart, what happened,
+//! convergence, stranded, off channel and orphaned rows. Built once as a
+//! [`Document`]; `report.md` and `report.html` are its two renderings.
+
+use std::time::Duration;
+
+use super::document::{Block, Document, Mark, Text};
+use super::report::Report;
+use super::sentences::OFF_CHANNEL_MEANS;
+use super::svg::convergence_svg;
+use crate::clock::Timestamp;
+
+/// Rows of long lists shown before "and N more".
+const LIST_LIMIT: usize = 25;
+
+fn dur(s: f64) -> String {
+    crate::clock::short(Duration::from_secs_f64(s.max(0.0)))
+}
+
+fn opt_dur(s: Option<f64>) -> String {
+    s.map_or_else(|| "—".to_owned(), dur)
+}
+
+fn date(start: Timestamp, s: f64) -> String {
+    let t = start.plus(Duration::from_secs_f64(s)).to_string();
+    // 2026-05-28T00:00:00Z → 2026-05-28 00:00
+    t.get(..16).map_or(t.clone(), |d| d.replace('T', " "))
+}
+
+/// A table of at most [`LIST_LIMIT`] rows.
+fn table<const N: usize>(head: [&str; N], rows: impl ExactSizeIterator<Item = [Text; N]>) -> Block {
+    let total = rows.len();
+    Block::Table {
+        head: head.iter().map(|h| (*h).to_owned()).collect(),
+        rows: rows.take(LIST_LIMIT).map(Vec::from).collect(),
+        more: total.saturating_sub(LIST_LIMIT),
+    }
+}
+
+fn t(s: impl ToString) -> Text {
+    Text::plain(s.to_string())
+}
+
+/// The report as a document.
+pub fn document(r: &Report) -> Document {
+    let s = &r.scenario;
+    let mut blocks = Vec::new();
+    if !s.description.is_empty() {
+        blocks.push(Block::Para(s.description.clone()));
+    }
+    blocks.push(Block::Para(format!(
+        "{} machines over {} from {}; seed {}, transport {}. Simulated in {:.1} s of wall time ({:.0} heartbeats per second).",
+        s.fleet,
+        dur(s.duration_s),
+        s.start,
+        s.seed,
+        s.transport,
+        r.wall.wall_s,
+        r.wall.heartbeats_per_wall_s
+    )));
+    blocks.push(Block::Heading("In short".into()));
+    blocks.push(Block::List(summary(r)));
+    expectations(&mut blocks, r);
+    blocks.push(Block::Heading("Share of machines on each version".into()));
+    blocks.push(Block::Chart);
+    blocks.push(Block::Heading("What happened".into()));
+    blocks.push(table(
+        ["after", "date (UTC)", "event", "outcome"],
+        r.timeline
+            .iter()
+            .map(|e| [t(dur(e.at_s)), t(date(s.start, e.at_s)), t(&e.action), t(&e.outcome)]),
+    ));
+    convergence(&mut blocks, r);
+    end_state(&mut blocks, r);
+    Document {
+        title: s.name.clone(),
+        verdict: if r.passed {
+            Text::marked("passed", Mark::Ok)
+        } else {
+            Text::marked("FAILED", Mark::Fail)
+        },
+        blocks,
+    }
+}
+
+/// `report.md`.
+pub fn markdown(r: &Report) -> String {
+    document(r).markdown("convergence.svg")
+}
+
+/// `report.html`: one self-contained page, the chart inline, nothing fetched.
+pub fn html(r: &Report) -> String {
+    document(r).html(&convergence_svg(r).unwrap_or_default())
+}
+
+fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
+    let item = |s: String| (Text::plain(s), Vec::new());
+    let stranded = if r.stranded.is_empty() {
+        "Nobody is stranded.".to_owned()
+    } else {
+        let by: Vec<String> = r.stranded_by_reason.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        format!("{} machines stranded ({}).", r.stranded.len(), by.join(", "))
+    };
+    let rows = &r.rows;
+    let c = &r.server;
+    let a = &r.agents;
+    let mut items = vec![
+        item(format!("At the end: {}.", r.final_versions_line())),
+        item(stranded),
+        item(r.stable_lag_line()),
+        item(r.off_channel_line()),
+        item(format!(
+            "Agent rows: {} in the server's store, {} orphaned (the simulator counts {} and {}{}).",
+            rows.server.total,
+            rows.server.orphaned,
+            rows.simulator.total,
+            rows.simulator.orphaned,
+            if rows.agree { "" } else { ": THE VIEWS DIFFER" }
+        )),
+        item(format!(
+            "Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
+            c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
+        )),
+        item(format!("{}.", r.downloads_line())),
+        item(format!(
+            "Agents: {} installs, {} failed installs, {} digest mismatches; {} sessions, {} lost by the server, {} failed connects.",
+            a.installs, a.install_failures, a.digest_mismatches, a.connects, a.connections_lost, a.connect_failures
+        )),
+    ];
+    if r.violations.is_empty() {
+        items.push(item(
+            "Invariants held: no stable agent was offered a beta build, no blocked version was offered, no row was lost."
+                .into(),
+        ));
+    } else {
+        items.push((
+            Text::marked(format!("Invariants broken ({}):", r.violations.len()), Mark::Fail),
+            r.violations.iter().take(LIST_LIMIT).cloned().collect(),
+        ));
+    }
+    items
+}
+
+fn expectations(blocks: &mut Vec<Block>, r: &Report) {
+    if r.expectations.is_empty() {
+        return;
+    }
+    blocks.push(Block::Heading("Expectations".into()));
+    blocks.push(table(
+        ["", "expectation", "observed", "allowed", "line"],
+        r.expectations.iter().map(|e| {
+            let mark = if e.passed {
+                Text::marked("ok", Mark::Ok)
+            } else {
+                Text::marked("FAIL", Mark::Fail)
+            };
+            [mark, t(&e.label), t(&e.observed_text), t(&e.allowed), t(e.line)]
+        }),
+    ));
+}
+
+fn convergence(blocks: &mut Vec<Block>, r: &Report) {
+    blocks.push(Block::Heading("Convergence".into()));
+    blocks.push(Block::Para(
+        "Time from each build's publish (beta) or promote (stable) until 50/90/99/100 % of that channel's machines ran it or newer."
+            .into(),
+    ));
+    let rows: Vec<[Text; 9]> = r
+        .builds
+        .iter()
+        .flat_map(|b| {
+            b.convergence.iter().map(move |c| {
+                let f = &c.figures;
+                [
+                    t(b.version),
+                    t(c.channel),
+                    t(format!("{} at {}", c.reference, dur(c.reference_s))),
+                    t(f.population),
+                    t(opt_dur(f.t50_s)),
+                    t(opt_dur(f.t90_s)),
+                    t(opt_dur(f.t99_s)),
+                    t(opt_dur(f.t100_s)),
+                    t(format!("{}/{}", f.reached, f.population)),
+                ]
+            })
+        })
+        .collect();
+    // Every build and channel: this table is never cut.
+    blocks.push(Block::Table {
+        head: [
+            "build", "channel", "from", "machines", "t50", "t90", "t99", "t100", "reached",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        rows: rows.into_iter().map(Vec::from).collect(),
+        more: 0,
+    });
+    blocks.extend(r.never_promoted_lines().into_iter().map(Block::Para));
+}
+
+fn end_state(blocks: &mut Vec<Block>, r: &Report) {
+    if !r.stranded.is_empty() {
+        blocks.push(Block::Heading("Stranded at the end".into()));
+        blocks.push(table(
+            ["machine", "site", "runs", "channel", "reason", "detail"],
+            r.stranded.iter().map(|s| {
+                [
+                    t(&s.hostname),
+                    t(&s.site),
+                    t(s.version),
+                    t(s.channel),
+                    t(s.reason.as_str()),
+                    t(&s.detail),
+                ]
+            }),
+        ));
+    }
+    if !r.off_channel.is_empty() {
+        blocks.push(Block::Heading("Off channel at the end".into()));
+        blocks.push(Block::Para(OFF_CHANNEL_MEANS.into()));
+        blocks.push(table(
+            ["machine", "group", "runs", "channel", "why", "since"],
+            r.off_channel.iter().map(|m| {
+                [
+                    t(&m.hostname),
+                    t(&m.group),
+                    t(m.build),
+                    t(m.channel),
+                    t(m.reason.as_str()),
+                    t(format!("{} ({})", dur(m.since_s), date(r.scenario.start, m.since_s))),
+                ]
+            }),
+        ));
+    }
+    if !r.rows.orphans.is_empty() {
+        blocks.push(Block::Heading("Orphaned rows".into()));
+        blocks.push(Block::Para(
+            "Rows left behind when a machine came back under a new device id (U12): someone has to delete them.".into(),
+        ));
+        blocks.push(table(
+            ["machine", "old row's device id", "shows", "now registered as"],
+            r.rows.orphans.iter().map(|o| {
+                let shows = o.version.map_or_else(|| "—".to_owned(), |v| v.to_string());
+                [t(&o.hostname), t(&o.device_id), t(shows), t(&o.now_as)]
+            }),
+        ));
+    }
+}
