@@ -3,23 +3,24 @@
 //! (`ws-tcp`). Each hub survives server restarts: while the server is down,
 //! dials fail and agents back off, as they would against a real outage.
 
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod tcp;
 
 use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
 
 use axum::serve::Listener;
 use bytes::Bytes;
 use tokio::io::DuplexStream;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::{Connector, Dial, Link, url_path};
 use crate::protocol::{AgentMessage, ServerMessage};
 use crate::server::AppState;
 use crate::server::http::download_bytes;
 use crate::server::session::Session;
+
+pub use tcp::{TcpEnd, TcpHub, TcpHubListener, ensure_open_files};
 
 /// Which transport a simulation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -106,78 +107,6 @@ impl Listener for MemListener {
     fn local_addr(&self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Connects in flight at once over TCP. A burst of connects past the listen
-/// backlog is dropped by the kernel and retried on real timers while the
-/// paused clock races ahead; pacing keeps the burst small.
-const TCP_CONNECTS_IN_FLIGHT: usize = 64;
-/// Listen backlog for the simulated server (the default of 128 drops bursts).
-const TCP_BACKLOG: u32 = 4096;
-
-/// Loopback TCP: dials connect to the current listener's port.
-#[derive(Clone)]
-pub struct TcpHub {
-    addr: Slot<SocketAddr>,
-    pacing: Arc<Semaphore>,
-}
-
-impl Default for TcpHub {
-    fn default() -> Self {
-        Self {
-            addr: Arc::default(),
-            pacing: Arc::new(Semaphore::new(TCP_CONNECTS_IN_FLIGHT)),
-        }
-    }
-}
-
-impl TcpHub {
-    /// Binds a fresh listener on 127.0.0.1 with a deep backlog.
-    pub fn listen(&self) -> io::Result<TcpListener> {
-        let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let listener = socket.listen(TCP_BACKLOG)?;
-        *lock(&self.addr) = Some(listener.local_addr()?);
-        Ok(listener)
-    }
-
-    /// The server is gone: dials fail until the next [`listen`](Self::listen).
-    pub fn down(&self) {
-        *lock(&self.addr) = None;
-    }
-}
-
-impl Dial for TcpHub {
-    type Io = TcpStream;
-
-    async fn dial(&self) -> io::Result<TcpStream> {
-        let addr = (*lock(&self.addr)).ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-        let _permit = self.pacing.acquire().await.map_err(io::Error::other)?;
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    }
-}
-
-/// Raises the soft open-files limit to at least `needed` (up to the hard
-/// limit; the hard limit too when the process may). Errors say how many
-/// descriptors are needed and how to get them.
-pub fn ensure_open_files(needed: u64) -> anyhow::Result<u64> {
-    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
-    if soft >= needed {
-        return Ok(soft);
-    }
-    let target_hard = hard.max(needed);
-    if rlimit::Resource::NOFILE.set(needed, target_hard).is_ok() {
-        return Ok(needed);
-    }
-    if needed <= hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        return Ok(hard);
-    }
-    anyhow::bail!(
-        "this run needs about {needed} open files but the limit is {soft} (hard limit {hard}); \
-         raise it (e.g. `ulimit -n {needed}`, or LimitNOFILE in a systemd unit) or use --transport ws-mem"
-    )
 }
 
 /// The `direct` transport: no sockets, no framing. Each session is the
