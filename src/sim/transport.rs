@@ -20,7 +20,7 @@ use crate::server::AppState;
 use crate::server::http::download_bytes;
 use crate::server::session::Session;
 
-pub use tcp::{TcpEnd, TcpHub, TcpHubListener, ensure_open_files};
+pub use tcp::{TcpEnd, TcpHub, TcpHubListener};
 
 /// Which transport a simulation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -107,6 +107,27 @@ impl Listener for MemListener {
     fn local_addr(&self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Raises the soft open-files limit to at least `needed` (up to the hard
+/// limit; the hard limit too when the process may). Errors say how many
+/// descriptors are needed and how to get them.
+pub fn ensure_open_files(needed: u64) -> anyhow::Result<u64> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
+    if soft >= needed {
+        return Ok(soft);
+    }
+    let target_hard = hard.max(needed);
+    if rlimit::Resource::NOFILE.set(needed, target_hard).is_ok() {
+        return Ok(needed);
+    }
+    if needed <= hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
+        return Ok(hard);
+    }
+    anyhow::bail!(
+        "this run needs about {needed} open files but the limit is {soft} (hard limit {hard}); \
+         raise it (e.g. `ulimit -n {needed}`, or LimitNOFILE in a systemd unit) or use --transport ws-mem"
+    )
 }
 
 /// The `direct` transport: no sockets, no framing. Each session is the

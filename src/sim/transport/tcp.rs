@@ -34,25 +34,26 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tracing::warn;
 
-use super::lock;
+use super::{Slot, lock};
 use crate::agent::Dial;
 
 /// Connects in flight at once over TCP. A burst of connects past the listen
-/// backlog is dropped by the kernel and retried on real timers; pacing keeps
-/// the burst small.
+/// backlog is dropped by the kernel and retried on real timers, a second or
+/// more (the clock held meanwhile); pacing keeps the burst small.
 const TCP_CONNECTS_IN_FLIGHT: usize = 64;
 /// Listen backlog for the simulated server (the default of 128 drops bursts).
 const TCP_BACKLOG: u32 = 4096;
-/// Polls of the I/O driver with something in flight and no byte moving
-/// after which the hold lets the clock go, with a warning: only a miscount
-/// (bytes counted that nobody will read) gets there, and it must not freeze
-/// the simulation.
-const STALL_POLLS: u32 = 1 << 24;
+/// Polls of the I/O driver with something in flight and nothing moving
+/// after which the hold lets the clock go, with a warning: seconds of real
+/// time, far longer than the kernel holds a byte (a delayed acknowledgement,
+/// a retried connect). Only a miscount (bytes counted that nobody will read)
+/// gets there, and it must not freeze the simulation.
+const STALL_POLLS: u32 = 1 << 22;
 
 /// Loopback TCP: dials connect to the current listener's port.
 #[derive(Clone)]
 pub struct TcpHub {
-    addr: Arc<Mutex<Option<SocketAddr>>>,
+    addr: Slot<SocketAddr>,
     pacing: Arc<Semaphore>,
     shared: Arc<Shared>,
 }
@@ -71,8 +72,13 @@ impl TcpHub {
     /// A hub, and its task that holds the clock while anything is in
     /// flight; call it inside the simulation's runtime.
     pub fn start() -> Self {
+        Self::with_stall_polls(STALL_POLLS)
+    }
+
+    /// A hub whose hold gives up after `stall_polls` (see [`STALL_POLLS`]).
+    fn with_stall_polls(stall_polls: u32) -> Self {
         let shared = Arc::new(Shared::default());
-        tokio::spawn(hold_clock(shared.clone()));
+        tokio::spawn(hold_clock(shared.clone(), stall_polls));
         Self {
             addr: Arc::default(),
             pacing: Arc::new(Semaphore::new(TCP_CONNECTS_IN_FLIGHT)),
@@ -177,7 +183,7 @@ impl Flight {
 /// While anything is in flight, yields instead of letting the runtime
 /// park: a current-thread runtime with a yielded task polls the I/O driver
 /// with a zero timeout and leaves the paused clock where it is.
-async fn hold_clock(shared: Arc<Shared>) {
+async fn hold_clock(shared: Arc<Shared>, stall_polls: u32) {
     let flight = &shared.flight;
     // Units given up on after a stall (normally none).
     let mut lost = 0;
@@ -190,7 +196,7 @@ async fn hold_clock(shared: Arc<Shared>) {
         if moves != seen {
             (seen, still) = (moves, 0);
         }
-        if units > lost && still < STALL_POLLS {
+        if units > lost && still < stall_polls {
             still += 1;
             tokio::task::yield_now().await;
             continue;
@@ -363,27 +369,6 @@ impl AsyncWrite for TcpEnd {
     }
 }
 
-/// Raises the soft open-files limit to at least `needed` (up to the hard
-/// limit; the hard limit too when the process may). Errors say how many
-/// descriptors are needed and how to get them.
-pub fn ensure_open_files(needed: u64) -> anyhow::Result<u64> {
-    let (soft, hard) = rlimit::Resource::NOFILE.get()?;
-    if soft >= needed {
-        return Ok(soft);
-    }
-    let target_hard = hard.max(needed);
-    if rlimit::Resource::NOFILE.set(needed, target_hard).is_ok() {
-        return Ok(needed);
-    }
-    if needed <= hard && rlimit::Resource::NOFILE.set(hard, hard).is_ok() {
-        return Ok(hard);
-    }
-    anyhow::bail!(
-        "this run needs about {needed} open files but the limit is {soft} (hard limit {hard}); \
-         raise it (e.g. `ulimit -n {needed}`, or LimitNOFILE in a systemd unit) or use --transport ws-mem"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
@@ -408,14 +393,13 @@ mod tests {
         assert!(client.stream.nodelay().unwrap() && server.stream.nodelay().unwrap());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_frame_the_kernel_holds_back_holds_the_clock() {
-        let hub = TcpHub::start();
+    /// Ten rounds in which the reply is held back by the kernel: a server
+    /// answering each byte with two, in two writes, on a socket with Nagle's
+    /// algorithm on (from the second round on, the kernel holds the second
+    /// write until the client acknowledges the first, which it delays by
+    /// tens of real milliseconds). None of it may take virtual time.
+    async fn replies_held_back_by_the_kernel(hub: TcpHub) {
         let mut listener = hub.listen().unwrap();
-        // A server answering each byte with two, in two writes, on a socket
-        // with Nagle's algorithm on: from the second round on, the kernel
-        // holds the second write until the client acknowledges the first,
-        // which it delays by tens of real milliseconds.
         tokio::spawn(async move {
             let (mut server, _) = listener.accept().await;
             server.stream.set_nodelay(false).unwrap();
@@ -428,6 +412,7 @@ mod tests {
         // The client is a task of its own, as an agent is (a wake-up of the
         // test's own future would stop the clock anyway).
         let client = tokio::spawn(async move {
+            let before = in_flight(&hub);
             let mut client = hub.dial().await.unwrap();
             let start = tokio::time::Instant::now();
             for round in 0..10u8 {
@@ -445,9 +430,14 @@ mod tests {
                 assert_eq!(reply, [round; 2]);
             }
             assert_eq!(start.elapsed(), Duration::ZERO);
-            assert_eq!(in_flight(&hub), 0);
+            assert_eq!(in_flight(&hub), before);
         });
         client.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_the_kernel_holds_back_holds_the_clock() {
+        replies_held_back_by_the_kernel(TcpHub::start()).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -480,5 +470,19 @@ mod tests {
         let start = tokio::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_miscount_does_not_freeze_the_clock_for_good() {
+        // Enough polls to outlast a delayed acknowledgement, few enough to
+        // give up within a second.
+        let hub = TcpHub::with_stall_polls(200_000);
+        // Something counted in flight that nobody will ever take out.
+        hub.shared.flight.add(3);
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        // What goes in flight afterwards holds the clock again.
+        replies_held_back_by_the_kernel(hub).await;
     }
 }
