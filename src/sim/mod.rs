@@ -17,7 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use transport::{DirectHub, DirectLink, MemHub, MemListener, TcpHub, TransportKind, ensure_open_files};
+pub use transport::{
+    DirectHub, DirectLink, MemHub, MemListener, TcpEnd, TcpHub, TcpHubListener, TransportKind, ensure_open_files,
+};
 pub use world::{MachineModel, World, WorldState};
 
 use crate::agent::{Agent, AgentSpec, Bandwidth, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
@@ -280,7 +282,7 @@ fn hub_for(plan: &Plan, options: &SimOptions) -> anyhow::Result<Hub> {
         TransportKind::WsTcp => {
             // Two descriptors per agent (both ends of its socket) and a few per download.
             ensure_open_files(plan.fleet_size() as u64 * 2 + 256)?;
-            Hub::Tcp(TcpHub::default())
+            Hub::Tcp(TcpHub::start())
         }
     })
 }

@@ -3,23 +3,24 @@
 //! (`ws-tcp`). Each hub survives server restarts: while the server is down,
 //! dials fail and agents back off, as they would against a real outage.
 
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod tcp;
 
 use std::collections::VecDeque;
+use std::io;
+use std::sync::{Arc, Mutex};
 
 use axum::serve::Listener;
 use bytes::Bytes;
 use tokio::io::DuplexStream;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::{Connector, Dial, Link, url_path};
 use crate::protocol::{AgentMessage, ServerMessage};
 use crate::server::AppState;
 use crate::server::http::download_bytes;
 use crate::server::session::Session;
+
+pub use tcp::{TcpEnd, TcpHub, TcpHubListener};
 
 /// Which transport a simulation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -105,57 +106,6 @@ impl Listener for MemListener {
 
     fn local_addr(&self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Connects in flight at once over TCP. A burst of connects past the listen
-/// backlog is dropped by the kernel and retried on real timers while the
-/// paused clock races ahead; pacing keeps the burst small.
-const TCP_CONNECTS_IN_FLIGHT: usize = 64;
-/// Listen backlog for the simulated server (the default of 128 drops bursts).
-const TCP_BACKLOG: u32 = 4096;
-
-/// Loopback TCP: dials connect to the current listener's port.
-#[derive(Clone)]
-pub struct TcpHub {
-    addr: Slot<SocketAddr>,
-    pacing: Arc<Semaphore>,
-}
-
-impl Default for TcpHub {
-    fn default() -> Self {
-        Self {
-            addr: Arc::default(),
-            pacing: Arc::new(Semaphore::new(TCP_CONNECTS_IN_FLIGHT)),
-        }
-    }
-}
-
-impl TcpHub {
-    /// Binds a fresh listener on 127.0.0.1 with a deep backlog.
-    pub fn listen(&self) -> io::Result<TcpListener> {
-        let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        let listener = socket.listen(TCP_BACKLOG)?;
-        *lock(&self.addr) = Some(listener.local_addr()?);
-        Ok(listener)
-    }
-
-    /// The server is gone: dials fail until the next [`listen`](Self::listen).
-    pub fn down(&self) {
-        *lock(&self.addr) = None;
-    }
-}
-
-impl Dial for TcpHub {
-    type Io = TcpStream;
-
-    async fn dial(&self) -> io::Result<TcpStream> {
-        let addr = (*lock(&self.addr)).ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
-        let _permit = self.pacing.acquire().await.map_err(io::Error::other)?;
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
     }
 }
 
