@@ -135,6 +135,10 @@ fn bench_writes_its_tables() {
         (Some(10), Some(10))
     );
     assert_eq!(json["capacity"]["largest_held"], 10);
+    assert!(
+        json["capacity"]["server_open_files"].as_u64().unwrap() > 0,
+        "the server's limit, from its /api/stats"
+    );
     let rtt = |k: &str| steps[1][k].as_f64().unwrap();
     assert!(
         0.0 < rtt("rtt_p50_ms") && rtt("rtt_p50_ms") <= rtt("rtt_p99_ms") && rtt("rtt_p99_ms") <= rtt("rtt_max_ms"),
