@@ -6,7 +6,8 @@
 //! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`. Pure.
 //! - [`clock`]: the one clock (wall, or tokio's paused clock anchored at a date).
 //! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
-//! - [`cli`]: the command line; one library call per subcommand.
+//! - [`cli`]: the command line: clap types in `cli::args`, a module per subcommand.
+//! - [`repro`]: the lines that rerun a failed scenario, and the defaults they leave out.
 
 pub mod agent;
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod metrics;
 pub mod protocol;
+pub mod repro;
 pub mod scenario;
 pub mod server;
 pub mod sim;

@@ -1,11 +1,12 @@
 //! The `rmmsim` binary: parse, set up logging, run, map the outcome to an
-//! exit code (0 ok, 1 a check failed or the run broke, 2 bad usage or input).
+//! exit code (0 ok, 1 a check failed or the run broke, 2 bad usage or input:
+//! clap's own usage errors, and a command's [`cli::UsageError`]).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rmmsim::cli::{self, Cli};
+use rmmsim::cli::{self, Cli, UsageError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,14 +16,20 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+    #[allow(clippy::print_stderr)]
     match cli::run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e:#}");
+        Err(e) => match e.downcast::<UsageError>() {
+            Ok(usage) => {
+                for message in &usage.messages {
+                    eprintln!("error: {message}");
+                }
+                ExitCode::from(2)
             }
-            ExitCode::from(1)
-        }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Dial, Observer, Timing, WsConnector};
+use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Dial, Observer, Orders, Timing, WsConnector};
 use crate::clock::Clock;
 use crate::protocol::{Platform, Version};
 
@@ -194,50 +194,108 @@ fn percentiles(h: &Histogram<u64>) -> Rtt {
     }
 }
 
+/// The swarm's fixed timings: everything but the heartbeat and the window
+/// (flags of `rmmsim swarm`), in one place.
+pub mod timing {
+    use std::time::Duration;
+
+    /// How long an agent's download takes when it is sent an update (a
+    /// swarm measures heartbeats; an update is the exception).
+    pub const DOWNLOAD: Duration = Duration::from_secs(20);
+    /// How long its install takes.
+    pub const INSTALL: Duration = Duration::from_secs(30);
+    /// How long its restart takes.
+    pub const RESTART: Duration = Duration::from_secs(15);
+    /// Each heartbeat interval is shortened by up to this fraction, at random.
+    pub const JITTER: f64 = 0.02;
+    /// The first wait before reconnecting after a lost connection.
+    pub const RECONNECT_MIN: Duration = Duration::from_millis(500);
+    /// The longest wait before reconnecting.
+    pub const RECONNECT_MAX: Duration = Duration::from_secs(30);
+    /// A step's agents come up over one heartbeat interval; the swarm waits
+    /// for them three intervals and this much more before it measures anyway.
+    pub const STRAGGLERS: Duration = Duration::from_secs(10);
+    /// How often it looks whether a step's agents are all connected.
+    pub const CONNECTED_POLL: Duration = Duration::from_millis(200);
+}
+
 /// Runs the swarm; calls `report` with each measured step.
 pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> anyhow::Result<()> {
-    let most = config.steps.iter().copied().max().unwrap_or(0);
-    let stats = Arc::new(Stats {
-        connected: (0..most).map(|_| AtomicBool::new(false)).collect(),
-        rtt: Mutex::new(histogram()?),
-        lost: AtomicU64::new(0),
-        connect_failures: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-    });
-    let sources: Vec<IpAddr> = if config.server.ip().is_loopback() && config.sources > 1 {
-        (1..=config.sources.min(250))
-            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8)))
-            .collect()
-    } else {
-        vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
-    };
-    let dial = SwarmDial {
-        server: config.server,
-        sources: Arc::new(sources),
-        next: Arc::default(),
-    };
-    let connector = WsConnector::new(dial, config.server.to_string());
-    // Held until the swarm ends: dropping an agent's orders stops it.
-    let mut orders = Vec::with_capacity(most);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let timing = Timing {
-        heartbeat: config.heartbeat,
-        jitter: 0.02,
-        download: config.download,
-        bandwidth: None,
-        install: config.install,
-        restart: config.restart,
-        reconnect_min: Duration::from_millis(500),
-        reconnect_max: Duration::from_secs(30),
-    };
-    let faults = Arc::new(crate::agent::InstallFaults::new());
-    let bandwidth = crate::agent::Bandwidth::unlimited(Clock::Wall);
-    let mut started = 0;
-    let steps: Vec<usize> = config.steps.clone();
-    for (k, &step) in steps.iter().enumerate() {
-        for index in started..step {
+    let mut swarm = Swarm::new(&config)?;
+    for (k, &step) in config.steps.iter().enumerate() {
+        swarm.start_agents(&config, step);
+        swarm.wait_connected(&config, step).await;
+        tokio::time::sleep(config.heartbeat).await;
+        let last = k + 1 == config.steps.len();
+        loop {
+            report(&swarm.measure(&config, step).await);
+            if !(last && config.hold) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The agents running and what they share.
+struct Swarm {
+    stats: Arc<Stats>,
+    connector: WsConnector<SwarmDial>,
+    timing: Timing,
+    faults: Arc<crate::agent::InstallFaults>,
+    bandwidth: Arc<crate::agent::Bandwidth>,
+    rng: ChaCha8Rng,
+    /// Held until the swarm ends: dropping an agent's orders stops it.
+    orders: Vec<Orders>,
+}
+
+impl Swarm {
+    fn new(config: &SwarmConfig) -> anyhow::Result<Self> {
+        let most = config.steps.iter().copied().max().unwrap_or(0);
+        let stats = Arc::new(Stats {
+            connected: (0..most).map(|_| AtomicBool::new(false)).collect(),
+            rtt: Mutex::new(histogram()?),
+            lost: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        });
+        let sources: Vec<IpAddr> = if config.server.ip().is_loopback() && config.sources > 1 {
+            (1..=config.sources.min(250))
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8)))
+                .collect()
+        } else {
+            vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+        };
+        let dial = SwarmDial {
+            server: config.server,
+            sources: Arc::new(sources),
+            next: Arc::default(),
+        };
+        Ok(Self {
+            stats,
+            connector: WsConnector::new(dial, config.server.to_string()),
+            timing: Timing {
+                heartbeat: config.heartbeat,
+                jitter: timing::JITTER,
+                download: config.download,
+                bandwidth: None,
+                install: config.install,
+                restart: config.restart,
+                reconnect_min: timing::RECONNECT_MIN,
+                reconnect_max: timing::RECONNECT_MAX,
+            },
+            faults: Arc::new(crate::agent::InstallFaults::new()),
+            bandwidth: crate::agent::Bandwidth::unlimited(Clock::Wall),
+            rng: ChaCha8Rng::seed_from_u64(config.seed),
+            orders: Vec::with_capacity(most),
+        })
+    }
+
+    /// Starts agents until `step` run.
+    fn start_agents(&mut self, config: &SwarmConfig, step: usize) {
+        for index in self.orders.len()..step {
             let mut bytes = [0u8; 16];
-            rng.fill_bytes(&mut bytes);
+            self.rng.fill_bytes(&mut bytes);
             let spec = AgentSpec {
                 index,
                 machine: uuid::Builder::from_random_bytes(bytes).into_uuid(),
@@ -246,70 +304,76 @@ pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> an
                 version: config.version,
                 site_key: config.site_key.clone(),
                 identity_boundary: Version::new(0, 0, 0),
-                timing,
+                timing: self.timing,
                 availability: Availability::Always,
-                seed: rng.next_u64(),
+                seed: self.rng.next_u64(),
                 report_rtt: true,
             };
-            let observer: Arc<dyn Observer> = stats.clone();
+            let observer: Arc<dyn Observer> = self.stats.clone();
             let (order, watch) = crate::agent::orders();
-            orders.push(order);
+            self.orders.push(order);
             let agent = Agent::new(
                 spec,
-                connector.clone(),
-                faults.clone(),
-                bandwidth.clone(),
+                self.connector.clone(),
+                self.faults.clone(),
+                self.bandwidth.clone(),
                 observer,
                 watch,
                 Clock::Wall,
             );
             tokio::spawn(agent.run());
         }
-        started = step;
-        // Agents come up over one heartbeat interval; give the stragglers as long again.
-        let deadline = tokio::time::Instant::now() + config.heartbeat * 3 + Duration::from_secs(10);
-        let connected = || stats.connected.iter().filter(|c| c.load(Ordering::Relaxed)).count();
-        while connected() < step && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tokio::time::sleep(config.heartbeat).await;
-        let last = k + 1 == steps.len();
-        loop {
-            stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
-            let start = Clock::Wall.now();
-            tokio::time::sleep(config.window).await;
-            let end = Clock::Wall.now();
-            // The window's heartbeats are the histogram's: one snapshot under one lock.
-            let (heartbeats, rtt, rtt_us) = {
-                let h = stats.rtt.lock().unwrap_or_else(|p| p.into_inner());
-                let buckets = match config.histogram {
-                    true => h
-                        .iter_recorded()
-                        .map(|v| [v.value_iterated_to(), v.count_at_value()])
-                        .collect(),
-                    false => Vec::new(),
-                };
-                (h.len(), percentiles(&h), buckets)
-            };
-            report(&StepReport {
-                agents: step,
-                connected: connected(),
-                window_s: end.since(start).as_secs_f64(),
-                heartbeats,
-                rtt_ms: rtt,
-                lost: stats.lost.load(Ordering::Relaxed),
-                connect_failures: stats.connect_failures.load(Ordering::Relaxed),
-                refused: stats.refused.load(Ordering::Relaxed),
-                start_unix_ms: start.millis(),
-                end_unix_ms: end.millis(),
-                rtt_us,
-            });
-            if !(last && config.hold) {
-                break;
-            }
+    }
+
+    fn connected(&self) -> usize {
+        self.stats
+            .connected
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Until `step` agents are connected, or the stragglers' time is up.
+    async fn wait_connected(&self, config: &SwarmConfig, step: usize) {
+        let deadline = tokio::time::Instant::now() + config.heartbeat * 3 + timing::STRAGGLERS;
+        while self.connected() < step && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(timing::CONNECTED_POLL).await;
         }
     }
-    Ok(())
+
+    /// One measurement window.
+    async fn measure(&self, config: &SwarmConfig, step: usize) -> StepReport {
+        let stats = &self.stats;
+        stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        let start = Clock::Wall.now();
+        tokio::time::sleep(config.window).await;
+        let end = Clock::Wall.now();
+        // The window's heartbeats are the histogram's: one snapshot under one lock.
+        let (heartbeats, rtt, rtt_us) = {
+            let h = stats.rtt.lock().unwrap_or_else(|p| p.into_inner());
+            let buckets = match config.histogram {
+                true => h
+                    .iter_recorded()
+                    .map(|v| [v.value_iterated_to(), v.count_at_value()])
+                    .collect(),
+                false => Vec::new(),
+            };
+            (h.len(), percentiles(&h), buckets)
+        };
+        StepReport {
+            agents: step,
+            connected: self.connected(),
+            window_s: end.since(start).as_secs_f64(),
+            heartbeats,
+            rtt_ms: rtt,
+            lost: stats.lost.load(Ordering::Relaxed),
+            connect_failures: stats.connect_failures.load(Ordering::Relaxed),
+            refused: stats.refused.load(Ordering::Relaxed),
+            start_unix_ms: start.millis(),
+            end_unix_ms: end.millis(),
+            rtt_us,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct CapacityResult {
     pub heartbeat_s: f64,
     /// Swarm processes.
     pub swarms: usize,
-    /// The server's open-files limit, as it reported it.
+    /// The server's open-files limit, from its `GET /api/stats`.
     pub server_open_files: Option<u64>,
     /// Each step.
     pub steps: Vec<CapacityStep>,
@@ -83,8 +83,24 @@ async fn call(addr: SocketAddr, token: &str, method: &str, path: &str, body: Val
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// Starts `rmmsim serve` in `dir` and waits until it answers; returns it and a site key.
-fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<(Child, String)> {
+/// How often the server's CPU and memory are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// How often the bench asks a starting server whether it answers.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// How many times before it gives up (10 s in all).
+const READY_TRIES: usize = 100;
+
+/// A started `rmmsim serve` and what the bench needs from it.
+struct Server {
+    child: Child,
+    /// The key of the site the swarms join.
+    site_key: String,
+    /// Its open-files limit, from `GET /api/stats`.
+    open_files: Option<u64>,
+}
+
+/// Starts `rmmsim serve` in `dir` and waits until it answers; makes a site for the swarms.
+fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
     let log = std::fs::File::create(dir.join("serve.log"))?;
     let child = Command::new(exe)
@@ -106,33 +122,87 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<(Ch
         .spawn()
         .context("starting rmmsim serve")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let key = runtime.block_on(async {
-        for _ in 0..100 {
-            if call(addr, token, "GET", "/api/stats", Value::Null).await.is_ok() {
-                let client = call(addr, token, "POST", "/api/clients", json!({ "name": "bench" })).await?;
-                let id = client["id"].as_u64().unwrap_or(1);
-                let site = call(
-                    addr,
-                    token,
-                    "POST",
-                    &format!("/api/clients/{id}/sites"),
-                    json!({ "name": "swarm" }),
-                )
-                .await?;
-                return Ok(site["site_key"].as_str().unwrap_or_default().to_owned());
+    let (site_key, open_files) = runtime.block_on(async {
+        for _ in 0..READY_TRIES {
+            if let Ok(stats) = call(addr, token, "GET", "/api/stats", Value::Null).await {
+                let key = make_site(addr, token).await?;
+                return Ok((key, stats["open_files"].as_u64()));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
         bail!(
             "rmmsim serve did not answer on {addr}; see {}",
             dir.join("serve.log").display()
         )
     })?;
-    Ok((child, key))
+    Ok(Server {
+        child,
+        site_key,
+        open_files,
+    })
+}
+
+/// A client and a site on the server; the site's key.
+async fn make_site(addr: SocketAddr, token: &str) -> anyhow::Result<String> {
+    let client = call(addr, token, "POST", "/api/clients", json!({ "name": "bench" })).await?;
+    let id = client["id"].as_u64().unwrap_or(1);
+    let site = call(
+        addr,
+        token,
+        "POST",
+        &format!("/api/clients/{id}/sites"),
+        json!({ "name": "swarm" }),
+    )
+    .await?;
+    Ok(site["site_key"].as_str().unwrap_or_default().to_owned())
 }
 
 /// (unix ms, CPU ticks, RSS KiB) of a process, sampled.
 type Samples = Arc<Mutex<Vec<(i64, u64, u64)>>>;
+
+/// A thread sampling a process's CPU and memory every [`SAMPLE_EVERY`].
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Samples,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples: Samples = Arc::default();
+        let thread = {
+            let (stop, samples) = (stop.clone(), samples.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some((ticks, rss)) = sample(pid) {
+                        samples.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            Clock::Wall.now().millis(),
+                            ticks,
+                            rss,
+                        ));
+                    }
+                    std::thread::sleep(SAMPLE_EVERY);
+                }
+            })
+        };
+        Self { stop, samples, thread }
+    }
+
+    /// CPU cores and RSS bytes over a window (see [`server_use`]).
+    fn use_between(&self, start_ms: i64, end_ms: i64) -> (f64, u64) {
+        server_use(
+            &self.samples.lock().unwrap_or_else(|p| p.into_inner()),
+            start_ms,
+            end_ms,
+        )
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
 
 fn sample(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -165,30 +235,39 @@ fn shares(steps: &[usize], n: usize, i: usize) -> Vec<usize> {
 }
 
 /// Runs the ramp; `progress` hears each finished step.
-pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> anyhow::Result<CapacityResult> {
+pub fn run(config: &BenchConfig, progress: impl FnMut(&CapacityStep)) -> anyhow::Result<CapacityResult> {
     let dir = tempfile::tempdir()?;
     let addr = free_port()?;
     let token = "bench-admin-token";
-    let (mut server, key) = start_server(dir.path(), addr, token)?;
-    let pid = server.id();
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples: Samples = Arc::default();
-    let sampler = {
-        let (stop, samples) = (stop.clone(), samples.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Some((ticks, rss)) = sample(pid) {
-                    samples
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((Clock::Wall.now().millis(), ticks, rss));
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
-    };
+    let server = start_server(dir.path(), addr, token)?;
+    let sampler = Sampler::start(server.child.id());
     let most = config.capacity_steps.iter().copied().max().unwrap_or(0);
     let n = most.div_ceil(config.agents_per_swarm.max(1)).max(1);
+    // A failure from here on still stops the swarms and the server.
+    let steps = start_swarms(config, addr, &server.site_key, n).and_then(|mut swarms| {
+        let steps = read_steps(config, &mut swarms, &sampler, progress);
+        stop_all(swarms);
+        steps
+    });
+    sampler.stop();
+    stop_all([server.child]);
+    let steps = steps?;
+    let largest_held = steps
+        .iter()
+        .filter(|s| s.connected == s.agents && s.rtt_p99_ms < 100.0)
+        .map(|s| s.agents)
+        .max();
+    Ok(CapacityResult {
+        heartbeat_s: config.capacity_heartbeat.as_secs_f64(),
+        swarms: n,
+        server_open_files: server.open_files,
+        steps,
+        largest_held,
+    })
+}
+
+/// `n` `rmmsim swarm` processes, each with its share of every step.
+fn start_swarms(config: &BenchConfig, addr: SocketAddr, key: &str, n: usize) -> anyhow::Result<Vec<Child>> {
     let exe = std::env::current_exe()?;
     let mut swarms = Vec::new();
     for i in 0..n {
@@ -202,7 +281,7 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
                 "--server",
                 &format!("ws://{addr}"),
                 "--site-key",
-                &key,
+                key,
                 "--steps",
                 &steps.join(","),
             ])
@@ -218,19 +297,40 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
             .arg("--histogram")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .context("starting rmmsim swarm")?;
-        swarms.push(child);
+            .spawn();
+        match child {
+            Ok(child) => swarms.push(child),
+            Err(e) => {
+                stop_all(swarms);
+                return Err(anyhow::Error::new(e).context("starting rmmsim swarm"));
+            }
+        }
     }
-    // Each swarm prints one JSON line per step; read them in step order.
+    Ok(swarms)
+}
+
+/// Kills child processes and reaps them.
+fn stop_all(children: impl IntoIterator<Item = Child>) {
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Each swarm prints one JSON line per step: reads them in step order and
+/// combines every step's lines, until the ramp ends or a swarm stops.
+fn read_steps(
+    config: &BenchConfig,
+    swarms: &mut [Child],
+    sampler: &Sampler,
+    mut progress: impl FnMut(&CapacityStep),
+) -> anyhow::Result<Vec<CapacityStep>> {
     let mut readers: Vec<_> = swarms
         .iter_mut()
         .filter_map(|c| c.stdout.take())
         .map(|o| BufReader::new(o).lines())
         .collect();
     let mut steps = Vec::new();
-    // A failure here still stops the swarms and the server below.
-    let mut failure = None;
     for &agents in &config.capacity_steps {
         let mut parts: Vec<StepReport> = Vec::new();
         for lines in &mut readers {
@@ -241,56 +341,30 @@ pub fn run(config: &BenchConfig, mut progress: impl FnMut(&CapacityStep)) -> any
         if parts.is_empty() {
             break;
         }
-        let start = parts.iter().map(|p| p.start_unix_ms).min().unwrap_or(0);
-        let end = parts.iter().map(|p| p.end_unix_ms).max().unwrap_or(0);
-        let (cpu, rss) = server_use(&samples.lock().unwrap_or_else(|p| p.into_inner()), start, end);
-        let beats: u64 = parts.iter().map(|p| p.heartbeats).sum();
-        let window = parts.iter().map(|p| p.window_s).fold(0.0, f64::max);
-        let Some(rtt) = crate::swarm::merged_rtt(&parts) else {
-            failure = Some(anyhow::anyhow!("a swarm's report has no round-trip histogram"));
-            break;
-        };
-        let step = CapacityStep {
-            agents,
-            connected: parts.iter().map(|p| p.connected).sum(),
-            heartbeats_per_s: beats as f64 / window.max(1e-9),
-            rtt_p50_ms: rtt.p50,
-            rtt_p99_ms: rtt.p99,
-            rtt_max_ms: rtt.max,
-            server_cpu_cores: cpu,
-            server_rss_bytes: rss,
-        };
+        let step = combine(agents, &parts, sampler)?;
         progress(&step);
         steps.push(step);
     }
-    for mut s in swarms {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.join();
-    let _ = server.kill();
-    let _ = server.wait();
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
-    let server_open_files = log
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("open files limit: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok());
-    let largest_held = steps
-        .iter()
-        .filter(|s| s.connected == s.agents && s.rtt_p99_ms < 100.0)
-        .map(|s| s.agents)
-        .max();
-    Ok(CapacityResult {
-        heartbeat_s: config.capacity_heartbeat.as_secs_f64(),
-        swarms: n,
-        server_open_files,
-        steps,
-        largest_held,
+    Ok(steps)
+}
+
+/// One step over every swarm, with the server's use in its window.
+fn combine(agents: usize, parts: &[StepReport], sampler: &Sampler) -> anyhow::Result<CapacityStep> {
+    let start = parts.iter().map(|p| p.start_unix_ms).min().unwrap_or(0);
+    let end = parts.iter().map(|p| p.end_unix_ms).max().unwrap_or(0);
+    let (cpu, rss) = sampler.use_between(start, end);
+    let beats: u64 = parts.iter().map(|p| p.heartbeats).sum();
+    let window = parts.iter().map(|p| p.window_s).fold(0.0, f64::max);
+    let rtt = crate::swarm::merged_rtt(parts).context("a swarm's report has no round-trip histogram")?;
+    Ok(CapacityStep {
+        agents,
+        connected: parts.iter().map(|p| p.connected).sum(),
+        heartbeats_per_s: beats as f64 / window.max(1e-9),
+        rtt_p50_ms: rtt.p50,
+        rtt_p99_ms: rtt.p99,
+        rtt_max_ms: rtt.max,
+        server_cpu_cores: cpu,
+        server_rss_bytes: rss,
     })
 }
 

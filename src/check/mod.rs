@@ -18,6 +18,7 @@ pub use junit::junit;
 pub use summary::summary;
 
 use crate::metrics::{Report, WallTimer, write_reports};
+use crate::repro::{CheckLine, RunLine};
 use crate::scenario::{self, Plan, ScenarioError};
 use crate::sim::{self, SimOptions, TransportKind};
 
@@ -206,7 +207,6 @@ pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + S
 
 /// Runs one scenario, writes its reports, and judges it.
 fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult {
-    let report_dir = sim::report_dir(&options.out, plan);
     let mut result = ScenarioResult {
         name: plan.name.clone(),
         file: file.to_owned(),
@@ -215,67 +215,74 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
         baseline: None,
         failures: Vec::new(),
         changes: Vec::new(),
-        report_dir,
+        report_dir: sim::report_dir(&options.out, plan),
     };
-    let error = |result: &mut ScenarioResult, e: anyhow::Error| {
-        result.failures.push(Failure {
+    let sim_options = SimOptions {
+        transport: options.transport,
+        progress: false,
+    };
+    let report = match sim::execute(plan, &sim_options) {
+        Ok(r) => r,
+        Err(e) => {
+            result.failures.push(Failure::error(e));
+            return result;
+        }
+    };
+    if let Err(e) = write_reports(&result.report_dir, &report) {
+        result.failures.push(Failure::error(e));
+    }
+    result.failures.extend(broken_promises(&report, file));
+    hold_to_baseline(options, plan, &report, &mut result);
+    result.report = Some(report);
+    result
+}
+
+impl Failure {
+    /// The run, or writing what it produced, broke.
+    fn error(e: anyhow::Error) -> Self {
+        Self {
             kind: "error",
             figure: "run".into(),
             observed: format!("{e:#}"),
             allowed: "a complete run".into(),
             detail: String::new(),
-        });
-    };
-    let report = match sim::execute(
-        plan,
-        &SimOptions {
-            transport: options.transport,
-            progress: false,
-        },
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            error(&mut result, e);
-            return result;
         }
-    };
-    if let Err(e) = write_reports(&result.report_dir, &report) {
-        error(&mut result, e);
     }
-    for e in report.expectations.iter().filter(|e| !e.passed) {
-        result.failures.push(Failure {
-            kind: "expectation",
-            figure: e.label.clone(),
-            observed: e.observed_text.clone(),
-            allowed: e.allowed.clone(),
-            detail: format!("{}:{}", file.display(), e.line),
-        });
-    }
-    for v in &report.violations {
-        result.failures.push(Failure {
-            kind: "invariant",
-            figure: "update model".into(),
-            observed: v.clone(),
-            allowed: "never".into(),
-            detail: String::new(),
-        });
-    }
-    let now = Baseline::of(&report);
+}
+
+/// The report's failed expectations, then its broken invariants.
+fn broken_promises<'a>(report: &'a Report, file: &'a Path) -> impl Iterator<Item = Failure> + 'a {
+    let expectations = report.expectations.iter().filter(|e| !e.passed).map(move |e| Failure {
+        kind: "expectation",
+        figure: e.label.clone(),
+        observed: e.observed_text.clone(),
+        allowed: e.allowed.clone(),
+        detail: format!("{}:{}", file.display(), e.line),
+    });
+    let invariants = report.violations.iter().map(|v| Failure {
+        kind: "invariant",
+        figure: "update model".into(),
+        observed: v.clone(),
+        allowed: "never".into(),
+        detail: String::new(),
+    });
+    expectations.chain(invariants)
+}
+
+/// Holds the run to its committed baseline (a missing one fails the gate),
+/// or, with `--update-baselines`, writes this run's figures in its place.
+fn hold_to_baseline(options: &CheckOptions, plan: &Plan, report: &Report, result: &mut ScenarioResult) {
+    let now = Baseline::of(report);
     let path = baseline_path(&options.baselines, &plan.name);
     match read_baseline(&path) {
-        Err(e) => error(&mut result, e),
+        Err(e) => result.failures.push(Failure::error(e)),
         Ok(old) if options.update_baselines => {
             result.changes = match &old {
                 Some(old) => old.changes(&now),
                 None => vec!["new baseline".into()],
             };
-            let written = std::fs::create_dir_all(&options.baselines)
-                .and_then(|()| std::fs::write(&path, serde_json::to_string_pretty(&now).unwrap_or_default() + "\n"));
-            if let Err(e) = written {
-                error(
-                    &mut result,
-                    anyhow::Error::new(e).context(format!("writing {}", path.display())),
-                );
+            if let Err(e) = write_baseline(&options.baselines, &path, &now) {
+                result.failures.push(Failure::error(e));
             }
             // The summary's arrows show the change from the old figures.
             result.baseline = old;
@@ -287,7 +294,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
             allowed: format!("a committed baseline at {}", path.display()),
             detail: format!(
                 "run {} --update-baselines and commit the file",
-                check_cmd(options, &plan.name)
+                check_line(options, &plan.name)
             ),
         }),
         Ok(Some(old)) => {
@@ -295,33 +302,33 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
             result.baseline = Some(old);
         }
     }
-    result.report = Some(report);
-    result
+}
+
+fn write_baseline(dir: &Path, path: &Path, baseline: &Baseline) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(path, serde_json::to_string_pretty(baseline).unwrap_or_default() + "\n"))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The command that reruns one scenario's check.
 pub fn repro(options: &CheckOptions, result: &ScenarioResult) -> String {
-    let mut alone = format!("rmmsim run {} --seed {}", result.file.display(), result.seed);
-    if options.out != Path::new("reports") {
-        alone += &format!(" --out {}", options.out.display());
-    }
-    if options.transport != TransportKind::WsMem {
-        alone += &format!(" --transport {}", options.transport);
-    }
-    format!("{}   (the run alone: {alone})", check_cmd(options, &result.name))
+    let alone = RunLine {
+        file: &result.file,
+        seed: result.seed,
+        scale: 1.0,
+        out: Some(&options.out),
+        transport: options.transport,
+    };
+    format!("{}   (the run alone: {alone})", check_line(options, &result.name))
 }
 
 /// `rmmsim check` of one scenario with the options of this run that matter.
-fn check_cmd(options: &CheckOptions, name: &str) -> String {
-    let mut cmd = format!("rmmsim check {} --only {name}", options.dir.display());
-    if options.baselines != Path::new("reports/baselines") {
-        cmd += &format!(" --baselines {}", options.baselines.display());
+fn check_line<'a>(options: &'a CheckOptions, name: &'a str) -> CheckLine<'a> {
+    CheckLine {
+        dir: &options.dir,
+        only: name,
+        baselines: &options.baselines,
+        out: &options.out,
+        transport: options.transport,
     }
-    if options.out != Path::new("reports") {
-        cmd += &format!(" --out {}", options.out.display());
-    }
-    if options.transport != TransportKind::WsMem {
-        cmd += &format!(" --transport {}", options.transport);
-    }
-    cmd
 }

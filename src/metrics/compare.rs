@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 
+use super::Convergence;
 use super::report::Report;
 use super::svg::{Axis, PALETTE, legend, share_axes};
 use crate::clock::short;
@@ -55,29 +56,46 @@ pub fn compare_markdown(a: &Report, b: &Report, names: (&str, &str)) -> String {
         b.scenario.transport
     );
     let _ = writeln!(md, "| figure | A | B | B − A |\n|---|---:|---:|---:|");
-    let key = |r: &Report| -> BTreeSet<(Version, Channel, String)> {
-        r.builds
-            .iter()
-            .flat_map(|b| {
-                b.convergence
-                    .iter()
-                    .map(move |c| (b.version, c.channel, c.reference.clone()))
-            })
-            .collect()
-    };
-    let keys: BTreeSet<_> = key(a).union(&key(b)).cloned().collect();
-    let find = |r: &Report, k: &(Version, Channel, String)| {
-        r.builds
-            .iter()
-            .filter(|b| b.version == k.0)
-            .flat_map(|b| b.convergence.iter())
-            .find(|c| c.channel == k.1 && c.reference == k.2)
-            .map(|c| c.figures.clone())
-    };
-    for k in &keys {
-        let (fa, fb) = (find(a, k), find(b, k));
+    convergence_rows(&mut md, a, b);
+    for (name, x, y) in count_rows(a, b) {
+        let _ = writeln!(md, "| {name} | {x} | {y} | {} |", delta(x, y));
+    }
+    final_version_rows(&mut md, a, b);
+    let _ = writeln!(md, "\n![both curves](compare.svg)");
+    md
+}
+
+/// A convergence series: a build, the channel, and what its times count from.
+type SeriesKey = (Version, Channel, String);
+
+/// The convergence series of a report.
+fn series(r: &Report) -> BTreeSet<SeriesKey> {
+    r.builds
+        .iter()
+        .flat_map(|b| {
+            b.convergence
+                .iter()
+                .map(move |c| (b.version, c.channel, c.reference.clone()))
+        })
+        .collect()
+}
+
+/// One series' figures in a report, if it has the series.
+fn figures(r: &Report, k: &SeriesKey) -> Option<Convergence> {
+    r.builds
+        .iter()
+        .filter(|b| b.version == k.0)
+        .flat_map(|b| b.convergence.iter())
+        .find(|c| c.channel == k.1 && c.reference == k.2)
+        .map(|c| c.figures.clone())
+}
+
+/// t50, t90 and t99 of every series either report has (a time neither reached is left out).
+fn convergence_rows(md: &mut String, a: &Report, b: &Report) {
+    for k in series(a).union(&series(b)) {
+        let (fa, fb) = (figures(a, k), figures(b, k));
         for (name, pick) in [("t50", 0usize), ("t90", 1), ("t99", 2)] {
-            let get = |f: &Option<super::Convergence>| f.as_ref().and_then(|f| [f.t50_s, f.t90_s, f.t99_s][pick]);
+            let get = |f: &Option<Convergence>| f.as_ref().and_then(|f| [f.t50_s, f.t90_s, f.t99_s][pick]);
             let (x, y) = (get(&fa), get(&fb));
             if x.is_none() && y.is_none() {
                 continue;
@@ -94,7 +112,11 @@ pub fn compare_markdown(a: &Report, b: &Report, names: (&str, &str)) -> String {
             );
         }
     }
-    let rows: [(&str, f64, f64); 8] = [
+}
+
+/// The counted figures: (row name, A, B).
+fn count_rows(a: &Report, b: &Report) -> [(&'static str, f64, f64); 8] {
+    [
         ("stranded machines", a.stranded.len() as f64, b.stranded.len() as f64),
         (
             "orphan rows",
@@ -115,10 +137,11 @@ pub fn compare_markdown(a: &Report, b: &Report, names: (&str, &str)) -> String {
         ),
         ("updates failed", a.server.failures as f64, b.server.failures as f64),
         ("downloads", a.server.downloads as f64, b.server.downloads as f64),
-    ];
-    for (name, x, y) in rows {
-        let _ = writeln!(md, "| {name} | {x} | {y} | {} |", delta(x, y));
-    }
+    ]
+}
+
+/// Machines on each version at the end, for every version either report ends with.
+fn final_version_rows(md: &mut String, a: &Report, b: &Report) {
     let versions: BTreeSet<Version> = a
         .final_versions
         .keys()
@@ -130,8 +153,6 @@ pub fn compare_markdown(a: &Report, b: &Report, names: (&str, &str)) -> String {
         let y = b.final_versions.get(&v).copied().unwrap_or(0) as f64;
         let _ = writeln!(md, "| machines on {v} at the end | {x} | {y} | {} |", delta(x, y));
     }
-    let _ = writeln!(md, "\n![both curves](compare.svg)");
-    md
 }
 
 /// Both reports' fleet curves in one chart: A solid, B dashed, one colour per version.

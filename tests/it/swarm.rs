@@ -51,6 +51,10 @@ async fn a_swarm_connects_heartbeats_and_measures_round_trips() {
     let (_, stats) = server.api().get("/api/stats").await;
     assert_eq!(stats["agent_rows"], 20);
     assert!(stats["counters"]["heartbeats"].as_u64().unwrap() >= last.heartbeats);
+    // The server's open-files limit bounds the agents it holds: stats says
+    // what it is (the server runs in this process).
+    let (soft, _) = rlimit::Resource::NOFILE.get().unwrap();
+    assert_eq!(stats["open_files"], soft);
 }
 
 #[test]

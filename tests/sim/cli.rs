@@ -93,6 +93,55 @@ fn exit_codes_and_reports() {
     assert_eq!(out.status.code(), Some(2));
     let out = rmmsim(d, &["run"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
+
+    // A scale the flag allows but the simulator does not (each entry stops
+    // at a million machines, two entries are more): bad input, nothing run.
+    let two = SCENARIO.replace("MAX", "10m") + "\n[[fleet]]\ncount = 5\nsite = \"c/s\"\nversion = \"1.0.0\"\n";
+    std::fs::write(d.join("two.toml"), two).unwrap();
+    let out = rmmsim(d, &["run", "--scale", "1e9", "two.toml", "--out", "r3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("error: two.toml: --scale 1000000000 makes the fleet larger than 1000000 machines"),
+        "{}",
+        text(&out)
+    );
+    assert!(!d.join("r3").exists(), "nothing ran");
+}
+
+/// Values a flag refuses are usage errors (exit 2) naming the flag and what
+/// it takes, found before anything connects or runs.
+#[test]
+fn bad_flag_values_name_the_flag_and_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let swarm = ["swarm", "--server", "ws://127.0.0.1:1", "--site-key", "k"];
+    for (args, flag, range) in [
+        (
+            &["run", "--scale=-2", "a.toml"][..],
+            "'--scale <SCALE>'",
+            "positive number",
+        ),
+        (
+            &[&swarm[..], &["--agents", "0"]].concat(),
+            "'--agents <AGENTS>'",
+            "at least 1",
+        ),
+        (
+            &[&swarm[..], &["--steps", "10,5"]].concat(),
+            "'--steps <STEPS>'",
+            "increasing",
+        ),
+        (
+            &[&swarm[..], &["--steps", "0,5"]].concat(),
+            "'--steps <STEPS>'",
+            "above 0",
+        ),
+    ] {
+        let out = rmmsim(d, args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(flag) && t.contains(range), "{args:?}: {t}");
+    }
 }
 
 #[test]
@@ -135,6 +184,10 @@ fn bench_writes_its_tables() {
         (Some(10), Some(10))
     );
     assert_eq!(json["capacity"]["largest_held"], 10);
+    assert!(
+        json["capacity"]["server_open_files"].as_u64().unwrap() > 0,
+        "the server's limit, from its /api/stats"
+    );
     let rtt = |k: &str| steps[1][k].as_f64().unwrap();
     assert!(
         0.0 < rtt("rtt_p50_ms") && rtt("rtt_p50_ms") <= rtt("rtt_p99_ms") && rtt("rtt_p99_ms") <= rtt("rtt_max_ms"),

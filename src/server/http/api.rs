@@ -262,5 +262,6 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<StatsView> {
         online: core.agents().filter(|a| core.is_online(a.id)).count(),
         pending_updates: core.pending().count(),
         counters: core.counters(),
+        open_files: rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft),
     }))
 }

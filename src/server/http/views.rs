@@ -186,4 +186,8 @@ pub struct StatsView {
     pub pending_updates: usize,
     /// Counters since start.
     pub counters: Counters,
+    /// The server process's open-files limit (soft) now: every connected
+    /// agent holds a descriptor, so about that many agents at most. `None`
+    /// where the OS does not say.
+    pub open_files: Option<u64>,
 }

@@ -1,0 +1,107 @@
+//! `rmmsim run`: simulate scenario files and write their reports.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{RunArgs, UsageError};
+use crate::repro::RunLine;
+use crate::scenario::{self, Plan};
+use crate::sim::{self, SimOptions};
+use crate::{clock, metrics};
+
+/// Checks every file, then runs each scenario, printing its verdict (and
+/// what failed, and how to reproduce it); exit 1 when one failed.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plans = load_plans(&args)?;
+    let options = SimOptions {
+        transport: args.transport,
+        progress: !args.quiet,
+    };
+    let mut failed = 0;
+    for (file, plan) in &plans {
+        if !run_one(&args, &options, file, plan)? {
+            failed += 1;
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every file read, checked, seeded and scaled before anything runs; every
+/// bad one is named.
+fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for file in &args.files {
+        match scenario::load(file) {
+            Ok(mut plan) => {
+                if let Some(seed) = args.seed {
+                    plan.seed = seed;
+                }
+                plan.scale(args.scale);
+                if plan.fleet_size() > scenario::MAX_FLEET {
+                    errors.push(format!(
+                        "{}: --scale {} makes the fleet larger than {} machines",
+                        file.display(),
+                        args.scale,
+                        scenario::MAX_FLEET
+                    ));
+                    continue;
+                }
+                plans.push((file.clone(), plan));
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(UsageError::many(errors))
+    }
+}
+
+/// Runs one scenario, writes its reports and prints its verdict; whether it passed.
+fn run_one(args: &RunArgs, options: &SimOptions, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
+    let report = sim::execute(plan, options).with_context(|| format!("running {}", file.display()))?;
+    let dir = sim::report_dir(&args.out, plan);
+    metrics::write_reports(&dir, &report)?;
+    let verdict = if report.passed { "passed" } else { "FAILED" };
+    println!(
+        "{}: {verdict}, {} machines over {} in {:.1} s ({:.0} heartbeats/s) -> {}",
+        plan.name,
+        report.scenario.fleet,
+        clock::short(plan.duration),
+        report.wall.wall_s,
+        report.wall.heartbeats_per_wall_s,
+        dir.join("report.md").display()
+    );
+    for e in report.expectations.iter().filter(|e| !e.passed) {
+        println!(
+            "  FAIL {}: observed {}, allowed {} ({}:{})",
+            e.label,
+            e.observed_text,
+            e.allowed,
+            file.display(),
+            e.line
+        );
+    }
+    for v in &report.violations {
+        println!("  INVARIANT BROKEN: {v}");
+    }
+    if !report.passed {
+        let line = RunLine {
+            file,
+            seed: plan.seed,
+            scale: args.scale,
+            out: None,
+            transport: args.transport,
+        };
+        println!("  reproduce: {line}");
+    }
+    Ok(report.passed)
+}

@@ -1,0 +1,82 @@
+//! `rmmsim serve`: the update server for real, on the wall clock.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{ServeArgs, shutdown_signal};
+use crate::clock::Clock;
+use crate::server::store::SqliteStore;
+use crate::server::{self, AppState, Core, CoreConfig, HealthGate, RunOptions};
+
+/// How often `serve` writes agents' `last_seen` stamps to the database.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens the database, scans the downloads folder, prints where everything
+/// is (and the admin token if it made one), and serves until Ctrl-C or SIGTERM.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Every agent holds a socket: take as many open files as the system allows.
+    let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    std::fs::create_dir_all(&args.downloads)
+        .with_context(|| format!("creating downloads folder {}", args.downloads.display()))?;
+    let (token, generated) = match &args.admin_token {
+        Some(t) if !t.trim().is_empty() => (t.trim().to_owned(), false),
+        _ => (random_hex(), true),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let core = open_core(&args, addr)?;
+        let builds = core.catalog().scan().builds.len();
+        let state = AppState::new(core, token.clone());
+        println!("rmmsim serve: listening on http://{addr} (WebSocket at ws://{addr}/ws)");
+        println!("  downloads: {} ({builds} builds)", args.downloads.display());
+        println!("  database:  {}", args.db.display());
+        println!("  open files limit: {open_files} (about that many agents at most)");
+        if generated {
+            println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
+            println!("  {token}");
+        }
+        let options = RunOptions {
+            rescan_every: Some(*args.rescan_every).filter(|every| !every.is_zero()),
+            flush_every: Some(FLUSH_EVERY),
+        };
+        server::run(listener, state, options, shutdown_signal()).await?;
+        println!("rmmsim serve: stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The core over the SQLite file, on the wall clock, seeded by the OS.
+fn open_core(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<Core> {
+    let store = SqliteStore::open(&args.db).with_context(|| format!("opening database {}", args.db.display()))?;
+    let config = CoreConfig {
+        downloads: args.downloads.clone(),
+        public_url: args.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
+        gate: HealthGate {
+            min_successes: args.min_successes,
+            max_failure_rate: args.max_failure_rate,
+        },
+        seed: os_random(),
+    };
+    Core::open(Box::new(store), Clock::Wall, config).context("loading the server state")
+}
+
+/// A random 128-bit hex string from the OS (tokens are secrets, never seeded).
+fn random_hex() -> String {
+    hex::encode(os_random::<[u8; 16]>())
+}
+
+/// OS randomness, for what must differ between real servers (tokens, site
+/// keys); simulations seed everything from the scenario instead.
+#[allow(clippy::disallowed_methods)]
+fn os_random<T>() -> T
+where
+    rand::distr::StandardUniform: rand::distr::Distribution<T>,
+{
+    rand::random()
+}
