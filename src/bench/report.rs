@@ -35,13 +35,14 @@ pub fn markdown(r: &BenchReport) -> String {
     let _ = writeln!(
         md,
         "## Simulator throughput\n\nAlways-on agents, 60 s heartbeats, in virtual time; each run in its own process. \
-         *Per agent*: the growth of peak RSS over the transport's smallest run, per added agent.\n\n\
-         | transport | agents | simulated | heartbeats | wall | heartbeats / wall s | peak RSS | per agent |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
+         *Per agent*: the growth of peak RSS over the transport's smallest run, per added agent.\n"
     );
+    let mut rows = Vec::new();
     for s in &r.simulator {
         if let Some(e) = &s.error {
-            let _ = writeln!(md, "| {} | {} | not run: {e} | | | | | |", s.transport, s.agents);
+            let mut row = vec![s.transport.to_string(), s.agents.to_string(), format!("not run: {e}")];
+            row.resize(8, String::new());
+            rows.push(row);
             continue;
         }
         let base = r
@@ -56,42 +57,65 @@ pub fn markdown(r: &BenchReport) -> String {
                 format!("{:.1} KiB", grown / 1024.0 / (s.agents - b.agents) as f64)
             },
         );
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {:.1} s | {:.0} | {:.0} MiB | {per_agent} |",
-            s.transport,
-            s.agents,
+        rows.push(vec![
+            s.transport.to_string(),
+            s.agents.to_string(),
             crate::clock::short(std::time::Duration::from_secs_f64(s.simulated_s)),
-            s.heartbeats,
-            s.wall_s,
-            s.heartbeats_per_wall_s,
-            mib(s.peak_rss_bytes),
-        );
+            s.heartbeats.to_string(),
+            format!("{:.1} s", s.wall_s),
+            format!("{:.0}", s.heartbeats_per_wall_s),
+            format!("{:.0} MiB", mib(s.peak_rss_bytes)),
+            per_agent,
+        ]);
     }
+    md += &crate::metrics::md_table_aligned(
+        &[
+            "transport",
+            "agents",
+            "simulated",
+            "heartbeats",
+            "wall",
+            "heartbeats / wall s",
+            "peak RSS",
+            "per agent",
+        ],
+        1,
+        rows,
+    );
     if let Some(c) = &r.capacity {
         let _ = writeln!(
             md,
             "\n## Server capacity, real time\n\n`rmmsim serve` and {} `rmmsim swarm` processes on loopback, one heartbeat per {} s per agent. \
              Round trip: heartbeat sent to `ack` received, \
-             percentiles over every swarm's heartbeats (their histograms merged).\n\n\
-             | agents | connected | heartbeats/s | p50 | p99 | max | server CPU | server RSS |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|",
+             percentiles over every swarm's heartbeats (their histograms merged).\n",
             c.swarms, c.heartbeat_s
         );
-        for s in &c.steps {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms | {:.0}% of a core | {:.0} MiB |",
-                s.agents,
-                s.connected,
-                s.heartbeats_per_s,
-                s.rtt_p50_ms,
-                s.rtt_p99_ms,
-                s.rtt_max_ms,
-                s.server_cpu_cores * 100.0,
-                mib(s.server_rss_bytes)
-            );
-        }
+        let rows = c.steps.iter().map(|s| {
+            vec![
+                s.agents.to_string(),
+                s.connected.to_string(),
+                format!("{:.0}", s.heartbeats_per_s),
+                format!("{:.2} ms", s.rtt_p50_ms),
+                format!("{:.2} ms", s.rtt_p99_ms),
+                format!("{:.1} ms", s.rtt_max_ms),
+                format!("{:.0}% of a core", s.server_cpu_cores * 100.0),
+                format!("{:.0} MiB", mib(s.server_rss_bytes)),
+            ]
+        });
+        md += &crate::metrics::md_table_aligned(
+            &[
+                "agents",
+                "connected",
+                "heartbeats/s",
+                "p50",
+                "p99",
+                "max",
+                "server CPU",
+                "server RSS",
+            ],
+            0,
+            rows,
+        );
         let held = c.largest_held.map_or_else(|| "none".to_owned(), |n| n.to_string());
         let _ = writeln!(
             md,

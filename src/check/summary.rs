@@ -59,23 +59,20 @@ fn counted(now: usize, was: Option<usize>) -> String {
     }
 }
 
-fn row(md: &mut String, r: &ScenarioResult, link_base: &Path) {
+fn row(r: &ScenarioResult, link_base: &Path) -> Vec<String> {
     let mark = if r.passed() { "✅" } else { "❌" };
+    let cells = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
     let Some(report) = &r.report else {
-        let _ = writeln!(md, "| {mark} | {} | run failed | | | | | | |", r.name);
-        return;
+        return cells(&[mark, &r.name, "run failed", "", "", "", "", "", ""]);
     };
     let chart = link_base.join(&r.name).join("convergence.svg");
     let chart = format!("[chart]({})", chart.display());
     let Some((label, c)) = headline(report) else {
-        let _ = writeln!(
-            md,
-            "| {mark} | {} | no rollout | | | | {} | {} | {chart} |",
-            r.name,
-            report.stranded.len(),
-            report.rows.server.orphaned
+        let (stranded, orphans) = (
+            report.stranded.len().to_string(),
+            report.rows.server.orphaned.to_string(),
         );
-        return;
+        return cells(&[mark, &r.name, "no rollout", "", "", "", &stranded, &orphans, &chart]);
     };
     let base = r.baseline.as_ref();
     let was = base.and_then(|b| {
@@ -84,16 +81,17 @@ fn row(md: &mut String, r: &ScenarioResult, link_base: &Path) {
             .find(|x| label == format!("{} {} (from {})", x.version, x.channel, x.reference))
     });
     let f = &c.figures;
-    let _ = writeln!(
-        md,
-        "| {mark} | {} | {label} | {} | {} | {} | {} | {} | {chart} |",
-        r.name,
+    vec![
+        mark.to_owned(),
+        r.name.clone(),
+        label,
         timed(f.t50_s, was.map(|w| w.t50_s)),
         timed(f.t90_s, was.map(|w| w.t90_s)),
         timed(f.t99_s, was.map(|w| w.t99_s)),
         counted(report.stranded.len(), base.map(|b| b.stranded)),
         counted(report.rows.server.orphaned, base.map(|b| b.orphan_rows)),
-    );
+        chart,
+    ]
 }
 
 /// The Markdown. Chart links are `link_base/<name>/convergence.svg`.
@@ -118,13 +116,20 @@ pub fn summary(run: &CheckRun, link_base: &Path) -> String {
         run.results.len(),
         run.wall_s
     );
-    let _ = writeln!(
-        md,
-        "| | scenario | headline rollout | t50 | t90 | t99 | stranded | orphan rows | |\n|---|---|---|---|---|---|---|---|---|"
+    md += &crate::metrics::md_table(
+        &[
+            "",
+            "scenario",
+            "headline rollout",
+            "t50",
+            "t90",
+            "t99",
+            "stranded",
+            "orphan rows",
+            "",
+        ],
+        run.results.iter().map(|r| row(r, link_base)),
     );
-    for r in &run.results {
-        row(&mut md, r, link_base);
-    }
     let _ = writeln!(
         md,
         "\nArrows compare with the committed baseline: ↑ slower or more, ↓ faster or fewer, = unchanged."

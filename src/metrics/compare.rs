@@ -55,12 +55,12 @@ pub fn compare_markdown(a: &Report, b: &Report, names: (&str, &str)) -> String {
         b.scenario.seed,
         b.scenario.transport
     );
-    let _ = writeln!(md, "| figure | A | B | B − A |\n|---|---:|---:|---:|");
-    convergence_rows(&mut md, a, b);
+    let mut rows = convergence_rows(a, b);
     for (name, x, y) in count_rows(a, b) {
-        let _ = writeln!(md, "| {name} | {x} | {y} | {} |", delta(x, y));
+        rows.push(vec![name.to_owned(), x.to_string(), y.to_string(), delta(x, y)]);
     }
-    final_version_rows(&mut md, a, b);
+    rows.extend(final_version_rows(a, b));
+    md += &super::md_table_aligned(&["figure", "A", "B", "B − A"], 1, rows);
     let _ = writeln!(md, "\n![both curves](compare.svg)");
     md
 }
@@ -91,7 +91,8 @@ fn figures(r: &Report, k: &SeriesKey) -> Option<Convergence> {
 }
 
 /// t50, t90 and t99 of every series either report has (a time neither reached is left out).
-fn convergence_rows(md: &mut String, a: &Report, b: &Report) {
+fn convergence_rows(a: &Report, b: &Report) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
     for k in series(a).union(&series(b)) {
         let (fa, fb) = (figures(a, k), figures(b, k));
         for (name, pick) in [("t50", 0usize), ("t90", 1), ("t99", 2)] {
@@ -100,18 +101,15 @@ fn convergence_rows(md: &mut String, a: &Report, b: &Report) {
             if x.is_none() && y.is_none() {
                 continue;
             }
-            let _ = writeln!(
-                md,
-                "| {name} {} {} (from {}) | {} | {} | {} |",
-                k.0,
-                k.1,
-                k.2,
+            rows.push(vec![
+                format!("{name} {} {} (from {})", k.0, k.1, k.2),
                 time(x),
                 time(y),
-                delta_time(x, y)
-            );
+                delta_time(x, y),
+            ]);
         }
     }
+    rows
 }
 
 /// The counted figures: (row name, A, B).
@@ -141,18 +139,26 @@ fn count_rows(a: &Report, b: &Report) -> [(&'static str, f64, f64); 8] {
 }
 
 /// Machines on each version at the end, for every version either report ends with.
-fn final_version_rows(md: &mut String, a: &Report, b: &Report) {
+fn final_version_rows(a: &Report, b: &Report) -> Vec<Vec<String>> {
     let versions: BTreeSet<Version> = a
         .final_versions
         .keys()
         .chain(b.final_versions.keys())
         .copied()
         .collect();
-    for v in versions {
-        let x = a.final_versions.get(&v).copied().unwrap_or(0) as f64;
-        let y = b.final_versions.get(&v).copied().unwrap_or(0) as f64;
-        let _ = writeln!(md, "| machines on {v} at the end | {x} | {y} | {} |", delta(x, y));
-    }
+    versions
+        .into_iter()
+        .map(|v| {
+            let x = a.final_versions.get(&v).copied().unwrap_or(0) as f64;
+            let y = b.final_versions.get(&v).copied().unwrap_or(0) as f64;
+            vec![
+                format!("machines on {v} at the end"),
+                x.to_string(),
+                y.to_string(),
+                delta(x, y),
+            ]
+        })
+        .collect()
 }
 
 /// Both reports' fleet curves in one chart: A solid, B dashed, one colour per version.

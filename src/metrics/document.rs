@@ -94,11 +94,24 @@ pub struct Document {
 /// escaped so a cell never splits. The one table writer of every Markdown
 /// rmmsim prints (reports, `compare`, the check summary, `bench`).
 pub fn md_table<S: AsRef<str>>(head: &[S], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    md_table_aligned(head, head.len(), rows)
+}
+
+/// [`md_table`] with the columns from `numeric_from` on aligned right, as
+/// numbers read best.
+pub fn md_table_aligned<S: AsRef<str>>(
+    head: &[S],
+    numeric_from: usize,
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> String {
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = String::new();
     let line = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
     out += &line(head.iter().map(|h| cell(h.as_ref())).collect());
-    out += &format!("|{}\n", "---|".repeat(head.len()));
+    let rule: String = (0..head.len())
+        .map(|i| if i < numeric_from { "---|" } else { "---:|" })
+        .collect();
+    out += &format!("|{rule}\n");
     for row in rows {
         out += &line(row.iter().map(|c| cell(c)).collect());
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use analysis::{StrandReason, stable_lag_at};
 pub use compare::{compare_markdown, compare_svg};
 pub use convergence::{Convergence, converge};
-pub use document::{Block, Document, Mark, Text, md_table};
+pub use document::{Block, Document, Mark, Text, md_table, md_table_aligned};
 pub use offered::OffReason;
 pub use page::{document, html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
