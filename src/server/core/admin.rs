@@ -145,8 +145,11 @@ impl Core {
                 format!("client {client} has a site named `{name}`"),
             ));
         }
+        // Drawn from a copy of the generator, kept only once the site is
+        // committed: a failed commit changes nothing, the generator included.
+        let mut rng = self.rng.clone();
         let site_key = loop {
-            let key = hex::encode(rand::Rng::random::<[u8; 16]>(&mut self.rng));
+            let key = hex::encode(rand::Rng::random::<[u8; 16]>(&mut rng));
             if !self.site_keys.contains_key(&key) {
                 break key;
             }
@@ -161,6 +164,7 @@ impl Core {
             created_at: self.now(),
         };
         self.write(vec![Change::Site(row.clone())])?;
+        self.rng = rng;
         Ok(row)
     }
 
@@ -346,6 +350,7 @@ impl Core {
             .collect();
         self.write(rows.iter().cloned().map(Change::Rollout).collect())?;
         self.rescan()?;
+        self.check_all();
         info!(
             "promoted {version}: {} sidecars flipped, forced: {}",
             beta_files.len(),
@@ -420,6 +425,7 @@ impl Core {
         self.rescan()?;
 
         let (agents_running, downgrades_pushed) = self.push_downgrades(version, now)?;
+        self.check_all();
         info!(
             "rolled back {version}: {agents_running} agents on it, {} downgrades pushed",
             downgrades_pushed.len()
