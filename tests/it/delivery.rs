@@ -166,6 +166,12 @@ async fn u04_redispatch_is_logged() {
         .finish();
     // The test runtime is single-threaded, so the server logs on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // While one dispatcher is registered, tracing-core works out a new
+    // callsite's interest from the default of whichever thread hits it first:
+    // another test's thread, with no subscriber, would mark the re-dispatch
+    // line "never" for good. A second live dispatcher makes it ask every
+    // registered dispatcher, this test's included.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let server = TestServer::start().await;
     let key = server.site("acme", "hq", None).await;
