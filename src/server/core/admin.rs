@@ -7,7 +7,7 @@ use tracing::info;
 use super::traffic::pending_row;
 use super::{Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
+use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::catalog::Catalog;
 use crate::server::publish;
 use crate::server::scanner::{self, Scan};
@@ -101,7 +101,7 @@ fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
         Ok(())
     } else {
         Err(CoreError::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!("{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"),
         ))
     }
@@ -113,7 +113,7 @@ impl Core {
         check_name("client", name)?;
         if self.clients.values().any(|c| c.name == name) {
             return Err(CoreError::conflict(
-                "client_exists",
+                ErrorCode::ClientExists,
                 format!("a client named `{name}` exists"),
             ));
         }
@@ -141,7 +141,7 @@ impl Core {
         }
         if self.sites.values().any(|s| s.client_id == client && s.name == name) {
             return Err(CoreError::conflict(
-                "site_exists",
+                ErrorCode::SiteExists,
                 format!("client {client} has a site named `{name}`"),
             ));
         }
@@ -202,7 +202,7 @@ impl Core {
         let target = match version {
             Some(v) if self.blocked_set.contains(&v) => {
                 return Err(CoreError::conflict(
-                    "version_blocked",
+                    ErrorCode::VersionBlocked,
                     format!("{v} is blocked (rolled back)"),
                 ));
             }
@@ -215,14 +215,14 @@ impl Core {
                 self.catalog
                     .latest(&agent.platform, channel, &self.blocked_set)
                     .ok_or_else(|| {
-                        CoreError::conflict("no_build", format!("no {channel} build for {}", agent.platform))
+                        CoreError::conflict(ErrorCode::NoBuild, format!("no {channel} build for {}", agent.platform))
                     })?
             }
         }
         .version;
         if target == agent.version {
             return Err(CoreError::conflict(
-                "already_on_version",
+                ErrorCode::AlreadyOnVersion,
                 format!("agent {id} already runs {target}"),
             ));
         }
@@ -300,7 +300,7 @@ impl Core {
         }
         if self.blocked_set.contains(&version) {
             return Err(CoreError::conflict(
-                "version_blocked",
+                ErrorCode::VersionBlocked,
                 format!("{version} is blocked (rolled back)"),
             ));
         }
@@ -319,7 +319,7 @@ impl Core {
             .collect();
         if beta_files.is_empty() && rows.is_empty() {
             return Err(CoreError::conflict(
-                "already_promoted",
+                ErrorCode::AlreadyPromoted,
                 format!("{version} is already stable"),
             ));
         }
@@ -331,7 +331,7 @@ impl Core {
             );
             let details = serde_json::to_value(&gate).ok();
             return Err(CoreError::Conflict {
-                code: "health_gate",
+                code: ErrorCode::HealthGate,
                 message,
                 details,
             });
@@ -373,7 +373,7 @@ impl Core {
     pub fn rollback(&mut self, version: Version) -> Result<Rollback, CoreError> {
         if self.blocked_set.contains(&version) {
             return Err(CoreError::conflict(
-                "already_rolled_back",
+                ErrorCode::AlreadyRolledBack,
                 format!("{version} is already blocked"),
             ));
         }

@@ -25,7 +25,9 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{Clock, Timestamp};
-use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, ServerMessage, SiteId, UpdateId, Version};
+use crate::protocol::{
+    AgentId, Channel, ClientId, DeviceId, ErrorCode, Platform, ServerMessage, SiteId, UpdateId, Version,
+};
 
 use super::catalog::Catalog;
 use super::publish::PublishError;
@@ -144,8 +146,8 @@ pub enum CoreError {
     /// The request contradicts the current state.
     #[error("{message}")]
     Conflict {
-        /// Machine-readable reason.
-        code: &'static str,
+        /// Machine-readable reason (a 409 code).
+        code: ErrorCode,
         /// For people.
         message: String,
         /// Figures behind the refusal (the health gate's, say).
@@ -154,8 +156,8 @@ pub enum CoreError {
     /// The request itself is malformed.
     #[error("{message}")]
     Invalid {
-        /// Machine-readable reason.
-        code: &'static str,
+        /// Machine-readable reason (a 400 code, or `invalid_message` for a frame).
+        code: ErrorCode,
         /// For people.
         message: String,
     },
@@ -177,7 +179,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -185,7 +187,7 @@ impl CoreError {
         }
     }
 
-    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),

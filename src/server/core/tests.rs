@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::testing::{Fixture, Observed, START, device, v};
 use super::{ChannelTarget, Core, CoreError};
-use crate::protocol::{AgentId, Channel, ClientId, ServerMessage, UpdateResult};
+use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, ServerMessage, UpdateResult};
 use crate::server::store::{Change, RolloutStatus, Store, UpdateReason, UpdateRow, UpdateStatus};
 
 async fn tick() {
@@ -115,7 +115,7 @@ async fn promote_waits_for_the_gate_then_stable_agents_get_the_build() {
     assert!(matches!(
         refused,
         CoreError::Conflict {
-            code: "health_gate",
+            code: ErrorCode::HealthGate,
             ..
         }
     ));

@@ -5,7 +5,7 @@ use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
+use crate::protocol::{AgentId, Channel, ErrorCode, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
 use crate::server::rules;
 use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
 
@@ -18,11 +18,11 @@ impl Core {
     /// the agent has come back from.
     pub fn hello(&mut self, hello: &Hello) -> Result<AgentId, CoreError> {
         let &site_id = self.site_keys.get(&hello.site_key).ok_or(CoreError::UnknownSiteKey)?;
-        let platform =
-            Platform::new(&hello.os, &hello.arch).map_err(|e| CoreError::invalid("invalid_platform", e.to_string()))?;
+        let platform = Platform::new(&hello.os, &hello.arch)
+            .map_err(|e| CoreError::invalid(ErrorCode::InvalidMessage, e.to_string()))?;
         if hello.hostname.is_empty() || hello.hostname.len() > MAX_HOSTNAME {
             return Err(CoreError::invalid(
-                "invalid_hostname",
+                ErrorCode::InvalidMessage,
                 "hostname must be 1 to 255 bytes",
             ));
         }
