@@ -40,11 +40,52 @@ pub struct CheckOptions {
     pub jobs: usize,
 }
 
+/// What kind of thing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// An `[[expect]]` of the scenario.
+    Expectation,
+    /// The regression gate against the baseline, or a missing baseline.
+    Gate,
+    /// An update-model invariant the observer saw broken.
+    Invariant,
+    /// The run itself broke (or its reports could not be written).
+    Error,
+}
+
+impl FailureKind {
+    /// `expectation`, `gate`, `invariant` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expectation => "expectation",
+            Self::Gate => "gate",
+            Self::Invariant => "invariant",
+            Self::Error => "error",
+        }
+    }
+
+    /// The JUnit element it is reported as: a run that broke is an
+    /// `<error>`, anything the run measured is a `<failure>`.
+    pub fn junit_element(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Expectation | Self::Gate | Self::Invariant => "failure",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that failed: an expectation, the gate, or an invariant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
-    /// `expectation`, `gate`, `invariant` or `error`.
-    pub kind: &'static str,
+    /// What kind.
+    pub kind: FailureKind,
     /// What was measured.
     pub figure: String,
     /// Its value.
@@ -219,7 +260,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
     };
     let error = |result: &mut ScenarioResult, e: anyhow::Error| {
         result.failures.push(Failure {
-            kind: "error",
+            kind: FailureKind::Error,
             figure: "run".into(),
             observed: format!("{e:#}"),
             allowed: "a complete run".into(),
@@ -244,7 +285,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
     }
     for e in report.expectations.iter().filter(|e| !e.passed) {
         result.failures.push(Failure {
-            kind: "expectation",
+            kind: FailureKind::Expectation,
             figure: e.label.clone(),
             observed: e.observed_text.clone(),
             allowed: e.allowed.clone(),
@@ -253,7 +294,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
     }
     for v in &report.violations {
         result.failures.push(Failure {
-            kind: "invariant",
+            kind: FailureKind::Invariant,
             figure: "update model".into(),
             observed: v.clone(),
             allowed: "never".into(),
@@ -281,7 +322,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
             result.baseline = old;
         }
         Ok(None) => result.failures.push(Failure {
-            kind: "gate",
+            kind: FailureKind::Gate,
             figure: "baseline".into(),
             observed: "none".into(),
             allowed: format!("a committed baseline at {}", path.display()),
