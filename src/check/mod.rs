@@ -163,14 +163,35 @@ pub enum CheckError {
     /// Scenario files that are wrong: nothing ran.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Files(Vec<ScenarioError>),
-    /// The folder, a baseline or a report could not be read or written.
+    /// The scenario folder could not be read, or holds nothing to check.
+    /// (A baseline or a report that cannot be read or written fails its
+    /// scenario instead: a [`FailureKind::Error`].)
     #[error(transparent)]
-    Io(#[from] anyhow::Error),
+    Io(#[from] FolderError),
+}
+
+/// What is wrong with the scenario folder.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// It could not be listed.
+    #[error("reading scenario folder {}: {error}", dir.display())]
+    Read {
+        /// The folder.
+        dir: PathBuf,
+        /// Why (in the message, so the one line says it all).
+        error: std::io::Error,
+    },
+    /// It holds no scenario file, or none that `--only` names.
+    #[error("no scenarios to check in {}", .0.display())]
+    Empty(PathBuf),
 }
 
 /// The scenario files of a folder, sorted.
-fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading scenario folder {}", dir.display()))?;
+fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| FolderError::Read {
+        dir: dir.to_owned(),
+        error,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -211,10 +232,7 @@ pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + S
         return Err(CheckError::Files(errors));
     }
     if plans.is_empty() {
-        return Err(CheckError::Io(anyhow::anyhow!(
-            "no scenarios to check in {}",
-            options.dir.display()
-        )));
+        return Err(FolderError::Empty(options.dir.clone()).into());
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; plans.len()]);
@@ -365,4 +383,43 @@ fn check_cmd(options: &CheckOptions, name: &str) -> String {
         cmd += &format!(" --transport {}", options.transport);
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: PathBuf) -> CheckOptions {
+        CheckOptions {
+            baselines: dir.join("baselines"),
+            out: dir.join("out"),
+            dir,
+            update_baselines: false,
+            only: Vec::new(),
+            transport: TransportKind::WsMem,
+            jobs: 1,
+        }
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_checked_says_why() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("missing");
+        let err = run(&options(missing.clone()), |_| {}).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(&err, CheckError::Io(FolderError::Read { dir, error })
+                if *dir == missing && error.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(
+            message.starts_with(&format!("reading scenario folder {}: ", missing.display())),
+            "{message}"
+        );
+        let err = run(&options(root.path().to_owned()), |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, CheckError::Io(FolderError::Empty(dir)) if dir == root.path()),
+            "{err:?}"
+        );
+    }
 }
