@@ -55,7 +55,7 @@ site = "bench/site"
 version = "1.0.0"
 "#
     );
-    crate::scenario::parse("bench", &text).map_err(|e| anyhow::anyhow!("{e}"))
+    Ok(crate::scenario::parse("bench", &text)?)
 }
 
 /// Runs one throughput measurement in this process (`rmmsim bench-sim`).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Failure;
+use super::{Failure, FailureKind};
 use crate::clock::short;
 use crate::metrics::Report;
 use crate::protocol::{Channel, Version};
@@ -105,7 +105,7 @@ impl Baseline {
     pub fn compare(&self, new: &Baseline, gate: RegressionGate) -> Vec<Failure> {
         let mut out = Vec::new();
         let fail = |figure: String, observed: String, allowed: String, detail: String| Failure {
-            kind: "gate",
+            kind: FailureKind::Gate,
             figure,
             observed,
             allowed,

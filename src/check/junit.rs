@@ -58,11 +58,11 @@ pub fn junit(run: &CheckRun) -> String {
             ],
         )));
         for f in &r.failures {
-            let tag = if f.kind == "error" { "error" } else { "failure" };
+            let tag = f.kind.junit_element();
             let message = format!("{}: observed {}, allowed {}", f.figure, f.observed, f.allowed);
             put(Event::Start(element(
                 tag,
-                &[("type", f.kind), ("message", message.as_str())],
+                &[("type", f.kind.as_str()), ("message", message.as_str())],
             )));
             put(Event::Text(BytesText::new(&f.line())));
             put(Event::End(BytesEnd::new(tag)));
@@ -81,4 +81,59 @@ pub fn junit(run: &CheckRun) -> String {
     put(Event::End(BytesEnd::new("testsuite")));
     put(Event::End(BytesEnd::new("testsuites")));
     String::from_utf8(w.into_inner()).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::check::{Failure, FailureKind, ScenarioResult};
+
+    fn failure(kind: FailureKind, figure: &str) -> Failure {
+        Failure {
+            kind,
+            figure: figure.into(),
+            observed: "1".into(),
+            allowed: "0".into(),
+            detail: String::new(),
+        }
+    }
+
+    /// A run that broke is an `<error>`; what a run measured is a
+    /// `<failure>`; either way `type` names the kind.
+    #[test]
+    fn each_kind_is_reported_as_its_element_and_type() {
+        let result = ScenarioResult {
+            name: "s".into(),
+            file: PathBuf::from("scenarios/s.toml"),
+            seed: 1,
+            report: None,
+            baseline: None,
+            failures: vec![
+                failure(FailureKind::Error, "run"),
+                failure(FailureKind::Gate, "t90"),
+                failure(FailureKind::Expectation, "fraction_on"),
+                failure(FailureKind::Invariant, "update model"),
+            ],
+            changes: Vec::new(),
+            report_dir: PathBuf::from("reports/s"),
+        };
+        let xml = junit(&CheckRun {
+            results: vec![result],
+            wall_s: 1.0,
+            updated_baselines: false,
+        });
+        let opening = |tag: &str, kind: &str, figure: &str| {
+            format!(r#"<{tag} type="{kind}" message="{figure}: observed 1, allowed 0">"#)
+        };
+        for (tag, kind, figure) in [
+            ("error", "error", "run"),
+            ("failure", "gate", "t90"),
+            ("failure", "expectation", "fraction_on"),
+            ("failure", "invariant", "update model"),
+        ] {
+            assert!(xml.contains(&opening(tag, kind, figure)), "{tag} {kind}:\n{xml}");
+        }
+    }
 }

@@ -41,11 +41,52 @@ pub struct CheckOptions {
     pub jobs: usize,
 }
 
+/// What kind of thing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// An `[[expect]]` of the scenario.
+    Expectation,
+    /// The regression gate against the baseline, or a missing baseline.
+    Gate,
+    /// An update-model invariant the observer saw broken.
+    Invariant,
+    /// The run itself broke (or its reports could not be written).
+    Error,
+}
+
+impl FailureKind {
+    /// `expectation`, `gate`, `invariant` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expectation => "expectation",
+            Self::Gate => "gate",
+            Self::Invariant => "invariant",
+            Self::Error => "error",
+        }
+    }
+
+    /// The JUnit element it is reported as: a run that broke is an
+    /// `<error>`, anything the run measured is a `<failure>`.
+    pub fn junit_element(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Expectation | Self::Gate | Self::Invariant => "failure",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that failed: an expectation, the gate, or an invariant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failure {
-    /// `expectation`, `gate`, `invariant` or `error`.
-    pub kind: &'static str,
+    /// What kind.
+    pub kind: FailureKind,
     /// What was measured.
     pub figure: String,
     /// Its value.
@@ -123,14 +164,35 @@ pub enum CheckError {
     /// Scenario files that are wrong: nothing ran.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Files(Vec<ScenarioError>),
-    /// The folder, a baseline or a report could not be read or written.
+    /// The scenario folder could not be read, or holds nothing to check.
+    /// (A baseline or a report that cannot be read or written fails its
+    /// scenario instead: a [`FailureKind::Error`].)
     #[error(transparent)]
-    Io(#[from] anyhow::Error),
+    Io(#[from] FolderError),
+}
+
+/// What is wrong with the scenario folder.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// It could not be listed.
+    #[error("reading scenario folder {}: {error}", dir.display())]
+    Read {
+        /// The folder.
+        dir: PathBuf,
+        /// Why (in the message, so the one line says it all).
+        error: std::io::Error,
+    },
+    /// It holds no scenario file, or none that `--only` names.
+    #[error("no scenarios to check in {}", .0.display())]
+    Empty(PathBuf),
 }
 
 /// The scenario files of a folder, sorted.
-fn scenario_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading scenario folder {}", dir.display()))?;
+fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| FolderError::Read {
+        dir: dir.to_owned(),
+        error,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -171,10 +233,7 @@ pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + S
         return Err(CheckError::Files(errors));
     }
     if plans.is_empty() {
-        return Err(CheckError::Io(anyhow::anyhow!(
-            "no scenarios to check in {}",
-            options.dir.display()
-        )));
+        return Err(FolderError::Empty(options.dir.clone()).into());
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; plans.len()]);
@@ -241,7 +300,7 @@ impl Failure {
     /// The run, or writing what it produced, broke.
     fn error(e: anyhow::Error) -> Self {
         Self {
-            kind: "error",
+            kind: FailureKind::Error,
             figure: "run".into(),
             observed: format!("{e:#}"),
             allowed: "a complete run".into(),
@@ -253,14 +312,14 @@ impl Failure {
 /// The report's failed expectations, then its broken invariants.
 fn broken_promises<'a>(report: &'a Report, file: &'a Path) -> impl Iterator<Item = Failure> + 'a {
     let expectations = report.expectations.iter().filter(|e| !e.passed).map(move |e| Failure {
-        kind: "expectation",
+        kind: FailureKind::Expectation,
         figure: e.label.clone(),
         observed: e.observed_text.clone(),
         allowed: e.allowed.clone(),
         detail: format!("{}:{}", file.display(), e.line),
     });
     let invariants = report.violations.iter().map(|v| Failure {
-        kind: "invariant",
+        kind: FailureKind::Invariant,
         figure: "update model".into(),
         observed: v.clone(),
         allowed: "never".into(),
@@ -288,7 +347,7 @@ fn hold_to_baseline(options: &CheckOptions, plan: &Plan, report: &Report, result
             result.baseline = old;
         }
         Ok(None) => result.failures.push(Failure {
-            kind: "gate",
+            kind: FailureKind::Gate,
             figure: "baseline".into(),
             observed: "none".into(),
             allowed: format!("a committed baseline at {}", path.display()),
@@ -330,5 +389,44 @@ fn check_line<'a>(options: &'a CheckOptions, name: &'a str) -> CheckLine<'a> {
         baselines: &options.baselines,
         out: &options.out,
         transport: options.transport,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: PathBuf) -> CheckOptions {
+        CheckOptions {
+            baselines: dir.join("baselines"),
+            out: dir.join("out"),
+            dir,
+            update_baselines: false,
+            only: Vec::new(),
+            transport: TransportKind::WsMem,
+            jobs: 1,
+        }
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_checked_says_why() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("missing");
+        let err = run(&options(missing.clone()), |_| {}).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(&err, CheckError::Io(FolderError::Read { dir, error })
+                if *dir == missing && error.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        assert!(
+            message.starts_with(&format!("reading scenario folder {}: ", missing.display())),
+            "{message}"
+        );
+        let err = run(&options(root.path().to_owned()), |_| {}).unwrap_err();
+        assert!(
+            matches!(&err, CheckError::Io(FolderError::Empty(dir)) if dir == root.path()),
+            "{err:?}"
+        );
     }
 }

@@ -26,7 +26,7 @@ pub use report::{
     BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,
     Report, RowCounts, Rows, StableLag, Stranded, Wall, build_report,
 };
-pub use svg::convergence_svg;
+pub use svg::{SvgError, convergence_svg};
 
 use crate::protocol::Version;
 use crate::server::catalog::Catalog;
@@ -90,7 +90,7 @@ pub fn write_reports(dir: &std::path::Path, report: &Report) -> anyhow::Result<(
     std::fs::write(dir.join("report.json"), json + "\n").context("writing report.json")?;
     std::fs::write(dir.join("report.md"), markdown(report)).context("writing report.md")?;
     std::fs::write(dir.join("report.html"), html(report)).context("writing report.html")?;
-    let svg = convergence_svg(report).map_err(|e| anyhow::anyhow!("drawing convergence.svg: {e}"))?;
+    let svg = convergence_svg(report).context("drawing convergence.svg")?;
     std::fs::write(dir.join("convergence.svg"), svg).context("writing convergence.svg")?;
     Ok(())
 }

@@ -42,14 +42,23 @@ fn event_colour(action: &str) -> RGBColor {
     }
 }
 
+/// What plotters reports when drawing on the SVG backend fails.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
+/// Why an SVG could not be drawn (the backend writes to a string, so in
+/// practice a layout or font problem).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SvgError(#[from] DrawError);
+
 /// Renders the report's curves as an SVG document.
-pub fn convergence_svg(report: &Report) -> Result<String, String> {
+pub fn convergence_svg(report: &Report) -> Result<String, SvgError> {
     let mut out = String::new();
-    draw(report, &mut out).map_err(|e| e.to_string())?;
+    draw(report, &mut out)?;
     Ok(out)
 }
 
-fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(report: &Report, out: &mut String) -> Result<(), DrawError> {
     let c = &report.curve;
     let axis = Axis::for_span(report.scenario.duration_s);
     let root = SVGBackend::with_string(out, (1280, 1330)).into_drawing_area();
@@ -110,7 +119,7 @@ pub(super) fn share_axes<'a, 'b>(
     caption: String,
     font: u32,
     axis: &Axis,
-) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
+) -> Result<Chart<'a, 'b>, DrawError> {
     let x_max = axis.max;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", font))
@@ -133,7 +142,7 @@ pub(super) fn share_axes<'a, 'b>(
 }
 
 /// A legend drawn by hand in the area's right margin, clear of the curves.
-pub(super) fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<(), Box<dyn std::error::Error>> {
+pub(super) fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<(), DrawError> {
     let (w, _) = area.dim_in_pixel();
     let x0 = w as i32 - 130;
     for (k, (label, colour)) in entries.iter().enumerate() {
@@ -153,7 +162,7 @@ const EGRESS_COLOUR: RGBColor = RGBColor(214, 39, 40);
 
 /// The download storm: downloads in progress (left axis) and egress in
 /// Mbit/s (right axis), each the most seen in its sample period.
-fn draw_storm(area: &Area<'_>, report: &Report, axis: &Axis) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_storm(area: &Area<'_>, report: &Report, axis: &Axis) -> Result<(), DrawError> {
     let c = &report.curve;
     let d = &report.downloads;
     let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);
@@ -244,7 +253,7 @@ fn draw_panel(
     name: &str,
     data: &[Vec<f64>],
     beta_panel: bool,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), DrawError> {
     let c = &report.curve;
     let (scale, x_max) = (axis.scale, axis.max);
     let stride = c.times_s.len().div_ceil(MAX_POINTS).max(1);

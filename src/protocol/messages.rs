@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, DeviceId, UpdateId, Version};
+use super::{AgentId, DeviceId, ErrorCode, UpdateId, Version};
 
 /// The largest text frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -99,32 +99,6 @@ pub struct UpdateOffer {
     pub sha256: String,
     /// Size of the build in bytes.
     pub size: u64,
-}
-
-/// Why the server refused a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is not JSON.
-    BadJson,
-    /// JSON without a known `type`.
-    UnknownType,
-    /// A known `type` with missing or invalid fields (a bad version, say).
-    InvalidMessage,
-    /// Something other than `hello` came first.
-    HelloRequired,
-    /// A second `hello` on one connection.
-    AlreadyHello,
-    /// The `site_key` admits nobody; the server closes the connection.
-    UnknownSiteKey,
-    /// Binary frames carry nothing in this protocol.
-    BinaryFrame,
-    /// The frame was over [`MAX_FRAME_BYTES`]; the server closes the connection.
-    FrameTooLarge,
-    /// `update_result` names an update this agent was never sent.
-    UnknownUpdate,
-    /// The server could not do what the frame asked; it is logged there.
-    Internal,
 }
 
 /// Why a text frame could not be read as an [`AgentMessage`].

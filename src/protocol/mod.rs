@@ -1,6 +1,7 @@
 //! Wire types shared by the server and the agents. Pure: no I/O, no tokio.
 
 mod device_id;
+mod error_code;
 mod messages;
 mod platform;
 mod version;
@@ -11,9 +12,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use device_id::{DeviceId, DeviceIdError};
+pub use error_code::ErrorCode;
 pub use messages::{
-    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, ErrorCode, Hello, MAX_FRAME_BYTES, ServerMessage, UpdateOffer,
-    UpdateResult, decode_agent_message,
+    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, Hello, MAX_FRAME_BYTES, ServerMessage, UpdateOffer, UpdateResult,
+    decode_agent_message,
 };
 pub use platform::{Platform, PlatformError};
 pub use version::{Version, VersionError};

@@ -14,6 +14,15 @@ use crate::protocol::{Channel, Platform, Version};
 use super::rules;
 use super::scanner::{Build, DIGEST_SUFFIX, Scan};
 
+/// What a download name refers to (see [`Catalog::servable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Servable<'a> {
+    /// The build's own file.
+    Build(&'a Build),
+    /// The build's `.sha256` companion.
+    Digest(&'a Build),
+}
+
 /// A scan and its indexes.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
@@ -78,11 +87,40 @@ impl Catalog {
 
     /// The build a download name refers to: the build itself or its
     /// `.sha256`. Nothing else in the folder is ever served.
-    pub fn servable(&self, name: &str) -> Option<(&Build, bool)> {
+    pub fn servable(&self, name: &str) -> Option<Servable<'_>> {
         if let Some(&i) = self.by_file.get(name) {
-            return Some((&self.scan.builds[i], false));
+            return Some(Servable::Build(&self.scan.builds[i]));
         }
         let base = name.strip_suffix(DIGEST_SUFFIX)?;
-        self.by_file.get(base).map(|&i| (&self.scan.builds[i], true))
+        self.by_file.get(base).map(|&i| Servable::Digest(&self.scan.builds[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::scanner::CHANNEL_SUFFIX;
+
+    #[test]
+    fn a_build_and_its_digest_are_servable_nothing_else() {
+        let build = Build {
+            file: "gururmm-agent-windows-amd64-1.0.0.exe".into(),
+            platform: "windows-amd64".parse().unwrap(),
+            version: "1.0.0".parse().unwrap(),
+            channel: Channel::Stable,
+            sha256: "0".repeat(64),
+            size: 1,
+        };
+        let scan = Scan {
+            builds: vec![build.clone()],
+            skipped: Vec::new(),
+        };
+        let catalog = Catalog::new(scan, Timestamp(0));
+        assert_eq!(catalog.servable(&build.file), Some(Servable::Build(&build)));
+        let digest = format!("{}{DIGEST_SUFFIX}", build.file);
+        assert_eq!(catalog.servable(&digest), Some(Servable::Digest(&build)));
+        let channel = format!("{}{CHANNEL_SUFFIX}", build.file);
+        assert_eq!(catalog.servable(&channel), None);
+        assert_eq!(catalog.servable("gururmm-agent-windows-amd64-1.0.1.exe"), None);
     }
 }

@@ -138,3 +138,148 @@ fn error_frame(agent: AgentId, e: &CoreError) -> ServerMessage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc::error::TryRecvError;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    use super::*;
+    use crate::protocol::{AgentMessage, UpdateResult};
+    use crate::server::core::testing::{Fixture, device, v};
+
+    fn session(id: u64) -> (Session, UnboundedReceiver<ServerMessage>) {
+        let (outbox, pushed) = unbounded_channel();
+        (Session::new(id, outbox), pushed)
+    }
+
+    fn codes(replies: &Replies) -> Vec<ErrorCode> {
+        replies
+            .iter()
+            .filter_map(|r| match r {
+                ServerMessage::Error { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn hello_text(n: u32, key: &str, version: &str) -> String {
+        AgentMessage::Hello(Fixture::hello_frame(n, key, version)).to_json()
+    }
+
+    const HEARTBEAT_ON_1_0_0: &str = r#"{"type":"heartbeat","version":"1.0.0"}"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_but_hello_is_served_before_hello_and_bad_frames_keep_the_connection() {
+        let mut f = Fixture::new();
+        let (mut s, _) = session(1);
+        assert_eq!(codes(&s.on_text(&mut f.core, "{not json")), [ErrorCode::BadJson]);
+        assert_eq!(
+            codes(&s.on_text(&mut f.core, r#"{"type":"reboot"}"#)),
+            [ErrorCode::UnknownType]
+        );
+        assert_eq!(
+            codes(&s.on_text(&mut f.core, HEARTBEAT_ON_1_0_0)),
+            [ErrorCode::HelloRequired]
+        );
+        assert_eq!((s.agent(), s.closing()), (None, false));
+        let replies = s.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        let id = f.core.agent_by_device(&device(1)).unwrap().id;
+        assert_eq!(replies.as_slice(), [ServerMessage::Welcome { agent_id: id }]);
+        assert_eq!(s.agent(), Some(id));
+        assert!(f.core.is_online(id));
+        let again = s.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        assert_eq!(codes(&again), [ErrorCode::AlreadyHello]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_is_answered_by_an_optional_update_then_ack() {
+        let mut f = Fixture::new();
+        let (mut beta, _) = session(1);
+        let (mut stable, _) = session(2);
+        beta.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        stable.on_text(&mut f.core, &hello_text(2, &f.stable_key, "1.0.0"));
+        let replies = beta.on_text(&mut f.core, HEARTBEAT_ON_1_0_0);
+        let [ServerMessage::Update(offer), ServerMessage::Ack {}] = replies.as_slice() else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(offer.version, v("1.1.0"));
+        let replies = stable.on_text(&mut f.core, HEARTBEAT_ON_1_0_0);
+        assert_eq!(replies.as_slice(), [ServerMessage::Ack {}]);
+        let log = r#"{"type":"log","level":"error","message":"x"}"#;
+        assert!(stable.on_text(&mut f.core, log).is_empty());
+        assert_eq!(f.core.counters().logs, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_site_key_closes_and_a_bad_hello_does_not() {
+        let mut f = Fixture::new();
+        let (mut s, _) = session(1);
+        let mut nameless = Fixture::hello_frame(1, &f.beta_key, "1.0.0");
+        nameless.hostname.clear();
+        let replies = s.on_message(&mut f.core, AgentMessage::Hello(nameless));
+        assert_eq!(codes(&replies), [ErrorCode::InvalidMessage]);
+        assert!(!s.closing());
+        let replies = s.on_text(&mut f.core, &hello_text(1, "nope", "1.0.0"));
+        assert_eq!(codes(&replies), [ErrorCode::UnknownSiteKey]);
+        assert!(s.closing());
+        assert_eq!(f.core.agents().count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_report_on_an_update_never_sent_is_unknown_update() {
+        let mut f = Fixture::new();
+        let (mut s, _) = session(1);
+        s.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        let report = AgentMessage::UpdateResult(UpdateResult {
+            update_id: crate::protocol::UpdateId(42),
+            success: true,
+            version: v("1.1.0"),
+            error: None,
+        });
+        assert_eq!(codes(&s.on_message(&mut f.core, report)), [ErrorCode::UnknownUpdate]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pushed_frames_reach_the_latest_connection_and_closing_an_old_one_keeps_it() {
+        let mut f = Fixture::new();
+        let (mut old, _) = session(1);
+        let (mut new, mut pushed) = session(2);
+        old.on_text(&mut f.core, &hello_text(1, &f.stable_key, "1.0.0"));
+        new.on_text(&mut f.core, &hello_text(1, &f.stable_key, "1.0.0"));
+        let id = new.agent().unwrap();
+        old.on_close(&mut f.core);
+        assert!(
+            f.core.is_online(id),
+            "the old connection's close must not drop the new one"
+        );
+        let manual = f.core.manual_update(id, Some(v("1.1.0"))).unwrap();
+        assert!(manual.pushed);
+        let Ok(ServerMessage::Update(offer)) = pushed.try_recv() else {
+            panic!("nothing pushed")
+        };
+        assert_eq!(offer.update_id, manual.update.id);
+        new.on_close(&mut f.core);
+        assert!(!f.core.is_online(id));
+        let closed = pushed.try_recv();
+        assert_eq!(closed, Err(TryRecvError::Disconnected), "the core let go of the outbox");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_failure_answers_internal_and_the_session_goes_on() {
+        let mut f = Fixture::new();
+        let (mut s, _) = session(1);
+        s.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        f.faults.fail_from_now();
+        assert_eq!(
+            codes(&s.on_text(&mut f.core, HEARTBEAT_ON_1_0_0)),
+            [ErrorCode::Internal]
+        );
+        f.faults.heal();
+        let replies = s.on_text(&mut f.core, HEARTBEAT_ON_1_0_0);
+        assert!(
+            matches!(replies.as_slice(), [ServerMessage::Update(_), ServerMessage::Ack {}]),
+            "{replies:?}"
+        );
+    }
+}

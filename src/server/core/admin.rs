@@ -7,7 +7,7 @@ use tracing::info;
 use super::traffic::pending_row;
 use super::{Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
+use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::catalog::Catalog;
 use crate::server::publish;
 use crate::server::scanner::{self, Scan};
@@ -101,7 +101,7 @@ fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
         Ok(())
     } else {
         Err(CoreError::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!("{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"),
         ))
     }
@@ -113,7 +113,7 @@ impl Core {
         check_name("client", name)?;
         if self.clients.values().any(|c| c.name == name) {
             return Err(CoreError::conflict(
-                "client_exists",
+                ErrorCode::ClientExists,
                 format!("a client named `{name}` exists"),
             ));
         }
@@ -141,12 +141,15 @@ impl Core {
         }
         if self.sites.values().any(|s| s.client_id == client && s.name == name) {
             return Err(CoreError::conflict(
-                "site_exists",
+                ErrorCode::SiteExists,
                 format!("client {client} has a site named `{name}`"),
             ));
         }
+        // Drawn from a copy of the generator, kept only once the site is
+        // committed: a failed commit changes nothing, the generator included.
+        let mut rng = self.rng.clone();
         let site_key = loop {
-            let key = hex::encode(rand::Rng::random::<[u8; 16]>(&mut self.rng));
+            let key = hex::encode(rand::Rng::random::<[u8; 16]>(&mut rng));
             if !self.site_keys.contains_key(&key) {
                 break key;
             }
@@ -161,6 +164,7 @@ impl Core {
             created_at: self.now(),
         };
         self.write(vec![Change::Site(row.clone())])?;
+        self.rng = rng;
         Ok(row)
     }
 
@@ -198,7 +202,7 @@ impl Core {
         let target = match version {
             Some(v) if self.blocked_set.contains(&v) => {
                 return Err(CoreError::conflict(
-                    "version_blocked",
+                    ErrorCode::VersionBlocked,
                     format!("{v} is blocked (rolled back)"),
                 ));
             }
@@ -211,14 +215,14 @@ impl Core {
                 self.catalog
                     .latest(&agent.platform, channel, &self.blocked_set)
                     .ok_or_else(|| {
-                        CoreError::conflict("no_build", format!("no {channel} build for {}", agent.platform))
+                        CoreError::conflict(ErrorCode::NoBuild, format!("no {channel} build for {}", agent.platform))
                     })?
             }
         }
         .version;
         if target == agent.version {
             return Err(CoreError::conflict(
-                "already_on_version",
+                ErrorCode::AlreadyOnVersion,
                 format!("agent {id} already runs {target}"),
             ));
         }
@@ -296,7 +300,7 @@ impl Core {
         }
         if self.blocked_set.contains(&version) {
             return Err(CoreError::conflict(
-                "version_blocked",
+                ErrorCode::VersionBlocked,
                 format!("{version} is blocked (rolled back)"),
             ));
         }
@@ -315,7 +319,7 @@ impl Core {
             .collect();
         if beta_files.is_empty() && rows.is_empty() {
             return Err(CoreError::conflict(
-                "already_promoted",
+                ErrorCode::AlreadyPromoted,
                 format!("{version} is already stable"),
             ));
         }
@@ -327,7 +331,7 @@ impl Core {
             );
             let details = serde_json::to_value(&gate).ok();
             return Err(CoreError::Conflict {
-                code: "health_gate",
+                code: ErrorCode::HealthGate,
                 message,
                 details,
             });
@@ -346,6 +350,7 @@ impl Core {
             .collect();
         self.write(rows.iter().cloned().map(Change::Rollout).collect())?;
         self.rescan()?;
+        self.check_all();
         info!(
             "promoted {version}: {} sidecars flipped, forced: {}",
             beta_files.len(),
@@ -368,7 +373,7 @@ impl Core {
     pub fn rollback(&mut self, version: Version) -> Result<Rollback, CoreError> {
         if self.blocked_set.contains(&version) {
             return Err(CoreError::conflict(
-                "already_rolled_back",
+                ErrorCode::AlreadyRolledBack,
                 format!("{version} is already blocked"),
             ));
         }
@@ -420,6 +425,7 @@ impl Core {
         self.rescan()?;
 
         let (agents_running, downgrades_pushed) = self.push_downgrades(version, now)?;
+        self.check_all();
         info!(
             "rolled back {version}: {agents_running} agents on it, {} downgrades pushed",
             downgrades_pushed.len()

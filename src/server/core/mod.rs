@@ -8,6 +8,11 @@
 //! API and the simulator's in-process transport all call the same methods.
 
 mod admin;
+mod invariants;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +25,9 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::clock::{Clock, Timestamp};
-use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, ServerMessage, SiteId, UpdateId, Version};
+use crate::protocol::{
+    AgentId, Channel, ClientId, DeviceId, ErrorCode, Platform, ServerMessage, SiteId, UpdateId, Version,
+};
 
 use super::catalog::Catalog;
 use super::publish::PublishError;
@@ -139,8 +146,8 @@ pub enum CoreError {
     /// The request contradicts the current state.
     #[error("{message}")]
     Conflict {
-        /// Machine-readable reason.
-        code: &'static str,
+        /// Machine-readable reason (a 409 code).
+        code: ErrorCode,
         /// For people.
         message: String,
         /// Figures behind the refusal (the health gate's, say).
@@ -149,8 +156,8 @@ pub enum CoreError {
     /// The request itself is malformed.
     #[error("{message}")]
     Invalid {
-        /// Machine-readable reason.
-        code: &'static str,
+        /// Machine-readable reason (a 400 code, or `invalid_message` for a frame).
+        code: ErrorCode,
         /// For people.
         message: String,
     },
@@ -172,7 +179,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),
@@ -180,7 +187,7 @@ impl CoreError {
         }
     }
 
-    fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),
@@ -215,7 +222,11 @@ pub struct Core {
     catalog: Catalog,
     connections: FastMap<AgentId, Connection>,
     counters: Counters,
+    /// The highest update id handed out (new pending rows take the next).
     max_update_id: u64,
+    /// [`max_update_id`](Self::max_update_id) as of the last successful
+    /// commit: a failed commit hands back the ids its batch took.
+    committed_update_id: u64,
     scan_generation: u64,
     /// Agents whose `last_seen` changed since the last [`Core::flush`].
     unflushed: FastSet<AgentId>,
@@ -247,6 +258,7 @@ impl Core {
             connections: FastMap::default(),
             counters: Counters::default(),
             max_update_id: 0,
+            committed_update_id: 0,
             scan_generation: 0,
             unflushed: FastSet::default(),
             targets: Targets::default(),
@@ -261,14 +273,22 @@ impl Core {
         let rows = rows.chain(snapshot.rollouts.into_iter().map(Change::Rollout));
         let rows = rows.chain(snapshot.blocked.into_iter().map(Change::Blocked));
         rows.for_each(|c| core.apply(c));
+        core.committed_update_id = core.max_update_id;
         core.rescan()?;
+        core.check_all();
         Ok(core)
     }
 
     /// Commits `changes` as one transaction, then applies them in memory.
-    /// Update outcomes are counted here, once they are durable.
+    /// Update outcomes are counted here, once they are durable. A failed
+    /// commit changes nothing in memory, not even the update ids its batch
+    /// took. Debug builds then check the invariants on what the batch touched.
     fn write(&mut self, changes: Vec<Change>) -> Result<(), CoreError> {
-        self.store.commit(&changes)?;
+        if let Err(e) = self.store.commit(&changes) {
+            self.max_update_id = self.committed_update_id;
+            return Err(e.into());
+        }
+        let touched = cfg!(debug_assertions).then(|| invariants::Touched::of(&changes));
         for change in changes {
             if let Change::Update(u) = &change {
                 let c = &mut self.counters;
@@ -281,6 +301,10 @@ impl Core {
                 }
             }
             self.apply(change);
+        }
+        self.committed_update_id = self.max_update_id;
+        if let Some(touched) = touched {
+            self.check_touched(&touched);
         }
         Ok(())
     }
@@ -302,6 +326,13 @@ impl Core {
                 self.max_update_id = self.max_update_id.max(u.id.0);
                 if u.status == UpdateStatus::Pending {
                     if let Some(old) = self.pending.get(&u.agent_id) {
+                        // At most one pending update per row (U4): a batch
+                        // ends the old one before it adds another.
+                        debug_assert_eq!(
+                            old.id, u.id,
+                            "agent {} would have two pending updates ({} and {})",
+                            u.agent_id, old.id, u.id
+                        );
                         self.pending_ids.remove(&old.id);
                     }
                     self.pending_ids.insert(u.id, u.agent_id);

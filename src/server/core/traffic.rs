@@ -5,7 +5,7 @@ use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
+use crate::protocol::{AgentId, Channel, ErrorCode, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
 use crate::server::rules;
 use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
 
@@ -18,11 +18,11 @@ impl Core {
     /// the agent has come back from.
     pub fn hello(&mut self, hello: &Hello) -> Result<AgentId, CoreError> {
         let &site_id = self.site_keys.get(&hello.site_key).ok_or(CoreError::UnknownSiteKey)?;
-        let platform =
-            Platform::new(&hello.os, &hello.arch).map_err(|e| CoreError::invalid("invalid_platform", e.to_string()))?;
+        let platform = Platform::new(&hello.os, &hello.arch)
+            .map_err(|e| CoreError::invalid(ErrorCode::InvalidMessage, e.to_string()))?;
         if hello.hostname.is_empty() || hello.hostname.len() > MAX_HOSTNAME {
             return Err(CoreError::invalid(
-                "invalid_hostname",
+                ErrorCode::InvalidMessage,
                 "hostname must be 1 to 255 bytes",
             ));
         }
@@ -62,15 +62,12 @@ impl Core {
     /// U3 whether the agent needs one and dispatches it.
     pub fn heartbeat(&mut self, id: AgentId, version: Version) -> Result<Option<UpdateOffer>, CoreError> {
         let now = self.now();
-        let row = self
-            .agents
-            .get_mut(&id)
-            .ok_or_else(|| CoreError::not_found("agent", id))?;
-        // last_seen alone is written in batches (see `flush`); memory is
-        // always current, so every read sees it.
-        row.last_seen = now;
-        let moved = (row.version != version).then(|| AgentRow { version, ..row.clone() });
-        self.unflushed.insert(id);
+        let row = self.agents.get(&id).ok_or_else(|| CoreError::not_found("agent", id))?;
+        let moved = (row.version != version).then(|| AgentRow {
+            version,
+            last_seen: now,
+            ..row.clone()
+        });
         // Most heartbeats change nothing but last_seen: no allocation for them.
         let mut changes = Vec::new();
         let mut offer = None;
@@ -112,6 +109,13 @@ impl Core {
         }
         changes.splice(0..0, moved.map(Change::Agent));
         self.write(changes)?;
+        // last_seen alone is written in batches (see `flush`); memory is
+        // always current, so every read sees it. Stamped once the batch is
+        // committed: a heartbeat whose commit fails changes nothing.
+        if let Some(row) = self.agents.get_mut(&id) {
+            row.last_seen = now;
+        }
+        self.unflushed.insert(id);
         self.counters.heartbeats += 1;
         Ok(offer)
     }

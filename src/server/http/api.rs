@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use super::AppState;
 use super::error::{ApiError, JsonBody, path_param};
 use super::views::{AgentDetail, AgentView, BlockedView, ClientView, RolloutsView, StatsView, VersionsView};
-use crate::protocol::{AgentId, Channel, ClientId, Platform, SiteId, Version};
+use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
 use crate::server::store::{ClientRow, SiteRow};
 
@@ -22,13 +22,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || op(&mut state.core()))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("task failed: {e}"),
-            )
-        })?
+        .map_err(|e| ApiError::internal(&e))?
         .map_err(ApiError::from)
 }
 
@@ -88,7 +82,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Channel>>, D
 
 fn set_channel(state: &AppState, target: ChannelTarget, body: ChannelRequest) -> Result<(), ApiError> {
     let channel = body.channel.ok_or_else(|| {
-        ApiError::bad_request("invalid_body", "missing field `channel` (\"beta\", \"stable\" or null)")
+        ApiError::new(
+            ErrorCode::InvalidBody,
+            "missing field `channel` (\"beta\", \"stable\" or null)",
+        )
     })?;
     Ok(state.core().set_channel(target, channel)?)
 }
@@ -189,11 +186,7 @@ pub async fn versions(State(state): State<AppState>) -> ApiResult<VersionsView> 
 pub async fn rescan(State(state): State<AppState>) -> ApiResult<VersionsView> {
     super::rescan_off_lock(&state, false).await.map_err(|e| {
         tracing::error!("rescan failed: {e}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "rescan failed; logged on the server",
-        )
+        ApiError::new(ErrorCode::Internal, "rescan failed; logged on the server")
     })?;
     Ok(Json(VersionsView::new(&state.core())))
 }
@@ -232,11 +225,11 @@ pub async fn promote(
     let scope = match (body.os, body.arch) {
         (None, None) => None,
         (Some(os), Some(arch)) => {
-            Some(Platform::new(&os, &arch).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?)
+            Some(Platform::new(&os, &arch).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))?)
         }
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
                 "give both `os` and `arch`, or neither",
             ));
         }

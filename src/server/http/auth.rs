@@ -1,13 +1,14 @@
 //! Admin routes need `Authorization: Bearer <token>`.
 
 use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::protocol::ErrorCode;
 
 /// Compares in time independent of where the strings differ, so response
 /// timing does not reveal the token. (Written out rather than pulling in a
@@ -31,7 +32,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
             } else {
                 "missing Authorization: Bearer <token>"
             };
-            let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            let mut resp = ApiError::new(ErrorCode::Unauthorized, message).into_response();
             resp.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp

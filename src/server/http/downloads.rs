@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::server::catalog::Servable;
 use crate::server::scanner::{DIGEST_SUFFIX, companion};
 
 /// Serves a build (or its digest file) from the downloads folder. Builds come
@@ -27,14 +28,14 @@ pub fn download_bytes(state: &AppState, name: &str) -> Result<Bytes, ApiError> {
         let mut core = state.core();
         let generation = core.scan_generation();
         match core.catalog().servable(name) {
-            Some((build, false)) => {
+            Some(Servable::Build(build)) => {
                 let file = build.file.clone();
                 if let Some(bytes) = core.cached_download(&file) {
                     return Ok(bytes);
                 }
                 (core.config().downloads.join(&file), Some(file), generation)
             }
-            Some((build, true)) => (
+            Some(Servable::Digest(build)) => (
                 core.config().downloads.join(companion(&build.file, DIGEST_SUFFIX)),
                 None,
                 generation,

@@ -10,47 +10,58 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::error;
 
+use crate::protocol::ErrorCode;
 use crate::server::core::CoreError;
 
 /// An error answer of the HTTP API.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
 }
 
 impl ApiError {
-    /// An error with a status, a code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a code and a message; the code decides the status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        debug_assert!(code.http_status().is_some(), "{code:?} is not an HTTP error code");
         Self {
-            status,
             code,
             message: message.into(),
             details: None,
         }
     }
 
-    /// 400: the request is malformed.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
-    /// The HTTP status.
+    /// 500, the cause logged rather than returned.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        error!("request failed: {cause}");
+        Self::new(ErrorCode::Internal, "internal error; logged on the server")
+    }
+
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP status, from the code.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.code
+            .http_status()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        let code = serde_json::to_value(self.code).unwrap_or_default();
+        let code = code.as_str().unwrap_or_default();
+        write!(f, "{} {code}: {}", self.status().as_u16(), self.message)
     }
 }
 
@@ -58,33 +69,23 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::NotFound { .. } => Self::not_found(e.to_string()),
-            CoreError::Conflict { code, message, details } => Self {
-                status: StatusCode::CONFLICT,
-                code,
-                message,
-                details,
-            },
-            CoreError::Invalid { code, message } => Self::bad_request(code, message),
-            CoreError::UnknownSiteKey | CoreError::UnknownUpdate(_) => Self::bad_request("invalid", e.to_string()),
-            CoreError::Store(_) | CoreError::Io(_) | CoreError::Publish(_) => {
-                error!("request failed: {e}");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; logged on the server",
-                )
-            }
+            CoreError::Conflict { code, message, details } => Self { code, message, details },
+            CoreError::Invalid { code, message } => Self::new(code, message),
+            // Agents' errors: no API route can cause them.
+            CoreError::UnknownSiteKey | CoreError::UnknownUpdate(_) => Self::internal(&e),
+            CoreError::Store(_) | CoreError::Io(_) | CoreError::Publish(_) => Self::internal(&e),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let mut body = json!({ "error": { "code": self.code, "message": self.message } });
         if let Some(details) = self.details {
             body["error"]["details"] = details;
         }
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -100,15 +101,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request("bad_body", e.body_text()))?;
+            .map_err(|e| ApiError::new(ErrorCode::BadBody, e.body_text()))?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             &bytes
         };
         serde_json::from_slice(bytes).map(JsonBody).map_err(|e| {
-            let code = if e.is_data() { "invalid_body" } else { "bad_json" };
-            ApiError::bad_request(code, format!("request body: {e}"))
+            let code = if e.is_data() {
+                ErrorCode::InvalidBody
+            } else {
+                ErrorCode::BadJson
+            };
+            ApiError::new(code, format!("request body: {e}"))
         })
     }
 }
@@ -127,6 +132,6 @@ where
         } else {
             format!("invalid {what} `{raw}`: {why}")
         };
-        ApiError::bad_request("invalid_path", message)
+        ApiError::new(ErrorCode::InvalidPath, message)
     })
 }

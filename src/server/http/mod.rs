@@ -22,8 +22,9 @@ use tracing::{info, warn};
 pub use downloads::download_bytes;
 pub use error::ApiError;
 
-use super::core::Core;
+use super::core::{Core, CoreError};
 use super::scanner;
+use crate::protocol::ErrorCode;
 
 struct Shared {
     core: Mutex<Core>,
@@ -104,11 +105,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api", admin)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not served here"),
-            )
+            ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not served here"))
         })
         .with_state(state)
 }
@@ -216,21 +213,63 @@ async fn rescan_loop(state: AppState, every: Duration) {
     }
 }
 
+/// Why a rescan off the lock failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RescanError {
+    /// The blocking task that scans panicked or was cancelled.
+    #[error("scan task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The downloads folder could not be read.
+    #[error("scanning the downloads folder: {0}")]
+    Scan(#[source] std::io::Error),
+    /// The scan could not be applied (the store refused its rollout rows).
+    #[error(transparent)]
+    Apply(#[from] CoreError),
+}
+
 /// Scans the downloads folder without holding the core's lock (a big
 /// folder takes a while), then applies the scan. With `unless_newer`, the
 /// result is dropped if another scan (a promote's, say) landed meanwhile.
-pub(crate) async fn rescan_off_lock(state: &AppState, unless_newer: bool) -> Result<(), String> {
+pub(crate) async fn rescan_off_lock(state: &AppState, unless_newer: bool) -> Result<(), RescanError> {
     let (generation, dir) = {
         let core = state.core();
         (core.scan_generation(), core.config().downloads.clone())
     };
     let scan = tokio::task::spawn_blocking(move || scanner::scan_dir(&dir))
-        .await
-        .map_err(|e| format!("scan task: {e}"))?
-        .map_err(|e| format!("scanning the downloads folder: {e}"))?;
+        .await?
+        .map_err(RescanError::Scan)?;
     let mut core = state.core();
     if unless_newer && core.scan_generation() != generation {
         return Ok(());
     }
-    core.apply_scan(scan).map_err(|e| e.to_string())
+    Ok(core.apply_scan(scan)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Channel;
+    use crate::server::core::testing::Fixture;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rescan_says_which_step_failed() {
+        let f = Fixture::new();
+        f.publish("1.2.0", Channel::Beta);
+        let (faults, dir) = (f.faults.clone(), f.dir);
+        let state = AppState::new(f.core, "t");
+        faults.fail_from_now();
+        let refused = rescan_off_lock(&state, false).await;
+        assert!(
+            matches!(refused, Err(RescanError::Apply(CoreError::Store(_)))),
+            "{refused:?}"
+        );
+        faults.heal();
+        rescan_off_lock(&state, false).await.unwrap();
+        std::fs::remove_dir_all(dir.path().join("downloads")).unwrap();
+        let gone = rescan_off_lock(&state, false).await;
+        assert!(
+            matches!(&gone, Err(RescanError::Scan(e)) if e.kind() == std::io::ErrorKind::NotFound),
+            "{gone:?}"
+        );
+    }
 }

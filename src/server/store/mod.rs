@@ -3,6 +3,8 @@
 //! [`Store::commit`] is one transaction, so changes that belong together
 //! land together or not at all.
 
+#[cfg(test)]
+mod mem;
 mod sqlite;
 
 use serde::Serialize;
@@ -10,6 +12,8 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
 
+#[cfg(test)]
+pub use mem::{FailingStore, FaultSwitch, MemStore};
 pub use sqlite::SqliteStore;
 
 /// A client (customer) row.

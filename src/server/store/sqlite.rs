@@ -388,11 +388,12 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::protocol::Version;
 
-    fn sample() -> Vec<Change> {
+    /// One row of every table, committed in an order the foreign keys accept.
+    pub(in crate::server::store) fn sample() -> Vec<Change> {
         let t = Timestamp(1_780_000_000_000);
         let client = ClientRow {
             id: ClientId(1),
