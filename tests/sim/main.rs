@@ -3,6 +3,7 @@
 //! random fleets against the model's promises, bad scenario files and the
 //! `rmmsim run` command line.
 
+mod builder;
 mod check;
 mod cli;
 mod common;
