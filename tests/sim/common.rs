@@ -6,7 +6,9 @@ use std::time::Duration;
 use rmmsim::clock::Timestamp;
 use rmmsim::metrics::Report;
 pub use rmmsim::protocol::{Channel, Platform, Version};
-pub use rmmsim::scenario::builder::{AvailabilitySpec, Build, Client, Event, Expect, Fleet, PlanBuilder, Site};
+pub use rmmsim::scenario::builder::{
+    AgentDefaults, AvailabilitySpec, Build, Client, Event, Expect, Fleet, PlanBuilder, Site,
+};
 use rmmsim::scenario::{self, Plan};
 use rmmsim::sim::{self, SimOptions, TransportKind};
 
@@ -43,6 +45,26 @@ pub fn linux() -> Platform {
 /// An RFC 3339 date.
 pub fn date(text: &str) -> Timestamp {
     text.parse().unwrap()
+}
+
+/// The story most tests tell: `name`, with `seed`, from `start` for
+/// `duration`; [`OLD`] lands as stable at the start and [`NEW`] as beta at
+/// `lands`. Clients, fleet, events and expectations are the test's.
+pub fn one_update(name: &str, seed: u64, start: &str, duration: Duration, lands: Duration) -> PlanBuilder {
+    PlanBuilder::new(name, date(start), duration)
+        .seed(seed)
+        .build(Build::new(OLD).channel(Channel::Stable).published(Duration::ZERO))
+        .build(Build::new(NEW).published(lands))
+}
+
+/// Agents without jitter whose downloads, installs and restarts take no
+/// time: a machine runs a build at the heartbeat it is offered it.
+pub fn instant(agent: AgentDefaults) -> AgentDefaults {
+    agent
+        .jitter(0.0)
+        .download(Duration::ZERO)
+        .install(Duration::ZERO)
+        .restart(Duration::ZERO)
 }
 
 /// Checks a built scenario, failing the test with the error.
@@ -134,9 +156,4 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// A scenario from text.
-pub fn parse(text: &str) -> Plan {
-    scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
 }
