@@ -67,6 +67,7 @@ fn every_key() -> PlanBuilder {
                 .restart(secs(1)),
         )
         .fleet(Fleet::new(3, "acme/lab", OLD))
+        .fleet(Fleet::new(1, "acme/lab", NEW).availability(AvailabilitySpec::intermittent(hours(1), mins(90))))
         .event(mins(10), Event::publish(new))
         .event(hours(1), Event::promote(mid).scope(&linux()).force())
         .event(hours(2), Event::rollback(mid))
