@@ -2,6 +2,7 @@
 //! every default filled in. Each problem carries the byte offset of what is
 //! wrong, so the error names its line.
 
+mod built;
 mod events;
 mod expects;
 
@@ -16,7 +17,7 @@ use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, RegressionG
 const MAX_SAMPLES: usize = 1_000_000;
 /// Largest build a scenario may declare.
 const MAX_BUILD_BYTES: u64 = 1 << 30;
-use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, MAX_UTC_OFFSET, Spec, UtcOffset};
+use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, Spec};
 use crate::agent::{Availability, Timing};
 use crate::protocol::{Channel, Platform, Version};
 use crate::server::publish::DigestMode;
@@ -175,7 +176,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
         }
     };
     let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
-    check_rates(spec)?;
+    built::check_rates(spec)?;
     let clients = check_clients(spec)?;
     let builds = check_builds(spec, duration)?;
     let groups = check_fleet(spec, &clients)?;
@@ -212,46 +213,6 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
     })
 }
 
-/// A problem with no span of its own: a file's values are checked as they
-/// are read, so only a spec built in code gets here, and it has no lines.
-fn unplaced(key: String, message: &str) -> Problem {
-    Problem {
-        offset: 0,
-        key,
-        message: message.to_owned(),
-    }
-}
-
-/// Rates above 0. Reading a file refuses any other (`parse_rate`); a spec
-/// built in code holds bytes per second as given.
-fn check_rates(spec: &Spec) -> Check<()> {
-    let fleet = spec
-        .fleet
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (format!("fleet[{i}].bandwidth"), f.get_ref().bandwidth));
-    let rates = [
-        ("server.bandwidth".to_owned(), spec.server.bandwidth),
-        ("agent.bandwidth".to_owned(), spec.agent.bandwidth),
-    ];
-    match rates
-        .into_iter()
-        .chain(fleet)
-        .find(|(_, r)| r.is_some_and(|r| !(r.0.is_finite() && r.0 > 0.0)))
-    {
-        Some((key, _)) => Err(unplaced(key, "must be above 0 bytes per second")),
-        None => Ok(()),
-    }
-}
-
-/// A time zone within `±14:59`, as a file's `+HH:MM` can only be.
-fn check_timezone(tz: Option<UtcOffset>, key: impl FnOnce() -> String) -> Check<()> {
-    match tz {
-        Some(o) if o.0.abs() > MAX_UTC_OFFSET => Err(unplaced(key(), "must be within ±14:59 of UTC")),
-        _ => Ok(()),
-    }
-}
-
 fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
     let mut clients: Vec<ClientPlan> = Vec::new();
     let name_ok = |n: &str| !n.is_empty() && n.len() <= 100 && !n.contains('/') && n.trim() == n;
@@ -260,7 +221,7 @@ fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
         if !name_ok(name) {
             return Err(at(&c.name, format!("clients[{i}].name"), "1 to 100 characters, no '/'"));
         }
-        check_timezone(c.timezone, || format!("clients[{i}].timezone"))?;
+        built::check_timezone(c.timezone, || format!("clients[{i}].timezone"))?;
         if clients.iter().any(|o| &o.name == name) {
             return Err(at(
                 &c.name,
@@ -278,7 +239,7 @@ fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
             if sites.iter().any(|o| &o.name == sname) {
                 return Err(at(&site.name, key, format!("site `{name}/{sname}` is defined twice")));
             }
-            check_timezone(site.timezone, || format!("clients[{i}].sites[{j}].timezone"))?;
+            built::check_timezone(site.timezone, || format!("clients[{i}].sites[{j}].timezone"))?;
             let tz = site.timezone.or(c.timezone).map_or(0, |o| o.0);
             sites.push(SitePlan {
                 name: sname.clone(),
