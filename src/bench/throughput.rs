@@ -8,6 +8,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::peak_rss_bytes;
+use crate::clock::Timestamp;
+use crate::protocol::{Channel, Version};
+use crate::scenario::builder::{Build, Client, Fleet, PlanBuilder};
 use crate::sim::{self, SimOptions, TransportKind};
 
 /// One throughput run.
@@ -35,27 +38,17 @@ pub struct SimResult {
 /// for as long as it takes to reach about `heartbeats` heartbeats.
 fn plan(agents: usize, heartbeats: u64) -> anyhow::Result<crate::scenario::Plan> {
     let minutes = heartbeats.div_ceil(agents.max(1) as u64).max(2);
-    let text = format!(
-        r#"[scenario]
-name = "bench-{agents}"
-seed = 1
-start = "2026-01-05T00:00:00Z"
-duration = "{minutes}m"
-sample_every = "{minutes}m"
-[[clients]]
-name = "bench"
-sites = [{{ name = "site" }}]
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-[[fleet]]
-count = {agents}
-site = "bench/site"
-version = "1.0.0"
-"#
-    );
-    Ok(crate::scenario::parse("bench", &text)?)
+    let span = Duration::from_secs(60 * minutes);
+    let start: Timestamp = "2026-01-05T00:00:00Z".parse()?;
+    let version = Version::new(1, 0, 0);
+    let plan = PlanBuilder::new(&format!("bench-{agents}"), start, span)
+        .seed(1)
+        .sample_every(span)
+        .client(Client::new("bench").site("site"))
+        .build(Build::new(version).channel(Channel::Stable).published(Duration::ZERO))
+        .fleet(Fleet::new(agents as u64, "bench/site", version))
+        .check()?;
+    Ok(plan)
 }
 
 /// Runs one throughput measurement in this process (`rmmsim bench-sim`).

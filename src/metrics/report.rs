@@ -90,7 +90,7 @@ pub struct ScenarioInfo {
 pub struct ExpectationResult {
     /// As written, e.g. `t90 0.6.58 (stable)`.
     pub label: String,
-    /// Line of its `[[expect]]` in the file.
+    /// Line of its `[[expect]]` in the file; 0 for a plan built in code.
     pub line: usize,
     /// What was measured (`null`: never happened, e.g. a time never reached).
     pub observed: Option<f64>,

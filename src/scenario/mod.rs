@@ -1,7 +1,12 @@
-//! Scenario files: `spec` mirrors the TOML as written; `plan` is the checked,
+//! Scenarios: `spec` mirrors the TOML as written; `plan` is the checked,
 //! typed version the simulator runs. A bad file is refused with an error that
 //! names the file, the line and the key, before anything runs.
+//!
+//! A scenario can also be built in code ([`PlanBuilder`]): the builder fills
+//! the same `spec` and runs the same checks, so a plan built in code is held
+//! to exactly what a file is; it can be written out as a file too.
 
+pub mod builder;
 mod check;
 mod plan;
 pub mod spec;
@@ -9,17 +14,19 @@ pub mod spec;
 use std::fmt;
 use std::path::Path;
 
+pub use builder::PlanBuilder;
 pub use plan::{
     Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, MAX_FLEET, Metric, Plan, RegressionGate,
     STRAND_REASONS, SitePlan, Target,
 };
 
-/// A scenario file that cannot be run, and where it is wrong.
+/// A scenario that cannot be run, and where it is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
-    /// The file as given.
+    /// The file as given; for a plan built in code, its scenario name.
     pub file: String,
-    /// 1-based line, 0 when unknown (the file could not be read).
+    /// 1-based line, 0 when there is none (the file could not be read, or
+    /// the plan was built in code).
     pub line: usize,
     /// 1-based column.
     pub col: usize,
@@ -31,10 +38,11 @@ pub struct ScenarioError {
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
+        f.write_str(&self.file)?;
+        if self.line != 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
         }
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        f.write_str(": ")?;
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }
@@ -86,5 +94,5 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, ScenarioError> {
         let inner = e.into_inner();
         err(inner.span().map(|s| s.start), key, inner.message().to_owned())
     })?;
-    check::check(spec, text).map_err(|e| err(Some(e.offset), e.key, e.message))
+    check::check(&spec, Some(text)).map_err(|e| err(Some(e.offset), e.key, e.message))
 }

@@ -292,7 +292,7 @@ pub struct Expectation {
     pub max: Option<f64>,
     /// As written, for messages: `fraction_on 0.6.58 at 13d 30m`.
     pub label: String,
-    /// The line of its `[[expect]]` table.
+    /// The line of its `[[expect]]` table; 0 for a plan built in code.
     pub line: usize,
 }
 

@@ -2,10 +2,14 @@
 //! on every value another part of the file refers to, so the checks in
 //! `plan` can point at the line. Every key is documented in
 //! `docs/scenarios.md`.
+//!
+//! The same types are what [`PlanBuilder`](super::PlanBuilder) fills in code
+//! (with empty spans), and they serialize back to the file format, so a
+//! scenario built in code can be written as a file.
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::Spanned;
 
 use crate::clock::Timestamp;
@@ -21,6 +25,12 @@ impl<'de> Deserialize<'de> for Dur {
         humantime::parse_duration(s.trim()).map(Dur).map_err(|e| {
             serde::de::Error::custom(format!("invalid duration `{s}`: {e} (e.g. 90s, 15m, 2h, 13d, 1d 2h)"))
         })
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
     }
 }
 
@@ -47,6 +57,12 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
 /// A rate: `"1Gbit/s"`, `"50Mbit/s"`, `"10MB/s"`; bytes per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate(pub f64);
@@ -55,6 +71,14 @@ impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         crate::agent::parse_rate(&s).map(Rate).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Bytes per second, written exactly: `f64`'s `Display` is the shortest text
+/// that reads back as the same number, and never uses an exponent.
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}B/s", self.0))
     }
 }
 
@@ -72,6 +96,17 @@ impl<'de> Deserialize<'de> for UtcOffset {
         })
     }
 }
+
+impl Serialize for UtcOffset {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sign = if self.0 < 0 { '-' } else { '+' };
+        let m = self.0.unsigned_abs();
+        s.collect_str(&format_args!("{sign}{:02}:{:02}", m / 60, m % 60))
+    }
+}
+
+/// Largest offset from UTC, in minutes, a time zone may have (`±14:59`).
+pub const MAX_UTC_OFFSET: i32 = 14 * 60 + 59;
 
 fn parse_offset(s: &str) -> Option<i32> {
     let s = s.trim();
@@ -92,7 +127,7 @@ fn parse_offset(s: &str) -> Option<i32> {
 }
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// `[scenario]`
@@ -104,19 +139,19 @@ pub struct Spec {
     #[serde(default)]
     pub agent: AgentSection,
     /// `[[clients]]`
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientSpec>,
     /// `[[builds]]`
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builds: Vec<Spanned<BuildSpec>>,
     /// `[[fleet]]`
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<Spanned<FleetSpec>>,
     /// `[[events]]`
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Spanned<EventSpec>>,
     /// `[[expect]]`
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<Spanned<ExpectSpec>>,
     /// `[gate]`: how much worse than its baseline `rmmsim check` lets it be.
     #[serde(default)]
@@ -124,7 +159,7 @@ pub struct Spec {
 }
 
 /// `[gate]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSection {
     /// Relative slack on convergence times, and absolute slack on each
@@ -138,13 +173,13 @@ pub struct GateSection {
 }
 
 /// `[scenario]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioSection {
     /// Names the report folder.
     pub name: Spanned<String>,
     /// One line for people.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Seeds everything random.
     #[serde(default)]
@@ -159,7 +194,7 @@ pub struct ScenarioSection {
 }
 
 /// `[server]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// The promote gate (U9).
@@ -175,7 +210,7 @@ pub struct ServerSection {
 }
 
 /// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSpec {
     /// Successful beta updates needed.
@@ -185,7 +220,7 @@ pub struct GateSpec {
 }
 
 /// How a machine is powered, as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum AvailabilitySpec {
     /// `"always"`
@@ -201,8 +236,18 @@ pub enum AvailabilitySpec {
     },
 }
 
+impl AvailabilitySpec {
+    /// On and off at random, with these mean times on and off.
+    pub fn intermittent(session: Duration, absence: Duration) -> Self {
+        Self::Intermittent {
+            session: Dur(session),
+            absence: Dur(absence),
+        }
+    }
+}
+
 /// `[agent]` and the per-fleet overrides.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSection {
     /// Windows agents older than this send `win-<uuid>` (U12).
@@ -230,7 +275,7 @@ pub struct AgentSection {
 }
 
 /// `[[clients]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Unique name.
@@ -242,12 +287,12 @@ pub struct ClientSpec {
     #[serde(default)]
     pub timezone: Option<UtcOffset>,
     /// Its sites.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteSpec>,
 }
 
 /// One of `sites = [{ name = "hq" }, …]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSpec {
     /// Unique within the client.
@@ -261,7 +306,7 @@ pub struct SiteSpec {
 }
 
 /// `[[builds]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildSpec {
     /// Version; one entry per version.
@@ -282,15 +327,15 @@ pub struct BuildSpec {
     #[serde(default)]
     pub install_failure_rate: Option<Spanned<f64>>,
     /// The `.sha256` holds a wrong digest: every agent refuses it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub corrupt_digest: bool,
     /// No `.sha256`: the scanner skips it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub missing_digest: bool,
 }
 
 /// `[[fleet]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSpec {
     /// Names the group in events; `fleet-<n>` by default.
@@ -332,7 +377,7 @@ pub struct FleetSpec {
 }
 
 /// `[[events]]`: `at` and exactly one action key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
     /// When, from the start.
@@ -366,7 +411,7 @@ pub struct EventSpec {
     #[serde(default)]
     pub arch: Option<String>,
     /// Promote: override a failing gate.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub force: bool,
     /// Target: a fleet entry's `name`.
     #[serde(default)]
@@ -383,7 +428,7 @@ pub struct EventSpec {
 }
 
 /// A bound of an expectation: a number, or a duration for convergence times.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum BoundSpec {
     /// `0.99`, `3`
@@ -393,7 +438,7 @@ pub enum BoundSpec {
 }
 
 /// `[[expect]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectSpec {
     /// What to measure (see docs/scenarios.md).
@@ -419,4 +464,9 @@ pub struct ExpectSpec {
     /// Highest allowed value.
     #[serde(default)]
     pub max: Option<Spanned<BoundSpec>>,
+}
+
+/// Leaves `false` flags out of a written file: `false` is their default.
+fn is_false(b: &bool) -> bool {
+    !b
 }

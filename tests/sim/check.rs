@@ -3,57 +3,32 @@
 //! summary, bad files refused; and `rmmsim compare`.
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::common::{rmmsim, text};
+use crate::common::*;
 
-const SCENARIO: &str = r#"[scenario]
-name = "NAME"
-seed = 11
-start = "2026-01-05T00:00:00Z"
-duration = "2h"
+/// `name`: 30 stable machines and 5 beta ones heartbeating every
+/// `heartbeat`; 1.0.1 lands at 10m and is promoted at 1h; every machine
+/// must end on it.
+fn scenario(name: &str, heartbeat: Duration) -> PlanBuilder {
+    one_update(name, 11, "2026-01-05T00:00:00Z", hours(2), mins(10))
+        .health_gate(0, 1.0)
+        .agent(|a| a.heartbeat(heartbeat))
+        .client(Client::new("c").site("s").site(Site::new("lab").channel(Channel::Beta)))
+        .fleet(Fleet::new(30, "c/s", OLD))
+        .fleet(Fleet::new(5, "c/lab", OLD))
+        .event(hours(1), Event::promote(NEW))
+        .expect(Expect::new("fraction_on").version(NEW).min(1.0))
+}
 
-[server]
-health_gate = { min_successes = 0, max_failure_rate = 1.0 }
-
-[agent]
-heartbeat = "HEARTBEAT"
-
-[[clients]]
-name = "c"
-sites = [{ name = "s" }, { name = "lab", channel = "beta" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "10m"
-
-[[fleet]]
-count = 30
-site = "c/s"
-version = "1.0.0"
-
-[[fleet]]
-count = 5
-site = "c/lab"
-version = "1.0.0"
-
-[[events]]
-at = "1h"
-promote = "1.0.1"
-
-[[expect]]
-metric = "fraction_on"
-version = "1.0.1"
-min = 1.0
-"#;
-
-fn write(dir: &Path, name: &str, heartbeat: &str, extra: &str) {
-    let text = SCENARIO.replace("NAME", name).replace("HEARTBEAT", heartbeat) + extra;
+/// Writes `dir/<name>.toml`.
+fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(format!("{name}.toml")), text).unwrap();
+}
+
+/// Writes the scenario `name` with this heartbeat.
+fn write_scenario(dir: &Path, name: &str, heartbeat: Duration) {
+    write(dir, name, &scenario(name, heartbeat).to_toml());
 }
 
 fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
@@ -102,8 +77,8 @@ fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("scenarios")).unwrap();
-    write(&d.join("scenarios"), "quick", "60s", "");
-    write(&d.join("scenarios"), "steady", "60s", "");
+    write_scenario(&d.join("scenarios"), "quick", secs(60));
+    write_scenario(&d.join("scenarios"), "steady", secs(60));
 
     // No baselines yet: the gate cannot be checked, and says how to fix it.
     let (code, text) = check(d, &[]);
@@ -142,7 +117,7 @@ fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
     }
 
     // Twice the heartbeat: everything converges about twice as slowly.
-    write(&d.join("scenarios"), "quick", "120s", "");
+    write_scenario(&d.join("scenarios"), "quick", secs(120));
     let (code, text) = check(d, &["--junit", "out/junit.xml", "--summary", "out/summary.md"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
@@ -177,7 +152,8 @@ fn baselines_are_written_held_and_a_slower_rollout_fails_naming_the_figure() {
     );
 
     // A scenario may allow itself more.
-    write(&d.join("scenarios"), "quick", "120s", "\n[gate]\ntolerance = 1.5\n");
+    let lenient = scenario("quick", secs(120)).gate_tolerance(1.5);
+    write(&d.join("scenarios"), "quick", &lenient.to_toml());
     let (code, text) = check(d, &["--only", "quick"]);
     assert_eq!(code, Some(0), "{text}");
 
@@ -192,12 +168,19 @@ fn a_bad_scenario_stops_the_check_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("scenarios")).unwrap();
-    write(&d.join("scenarios"), "good", "60s", "");
-    write(&d.join("scenarios"), "bad", "sixty", "");
+    write_scenario(&d.join("scenarios"), "good", secs(60));
+    // A file-format error: a heartbeat that is not a duration.
+    let good = scenario("bad", secs(60)).to_toml();
+    assert!(good.contains("\nheartbeat = \"1m\"\n"), "{good}");
+    let bad = good.replace("\nheartbeat = \"1m\"\n", "\nheartbeat = \"sixty\"\n");
+    write(&d.join("scenarios"), "bad", &bad);
+    let line = bad.lines().position(|l| l.starts_with("heartbeat = ")).unwrap() + 1;
     let (code, text) = check(d, &[]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
-        text.contains("bad.toml:11:13: `agent.heartbeat`: invalid duration `sixty`"),
+        text.contains(&format!(
+            "bad.toml:{line}:13: `agent.heartbeat`: invalid duration `sixty`"
+        )),
         "{text}"
     );
     assert!(!d.join("out").exists(), "nothing ran");
@@ -207,8 +190,8 @@ fn a_bad_scenario_stops_the_check_before_anything_runs() {
 fn compare_puts_two_runs_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "fast", "60s", "");
-    write(d, "slow", "120s", "");
+    write_scenario(d, "fast", secs(60));
+    write_scenario(d, "slow", secs(120));
     assert!(
         rmmsim(d, &["run", "fast.toml", "--out", "r", "--quiet"])
             .status

@@ -2,57 +2,33 @@
 //! (printing which, the observed value and how to reproduce it), 2 for a bad
 //! file, with nothing run.
 
-use crate::common::{rmmsim, text};
+use std::time::Duration;
 
-const SCENARIO: &str = r#"[scenario]
-name = "tiny"
-seed = 9
-start = "2026-01-05T00:00:00Z"
-duration = "30m"
+use crate::common::*;
 
-[server]
-health_gate = { min_successes = 0, max_failure_rate = 1.0 }
-
-[[clients]]
-name = "c"
-sites = [{ name = "s" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "5m"
-
-[[fleet]]
-count = 5
-site = "c/s"
-version = "1.0.0"
-
-[[events]]
-at = "10m"
-promote = "1.0.1"
-
-[[expect]]
-metric = "t90"
-version = "1.0.1"
-channel = "stable"
-max = "MAX"
-"#;
+/// `name`: five stable machines, 1.0.1 promoted at 10m, whose t90 must be
+/// at most `max`.
+fn scenario(name: &str, max: Duration) -> PlanBuilder {
+    one_update(name, 9, "2026-01-05T00:00:00Z", mins(30), mins(5))
+        .health_gate(0, 1.0)
+        .client(Client::new("c").site("s"))
+        .fleet(Fleet::new(5, "c/s", OLD))
+        .event(mins(10), Event::promote(NEW))
+        .expect(Expect::new("t90").version(NEW).channel(Channel::Stable).max(max))
+}
 
 #[test]
 fn exit_codes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("pass.toml"), SCENARIO.replace("MAX", "10m")).unwrap();
-    std::fs::write(
-        d.join("fail.toml"),
-        SCENARIO.replace("MAX", "1s").replace("\"tiny\"", "\"tiny-fail\""),
-    )
-    .unwrap();
-    std::fs::write(d.join("bad.toml"), SCENARIO.replace("count = 5", "count = \"five\"")).unwrap();
+    let pass = scenario("tiny", mins(10)).to_toml();
+    std::fs::write(d.join("pass.toml"), &pass).unwrap();
+    std::fs::write(d.join("fail.toml"), scenario("tiny-fail", secs(1)).to_toml()).unwrap();
+    // A file-format error: a count that is not a number.
+    assert!(pass.contains("\ncount = 5\n"), "{pass}");
+    let bad = pass.replace("\ncount = 5\n", "\ncount = \"five\"\n");
+    std::fs::write(d.join("bad.toml"), &bad).unwrap();
+    let count_line = bad.lines().position(|l| l.starts_with("count = ")).unwrap() + 1;
 
     let out = rmmsim(d, &["run", "pass.toml", "--out", "r", "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -86,7 +62,10 @@ fn exit_codes_and_reports() {
     let out = rmmsim(d, &["run", "pass.toml", "bad.toml", "--out", "r2", "--quiet"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("bad.toml:24:9: `fleet[0].count`: invalid type"), "{t}");
+    assert!(
+        t.contains(&format!("bad.toml:{count_line}:9: `fleet[0].count`: invalid type")),
+        "{t}"
+    );
     assert!(!d.join("r2").exists(), "nothing ran");
 
     let out = rmmsim(d, &["run", "--scale", "0", "pass.toml"]);
@@ -96,7 +75,7 @@ fn exit_codes_and_reports() {
 
     // A scale the flag allows but the simulator does not (each entry stops
     // at a million machines, two entries are more): bad input, nothing run.
-    let two = SCENARIO.replace("MAX", "10m") + "\n[[fleet]]\ncount = 5\nsite = \"c/s\"\nversion = \"1.0.0\"\n";
+    let two = scenario("two", mins(10)).fleet(Fleet::new(5, "c/s", OLD)).to_toml();
     std::fs::write(d.join("two.toml"), two).unwrap();
     let out = rmmsim(d, &["run", "--scale", "1e9", "two.toml", "--out", "r3"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

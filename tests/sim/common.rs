@@ -1,10 +1,76 @@
-//! Loading, shrinking and running scenarios.
+//! Building, loading, shrinking and running scenarios.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use rmmsim::clock::Timestamp;
 use rmmsim::metrics::Report;
+pub use rmmsim::protocol::{Channel, Platform, Version};
+pub use rmmsim::scenario::builder::{
+    AgentDefaults, AvailabilitySpec, Build, Client, Event, Expect, Fleet, PlanBuilder, Site,
+};
 use rmmsim::scenario::{self, Plan};
 use rmmsim::sim::{self, SimOptions, TransportKind};
+
+/// The build most tests' fleets start on, stable from the start.
+pub const OLD: Version = Version::new(1, 0, 0);
+/// The build most tests roll out.
+pub const NEW: Version = Version::new(1, 0, 1);
+
+/// Seconds.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Minutes.
+pub fn mins(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+/// Hours.
+pub fn hours(n: u64) -> Duration {
+    Duration::from_secs(3600 * n)
+}
+
+/// The platform of most machines.
+pub fn windows() -> Platform {
+    "windows-amd64".parse().unwrap()
+}
+
+/// The other platform of mixed fleets.
+pub fn linux() -> Platform {
+    "linux-amd64".parse().unwrap()
+}
+
+/// An RFC 3339 date.
+pub fn date(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// The story most tests tell: `name`, with `seed`, from `start` for
+/// `duration`; [`OLD`] lands as stable at the start and [`NEW`] as beta at
+/// `lands`. Clients, fleet, events and expectations are the test's.
+pub fn one_update(name: &str, seed: u64, start: &str, duration: Duration, lands: Duration) -> PlanBuilder {
+    PlanBuilder::new(name, date(start), duration)
+        .seed(seed)
+        .build(Build::new(OLD).channel(Channel::Stable).published(Duration::ZERO))
+        .build(Build::new(NEW).published(lands))
+}
+
+/// Agents without jitter whose downloads, installs and restarts take no
+/// time: a machine runs a build at the heartbeat it is offered it.
+pub fn instant(agent: AgentDefaults) -> AgentDefaults {
+    agent
+        .jitter(0.0)
+        .download(Duration::ZERO)
+        .install(Duration::ZERO)
+        .restart(Duration::ZERO)
+}
+
+/// Checks a built scenario, failing the test with the error.
+pub fn checked(builder: &PlanBuilder) -> Plan {
+    builder.check().unwrap_or_else(|e| panic!("{e}"))
+}
 
 /// A shipped scenario file.
 pub fn shipped(name: &str) -> PathBuf {
@@ -90,9 +156,4 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// A scenario from text.
-pub fn parse(text: &str) -> Plan {
-    scenario::parse("test.toml", text).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -3,54 +3,19 @@
 //! spread over their cycle, so after a promote half of them have the build
 //! at about H/2 and all of them by H.
 
-use rmmsim::protocol::{Channel, Version};
-
 use crate::common::*;
 
 const H: f64 = 60.0;
 
-fn plan(agents: usize) -> rmmsim::scenario::Plan {
-    parse(&format!(
-        r#"
-[scenario]
-name = "arithmetic"
-seed = 5
-start = "2026-01-05T00:00:00Z"
-duration = "2h"
-
-[server]
-health_gate = {{ min_successes = 0, max_failure_rate = 1.0 }}
-
-[agent]
-heartbeat = "{H}s"
-jitter = 0.0
-download = "0s"
-install = "0s"
-restart = "0s"
-
-[[clients]]
-name = "c"
-sites = [{{ name = "s" }}]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "10m"
-
-[[fleet]]
-count = {agents}
-site = "c/s"
-version = "1.0.0"
-
-[[events]]
-at = "1h"
-promote = "1.0.1"
-"#
-    ))
+fn plan(agents: u64) -> rmmsim::scenario::Plan {
+    checked(
+        &one_update("arithmetic", 5, "2026-01-05T00:00:00Z", hours(2), mins(10))
+            .health_gate(0, 1.0)
+            .agent(|a| instant(a).heartbeat(secs(H as u64)))
+            .client(Client::new("c").site("s"))
+            .fleet(Fleet::new(agents, "c/s", OLD))
+            .event(hours(1), Event::promote(NEW)),
+    )
 }
 
 #[test]
@@ -81,35 +46,21 @@ fn after_a_promote_half_the_fleet_has_it_at_h_over_2_and_all_by_h() {
 /// just before a stable publish ends it, and at an end between samples.
 #[test]
 fn the_largest_stable_lag_falls_between_samples_and_at_the_end() {
-    let builds: String = [
-        ("1.0.0", "stable", "0s"),
-        ("1.1.0", "beta", "1h"),
-        ("1.2.0", "stable", "4h 59m"),
-        ("1.3.0", "beta", "10h 10m"),
-        ("1.4.0", "beta", "10h 20m"),
-    ]
-    .iter()
-    .map(|(v, c, at)| format!("[[builds]]\nversion = \"{v}\"\nchannel = \"{c}\"\npublished = \"{at}\"\n\n"))
-    .collect();
-    let r = run(&parse(&format!(
-        r#"
-[scenario]
-name = "lag"
-start = "2026-01-05T00:00:00Z"
-duration = "10h 50m"
-sample_every = "1h"
-
-[[clients]]
-name = "c"
-sites = [{{ name = "s" }}]
-
-{builds}
-[[fleet]]
-count = 2
-site = "c/s"
-version = "1.0.0"
-"#
-    )));
+    let builds = [
+        ("1.0.0", Channel::Stable, secs(0)),
+        ("1.1.0", Channel::Beta, hours(1)),
+        ("1.2.0", Channel::Stable, hours(4) + mins(59)),
+        ("1.3.0", Channel::Beta, hours(10) + mins(10)),
+        ("1.4.0", Channel::Beta, hours(10) + mins(20)),
+    ];
+    let lag = PlanBuilder::new("lag", date("2026-01-05T00:00:00Z"), hours(10) + mins(50))
+        .sample_every(hours(1))
+        .client(Client::new("c").site("s"))
+        .fleet(Fleet::new(2, "c/s", OLD));
+    let lag = builds.into_iter().fold(lag, |plan, (v, channel, at)| {
+        plan.build(Build::new(v.parse().unwrap()).channel(channel).published(at))
+    });
+    let r = run(&checked(&lag));
     let lag = &r.stable_lag;
     // 1.1.0 waited from 1h until 1.2.0 landed as stable at 4h59m.
     assert_eq!(lag.max_s, (3 * 3600 + 59 * 60) as f64);

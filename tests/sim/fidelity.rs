@@ -3,54 +3,23 @@
 //! bytes take through a shared egress and each machine's link.
 
 use rmmsim::metrics::Report;
-use rmmsim::protocol::{Channel, Version};
 use rmmsim::sim::TransportKind;
 
 use crate::common::*;
 
-/// `count` always-on beta machines; 1.0.1 lands at 10 m with `build` keys
-/// and is seen at once (no wait for a periodic scan); `agent` and `server`
-/// add keys to their sections, `events` adds events.
-fn beta_rollout(count: usize, agent: &str, build: &str, server: &str, events: &str) -> rmmsim::scenario::Plan {
-    parse(&format!(
-        r#"
-[scenario]
-name = "fidelity"
-seed = 11
-start = "2026-01-05T00:00:00Z"
-duration = "3h"
-sample_every = "10s"
-
-[server]
-rescan_every = "0s"
-{server}
-
-[agent]
-jitter = 0.0
-{agent}
-
-[[clients]]
-name = "c"
-sites = [{{ name = "s", channel = "beta" }}]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "10m"
-{build}
-
-[[fleet]]
-count = {count}
-site = "c/s"
-version = "1.0.0"
-
-{events}
-"#
-    ))
+/// `count` always-on beta machines; `new` (1.0.1) lands at 10 m and is seen
+/// at once (no wait for a periodic scan); callers add agent keys, the egress
+/// and events.
+fn beta_rollout(count: u64, new: Build) -> PlanBuilder {
+    PlanBuilder::new("fidelity", date("2026-01-05T00:00:00Z"), hours(3))
+        .seed(11)
+        .sample_every(secs(10))
+        .rescan_every(secs(0))
+        .agent(|a| a.jitter(0.0))
+        .client(Client::new("c").site(Site::new("s").channel(Channel::Beta)))
+        .build(Build::new(OLD).channel(Channel::Stable).published(secs(0)))
+        .build(new.published(mins(10)))
+        .fleet(Fleet::new(count, "c/s", OLD))
 }
 
 fn beta_figures(r: &Report) -> &rmmsim::metrics::Convergence {
@@ -67,16 +36,10 @@ fn beta_figures(r: &Report) -> &rmmsim::metrics::Convergence {
 fn an_update_in_progress_survives_a_server_restart() {
     // Ten-minute downloads; the server is down for 10 s five minutes after
     // the publish, while every machine is downloading.
-    let plan = beta_rollout(
-        50,
-        r#"download = "10m"
-install = "0s"
-restart = "0s""#,
-        "",
-        "",
-        r#"[[events]]
-at = "15m"
-server_restart = "10s""#,
+    let plan = checked(
+        &beta_rollout(50, Build::new(NEW))
+            .agent(|a| a.download(mins(10)).install(secs(0)).restart(secs(0)))
+            .event(mins(15), Event::server_restart(secs(10))),
     );
     let r = run(&plan);
     assert_passed(&r);
@@ -99,15 +62,10 @@ server_restart = "10s""#,
 
 #[test]
 fn powering_off_aborts_a_download_and_the_next_offer_starts_it_again() {
-    let plan = beta_rollout(
-        10,
-        r#"download = "10m""#,
-        "",
-        "",
-        r#"[[events]]
-at = "15m"
-disconnect = 1.0
-for = "5m""#,
+    let plan = checked(
+        &beta_rollout(10, Build::new(NEW))
+            .agent(|a| a.download(mins(10)))
+            .event(mins(15), Event::disconnect(1.0, mins(5))),
     );
     let r = run(&plan);
     assert_passed(&r);
@@ -124,14 +82,10 @@ fn mbit(mbit: f64) -> f64 {
 #[test]
 fn n_machines_fetching_s_bytes_through_egress_e_need_at_least_n_s_over_e() {
     let (n, size, egress) = (200usize, 2u64 * 1024 * 1024, mbit(10.0));
-    let plan = beta_rollout(
-        n,
-        r#"download = "0s"
-install = "0s"
-restart = "0s""#,
-        r#"size = "2MiB""#,
-        r#"bandwidth = "10Mbit/s""#,
-        "",
+    let plan = checked(
+        &beta_rollout(n as u64, Build::new(NEW).size(size))
+            .agent(instant)
+            .egress(mbit(10.0)),
     );
     assert_eq!(plan.egress, Some(egress));
     let floor = n as f64 * size as f64 / egress; // 335.5 s
@@ -162,16 +116,20 @@ restart = "0s""#,
     }
 }
 
-/// One machine fetching a 2 MiB build, installing and restarting at once.
-fn one_machine_2mib(agent: &str) -> rmmsim::scenario::Plan {
-    let agent = format!("{agent}\ninstall = \"0s\"\nrestart = \"0s\"");
-    beta_rollout(1, &agent, r#"size = "2MiB""#, "", "")
+/// One machine fetching a 2 MiB build, installing and restarting at once;
+/// `agent` adds agent keys.
+fn one_machine_2mib(agent: impl FnOnce(AgentDefaults) -> AgentDefaults) -> rmmsim::scenario::Plan {
+    checked(
+        &beta_rollout(1, Build::new(NEW).size(2 * 1024 * 1024))
+            .agent(|a| a.install(secs(0)).restart(secs(0)))
+            .agent(agent),
+    )
 }
 
 #[test]
 fn a_machine_s_link_bounds_its_download() {
     // One machine, 2 MiB over 1 Mbit/s: 16.8 s of bytes on top of the 20 s fixed time.
-    let r = run(&one_machine_2mib(r#"bandwidth = "1Mbit/s""#));
+    let r = run(&one_machine_2mib(|a| a.bandwidth(mbit(1.0))));
     let t = beta_figures(&r).t100_s.unwrap();
     let bytes = 2.0 * 1024.0 * 1024.0 * 8.0 / 1e6;
     assert!(t >= 20.0 + bytes && t <= 20.0 + bytes + 60.0, "t100 {t} s");
@@ -186,7 +144,7 @@ fn a_machine_s_link_bounds_its_download() {
 
 #[test]
 fn without_bandwidth_a_download_takes_its_fixed_time() {
-    let r = run(&one_machine_2mib(r#"download = "45s""#));
+    let r = run(&one_machine_2mib(|a| a.download(secs(45))));
     let t = beta_figures(&r).t100_s.unwrap();
     assert!((45.0..=105.0).contains(&t), "t100 {t} s");
     assert_eq!(r.downloads.peak_egress_bps, 0.0);

@@ -5,55 +5,23 @@
 //! it counts on the build's rollout row, and the report lists the machines
 //! as off their channel.
 
-use rmmsim::metrics::{OffReason, Report, build_report};
-use rmmsim::protocol::{Channel, Version};
+use rmmsim::metrics::{OffReason, Outcome, Report, build_report};
+use rmmsim::scenario::Plan;
 use rmmsim::sim::{self, SimOptions, TransportKind};
 
 use crate::common::*;
 
-const SCENARIO: &str = r#"
-[scenario]
-name = "off-channel"
-seed = 11
-start = "2026-06-01T00:00:00Z"
-duration = "2h"
+fn scenario() -> PlanBuilder {
+    one_update("off-channel", 11, "2026-06-01T00:00:00Z", hours(2), mins(10))
+        .agent(|a| a.heartbeat(secs(20)).download(mins(5)))
+        .client(Client::new("acme").site("hq"))
+        .fleet(Fleet::new(18, "acme/hq", OLD).name("flip"))
+        .event(mins(30), Event::set_channel(Some(Channel::Beta)).group("flip"))
+        .event(mins(30) + secs(30), Event::set_channel(None).group("flip"))
+}
 
-[agent]
-heartbeat = "20s"
-download = "5m"
-
-[[clients]]
-name = "acme"
-sites = [{ name = "hq" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "10m"
-
-[[fleet]]
-name = "flip"
-count = 18
-site = "acme/hq"
-version = "1.0.0"
-
-[[events]]
-at = "30m"
-set_channel = "beta"
-group = "flip"
-
-[[events]]
-at = "30m 30s"
-set_channel = "inherit"
-group = "flip"
-"#;
-
-fn outcome(text: &str) -> (rmmsim::scenario::Plan, rmmsim::metrics::Outcome) {
-    let plan = parse(text);
+fn outcome(scenario: &PlanBuilder) -> (Plan, Outcome) {
+    let plan = checked(scenario);
     let options = SimOptions {
         transport: TransportKind::WsMem,
         progress: false,
@@ -64,7 +32,7 @@ fn outcome(text: &str) -> (rmmsim::scenario::Plan, rmmsim::metrics::Outcome) {
 
 #[test]
 fn installs_of_a_superseded_update_count_on_the_builds_rollout_row() {
-    let (plan, o) = outcome(SCENARIO);
+    let (plan, o) = outcome(&scenario());
     let beta = Version::new(1, 0, 1);
     let on_beta = o
         .recorder
@@ -83,15 +51,15 @@ fn installs_of_a_superseded_update_count_on_the_builds_rollout_row() {
     assert_eq!(o.counters.successes, 0);
 }
 
-/// The scenario with more lines at the end (events, expectations).
-fn with(extra: &str) -> (rmmsim::scenario::Plan, rmmsim::metrics::Outcome, Report) {
-    let (plan, o) = outcome(&format!("{SCENARIO}\n{extra}"));
+/// The scenario with more at the end (events, expectations).
+fn with(scenario: PlanBuilder) -> (Plan, Outcome, Report) {
+    let (plan, o) = outcome(&scenario);
     let r = build_report(&plan, &o);
     (plan, o, r)
 }
 
 /// When a machine started running `version` for the last time.
-fn installed(o: &rmmsim::metrics::Outcome, hostname: &str, version: Version) -> f64 {
+fn installed(o: &Outcome, hostname: &str, version: Version) -> f64 {
     let m = o.recorder.machines.iter().find(|m| m.hostname == hostname).unwrap();
     let (t, _) = m.versions.iter().rev().find(|(_, v)| *v == version).unwrap();
     t.as_secs_f64()
@@ -99,7 +67,7 @@ fn installed(o: &rmmsim::metrics::Outcome, hostname: &str, version: Version) -> 
 
 #[test]
 fn machines_left_on_a_beta_build_are_listed_off_channel_since_they_installed_it() {
-    let (_, o, r) = with("");
+    let (_, o, r) = with(scenario());
     assert_eq!(r.off_channel.len(), 18, "{:#?}", r.off_channel);
     for m in &r.off_channel {
         assert_eq!(
@@ -142,24 +110,12 @@ fn machines_left_on_a_beta_build_are_listed_off_channel_since_they_installed_it(
 
 #[test]
 fn off_channel_expectations_count_the_listed_machines() {
+    let off = || Expect::new("off_channel");
     let (_, _, r) = with(
-        r#"
-[[expect]]
-metric = "off_channel"
-max = 0
-
-[[expect]]
-metric = "off_channel"
-version = "1.0.1"
-channel = "stable"
-min = 18
-max = 18
-
-[[expect]]
-metric = "off_channel"
-channel = "beta"
-max = 0
-"#,
+        scenario()
+            .expect(off().max(0.0))
+            .expect(off().version(NEW).channel(Channel::Stable).min(18.0).max(18.0))
+            .expect(off().channel(Channel::Beta).max(0.0)),
     );
     let seen: Vec<(Option<f64>, bool)> = r.expectations.iter().map(|e| (e.observed, e.passed)).collect();
     assert_eq!(seen, [(Some(18.0), false), (Some(18.0), true), (Some(0.0), true)]);
@@ -170,7 +126,7 @@ max = 0
 #[test]
 fn machines_back_on_their_channel_at_the_end_are_not_listed() {
     // Promoting the build puts the machines back on their channel.
-    let (_, o, r) = with("[[events]]\nat = \"1h 30m\"\npromote = \"1.0.1\"\n");
+    let (_, o, r) = with(scenario().event(hours(1) + mins(30), Event::promote(NEW)));
     assert!(
         r.timeline
             .iter()
@@ -190,7 +146,7 @@ fn machines_back_on_their_channel_at_the_end_are_not_listed() {
 #[test]
 fn a_rollback_keeps_them_off_channel_since_they_installed_the_build() {
     // Rolled back a minute before the end: the downgrades are still downloading.
-    let (_, o, r) = with("[[events]]\nat = \"1h 59m\"\nrollback = \"1.0.1\"\n");
+    let (_, o, r) = with(scenario().event(hours(1) + mins(59), Event::rollback(NEW)));
     assert_eq!(r.off_channel.len(), 18, "{:#?}", r.off_channel);
     for m in &r.off_channel {
         assert_eq!(m.reason, OffReason::BlockedBuild);
@@ -201,22 +157,20 @@ fn a_rollback_keeps_them_off_channel_since_they_installed_the_build() {
 
 #[test]
 fn an_off_channel_expectation_takes_a_build_and_a_channel_and_nothing_else() {
-    let expect = |keys: &str| format!("{SCENARIO}\n[[expect]]\nmetric = \"off_channel\"\n{keys}\nmax = 0\n");
-    let refused = |keys: &str| {
-        rmmsim::scenario::parse("x.toml", &expect(keys))
-            .expect_err(keys)
-            .to_string()
-    };
-    assert!(refused("at = \"1h\"").contains("`off_channel` does not use `at`"));
-    assert!(refused("reason = \"offline\"").contains("`off_channel` does not use `reason`"));
-    let e = refused("version = \"9.9.9\"");
+    let off = || Expect::new("off_channel");
+    let expect = |e: Expect| scenario().expect(e.max(0.0)).check();
+    let refused = |e: Expect| expect(e).expect_err("refused").to_string();
+    assert!(refused(off().at(hours(1))).contains("`off_channel` does not use `at`"));
+    assert!(refused(off().reason("offline")).contains("`off_channel` does not use `reason`"));
+    let e = refused(off().version(Version::new(9, 9, 9)));
     assert!(e.contains("expect[0].version") && e.contains("no build 9.9.9"), "{e}");
     for keys in [
-        "",
-        "version = \"1.0.1\"",
-        "channel = \"beta\"",
-        "version = \"1.0.0\"\nchannel = \"stable\"",
+        off(),
+        off().version(NEW),
+        off().channel(Channel::Beta),
+        off().version(OLD).channel(Channel::Stable),
     ] {
-        rmmsim::scenario::parse("x.toml", &expect(keys)).unwrap_or_else(|e| panic!("{keys}: {e}"));
+        let shown = format!("{keys:?}");
+        expect(keys).unwrap_or_else(|e| panic!("{shown}: {e}"));
     }
 }

@@ -6,46 +6,24 @@ use std::time::Duration;
 
 use rmmsim::agent::Availability;
 use rmmsim::metrics::Report;
-use rmmsim::protocol::{Channel, Version};
 
 use crate::common::*;
 
 /// 200 laptops, off when 1.0.1 is promoted at 02:00 on a Monday (UTC): they
 /// take it as they boot.
-const SCENARIO: &str = r#"
-[scenario]
-name = "office-mornings"
-seed = 4
-start = "2026-06-01T00:00:00Z"
-duration = "12h"
-
-[server]
-health_gate = { min_successes = 0, max_failure_rate = 1.0 }
-
-[[clients]]
-name = "c"
-sites = [{ name = "office" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "1h"
-
-[[fleet]]
-name = "laptops"
-count = 200
-site = "c/office"
-version = "1.0.0"
-availability = "office-hours"
-
-[[events]]
-at = "2h"
-promote = "1.0.1"
-"#;
+fn scenario() -> rmmsim::scenario::Plan {
+    checked(
+        &one_update("office-mornings", 4, "2026-06-01T00:00:00Z", hours(12), hours(1))
+            .health_gate(0, 1.0)
+            .client(Client::new("c").site("office"))
+            .fleet(
+                Fleet::new(200, "c/office", OLD)
+                    .name("laptops")
+                    .availability(AvailabilitySpec::OfficeHours),
+            )
+            .event(hours(2), Event::promote(NEW)),
+    )
+}
 
 /// t99 and t100 of the promote, in seconds.
 fn tails(r: &Report) -> (f64, f64) {
@@ -58,7 +36,7 @@ fn tails(r: &Report) -> (f64, f64) {
 
 #[test]
 fn laptops_boot_across_the_spread_and_the_last_one_trails_the_99th_percentile() {
-    let plan = parse(SCENARIO);
+    let plan = scenario();
     let spread = Duration::from_secs(30 * 60);
     assert_eq!(
         plan.groups[0].availability,
@@ -78,7 +56,7 @@ fn laptops_boot_across_the_spread_and_the_last_one_trails_the_99th_percentile() 
 
 #[test]
 fn no_spread_boots_every_laptop_at_eight_sharp() {
-    let mut plan = parse(SCENARIO);
+    let mut plan = scenario();
     plan.groups[0].availability = Availability::OfficeHours {
         utc_offset_minutes: 0,
         boot_spread: Duration::ZERO,

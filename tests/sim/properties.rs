@@ -4,7 +4,7 @@
 //! version is offered, no row is lost; and the two views of rows agree.
 
 use proptest::prelude::*;
-use std::fmt::Write;
+use rmmsim::scenario::builder as b;
 
 use crate::common::*;
 
@@ -87,82 +87,69 @@ fn event() -> impl Strategy<Value = (u16, Event)> {
     (1u16..115, e)
 }
 
-const CHANNELS: [&str; 3] = ["stable", "beta", "inherit"];
+/// What a channel number sets: stable, beta, or inherit (clears it).
+const CHANNELS: [Option<Channel>; 3] = [Some(Channel::Stable), Some(Channel::Beta), None];
 
-fn scenario(seed: u64, groups: &[Group], builds: &[Build], events: &[(u16, Event)]) -> String {
-    let mut t = String::new();
-    let _ = write!(
-        t,
-        "[scenario]\nname = \"random\"\nseed = {seed}\nstart = \"2026-03-02T09:00:00Z\"\nduration = \"2h\"\n\
-         [server]\nhealth_gate = {{ min_successes = 1, max_failure_rate = 0.5 }}\n\
-         [agent]\nheartbeat = \"60s\"\ndownload = \"10s\"\ninstall = \"20s\"\nrestart = \"5s\"\nidentity_boundary = \"1.0.2\"\n\
-         [[clients]]\nname = \"c\"\nsites = [{{ name = \"s\" }}, {{ name = \"lab\", channel = \"beta\" }}]\n\
-         [[builds]]\nversion = \"1.0.0\"\nplatforms = [\"windows-amd64\", \"linux-amd64\"]\nchannel = \"stable\"\npublished = \"0s\"\n"
-    );
-    for (i, b) in builds.iter().enumerate() {
-        let platforms = if b.linux_too {
-            "[\"windows-amd64\", \"linux-amd64\"]"
-        } else {
-            "[\"windows-amd64\"]"
-        };
-        let _ = write!(
-            t,
-            "[[builds]]\nversion = \"1.0.{}\"\nplatforms = {platforms}\nchannel = \"{}\"\npublished = \"{}m\"\n\
-             install_failure_rate = {}\ncorrupt_digest = {}\n",
-            i + 1,
-            if b.beta { "beta" } else { "stable" },
-            b.published_min,
-            if b.failing { 0.3 } else { 0.0 },
-            b.corrupt
+fn scenario(seed: u64, groups: &[Group], builds: &[Build], events: &[(u16, Event)]) -> PlanBuilder {
+    let both = || [windows(), linux()];
+    let mut plan = PlanBuilder::new("random", date("2026-03-02T09:00:00Z"), hours(2))
+        .seed(seed)
+        .health_gate(1, 0.5)
+        .agent(|a| {
+            a.heartbeat(secs(60))
+                .download(secs(10))
+                .install(secs(20))
+                .restart(secs(5))
+                .identity_boundary(Version::new(1, 0, 2))
+        })
+        .client(Client::new("c").site("s").site(Site::new("lab").channel(Channel::Beta)))
+        .build(
+            b::Build::new(OLD)
+                .platforms(both())
+                .channel(Channel::Stable)
+                .published(secs(0)),
         );
+    let version = |i: usize| Version::new(1, 0, i as u64 + 1);
+    for (i, b) in builds.iter().enumerate() {
+        let platforms = if b.linux_too { both().to_vec() } else { vec![windows()] };
+        let build = b::Build::new(version(i))
+            .platforms(platforms)
+            .channel(if b.beta { Channel::Beta } else { Channel::Stable })
+            .published(mins(b.published_min.into()))
+            .install_failure_rate(if b.failing { 0.3 } else { 0.0 });
+        plan = plan.build(if b.corrupt { build.corrupt_digest() } else { build });
     }
     for (i, g) in groups.iter().enumerate() {
-        let _ = write!(
-            t,
-            "[[fleet]]\nname = \"g{i}\"\ncount = {}\nsite = \"c/{}\"\nversion = \"{}\"\nplatform = \"{}\"\n",
-            g.count,
-            if g.beta_site { "lab" } else { "s" },
-            if g.old { "1.0.0" } else { "1.0.2" },
-            if g.linux { "linux-amd64" } else { "windows-amd64" }
-        );
-        if g.channel < 2 {
-            let _ = writeln!(t, "channel = \"{}\"", CHANNELS[g.channel as usize]);
+        let site = if g.beta_site { "c/lab" } else { "c/s" };
+        let mut fleet = Fleet::new(g.count.into(), site, if g.old { OLD } else { Version::new(1, 0, 2) })
+            .name(&format!("g{i}"))
+            .platform(if g.linux { linux() } else { windows() });
+        if let Some(channel) = CHANNELS[usize::from(g.channel)] {
+            fleet = fleet.channel(channel);
         }
         if g.intermittent {
-            let _ = writeln!(
-                t,
-                "availability = {{ intermittent = {{ session = \"20m\", absence = \"20m\" }} }}"
-            );
+            fleet = fleet.availability(AvailabilitySpec::intermittent(mins(20), mins(20)));
         }
+        plan = plan.fleet(fleet);
     }
-    let version = |b: usize| format!("1.0.{}", b % builds.len() + 1);
+    let build = |b: usize| version(b % builds.len());
+    let group = |g: usize| format!("g{}", g % groups.len());
     for (at, e) in events {
-        let _ = write!(t, "[[events]]\nat = \"{at}m\"\n");
-        let _ = match e {
-            Event::Promote(b, force) => writeln!(t, "promote = \"{}\"\nforce = {force}", version(*b)),
-            Event::Rollback(b) => writeln!(t, "rollback = \"{}\"", version(*b)),
+        let event = match e {
+            Event::Promote(b, true) => b::Event::promote(build(*b)).force(),
+            Event::Promote(b, false) => b::Event::promote(build(*b)),
+            Event::Rollback(b) => b::Event::rollback(build(*b)),
             Event::SiteChannel(lab, c) => {
-                writeln!(
-                    t,
-                    "set_channel = \"{}\"\nsite = \"c/{}\"",
-                    CHANNELS[*c as usize],
-                    if *lab { "lab" } else { "s" }
-                )
+                b::Event::set_channel(CHANNELS[*c as usize]).site(if *lab { "c/lab" } else { "c/s" })
             }
-            Event::GroupChannel(g, c) => {
-                writeln!(
-                    t,
-                    "set_channel = \"{}\"\ngroup = \"g{}\"",
-                    CHANNELS[*c as usize],
-                    g % groups.len()
-                )
-            }
-            Event::Update(g) => writeln!(t, "update = \"latest\"\ngroup = \"g{}\"", g % groups.len()),
-            Event::Disconnect(g) => writeln!(t, "disconnect = 0.5\ngroup = \"g{}\"\nfor = \"10m\"", g % groups.len()),
-            Event::Restart => writeln!(t, "server_restart = \"1m\""),
+            Event::GroupChannel(g, c) => b::Event::set_channel(CHANNELS[*c as usize]).group(&group(*g)),
+            Event::Update(g) => b::Event::update(None).group(&group(*g)),
+            Event::Disconnect(g) => b::Event::disconnect(0.5, mins(10)).group(&group(*g)),
+            Event::Restart => b::Event::server_restart(mins(1)),
         };
+        plan = plan.event(mins((*at).into()), event);
     }
-    t
+    plan
 }
 
 /// A fixed seed and a dozen cases, so CI is repeatable; explore further with
@@ -188,8 +175,9 @@ proptest! {
         builds in prop::collection::vec(build(), 1..5),
         events in prop::collection::vec(event(), 0..7),
     ) {
-        let text = scenario(seed, &groups, &builds, &events);
-        let r = run(&parse(&text));
+        let scenario = scenario(seed, &groups, &builds, &events);
+        let text = scenario.to_toml();
+        let r = run(&checked(&scenario));
         prop_assert!(r.violations.is_empty(), "{:#?}\n{text}", r.violations);
         prop_assert!(r.rows.agree, "{:?}\n{text}", r.rows);
         let fleet: usize = groups.iter().map(|g| g.count as usize).sum();

@@ -6,63 +6,23 @@
 use std::time::Duration;
 
 use rmmsim::metrics::Report;
-use rmmsim::protocol::{Channel, Version};
 use rmmsim::scenario::{Action, EventPlan, Plan};
 
 use crate::common::*;
-
-const NEW: Version = Version::new(1, 0, 1);
 
 /// 100 always-on beta machines, heartbeat 60s without jitter, instant
 /// updates: a machine runs the build at its first heartbeat that is offered
 /// it. 1.0.1 lands at 1h, the moment of a periodic scan (every 30s from the
 /// server's start at 0s), so it waits for the scan at 1h 30s.
 fn plan() -> Plan {
-    parse(
-        r#"
-[scenario]
-name = "rescan"
-seed = 9
-start = "2026-06-01T00:00:00Z"
-duration = "2h"
-
-[agent]
-heartbeat = "60s"
-jitter = 0.0
-download = "0s"
-install = "0s"
-restart = "0s"
-
-[[clients]]
-name = "c"
-sites = [{ name = "lab", channel = "beta" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "1h"
-
-[[fleet]]
-count = 100
-site = "c/lab"
-version = "1.0.0"
-
-[[expect]]
-metric = "fraction_on"
-version = "1.0.1"
-at = "1h 29s"
-max = 1
-
-[[expect]]
-metric = "fraction_on"
-version = "1.0.1"
-at = "1h 45s"
-max = 1
-"#,
+    let share_at = |at| Expect::new("fraction_on").version(NEW).at(at).max(1.0);
+    checked(
+        &one_update("rescan", 9, "2026-06-01T00:00:00Z", hours(2), hours(1))
+            .agent(|a| instant(a).heartbeat(secs(60)))
+            .client(Client::new("c").site(Site::new("lab").channel(Channel::Beta)))
+            .fleet(Fleet::new(100, "c/lab", OLD))
+            .expect(share_at(hours(1) + secs(29)))
+            .expect(share_at(hours(1) + secs(45))),
     )
 }
 

@@ -14,40 +14,19 @@ const H: f64 = 3600.0;
 /// A scenario with 1.0.0 stable on both platforms, these further
 /// `[[builds]]`, and two stable machines per platform on 1.0.0, simulated
 /// for 4 hours.
-fn lag_run(builds: &str) -> Report {
-    run(&parse(&format!(
-        r#"
-[scenario]
-name = "lag-basis"
-start = "2026-01-05T00:00:00Z"
-duration = "4h"
-sample_every = "30m"
-
-[[clients]]
-name = "c"
-sites = [{{ name = "s" }}]
-
-[[builds]]
-version = "1.0.0"
-platforms = ["windows-amd64", "linux-amd64"]
-channel = "stable"
-published = "0s"
-{builds}
-
-[[fleet]]
-name = "win"
-count = 2
-site = "c/s"
-version = "1.0.0"
-
-[[fleet]]
-name = "lin"
-count = 2
-site = "c/s"
-version = "1.0.0"
-platform = "linux-amd64"
-"#
-    )))
+fn lag_run(builds: impl IntoIterator<Item = Build>) -> Report {
+    let plan = PlanBuilder::new("lag-basis", date("2026-01-05T00:00:00Z"), hours(4))
+        .sample_every(mins(30))
+        .client(Client::new("c").site("s"))
+        .build(
+            Build::new(OLD)
+                .platforms([windows(), linux()])
+                .channel(Channel::Stable)
+                .published(secs(0)),
+        )
+        .fleet(Fleet::new(2, "c/s", OLD).name("win"))
+        .fleet(Fleet::new(2, "c/s", OLD).name("lin").platform(linux()));
+    run(&checked(&builds.into_iter().fold(plan, PlanBuilder::build)))
 }
 
 fn platform<'a>(r: &'a Report, name: &str) -> &'a PlatformLag {
@@ -82,15 +61,10 @@ fn assert_agrees_with_stranded(r: &Report) {
 
 #[test]
 fn a_build_without_a_valid_digest_does_not_put_stable_behind() {
-    let r = lag_run(
-        r#"
-[[builds]]
-version = "1.1.0"
-platforms = ["windows-amd64", "linux-amd64"]
-published = "1h"
-missing_digest = true
-"#,
-    );
+    let r = lag_run([Build::new(Version::new(1, 1, 0))
+        .platforms([windows(), linux()])
+        .published(hours(1))
+        .missing_digest()]);
     let lag = &r.stable_lag;
     assert_eq!((lag.max_builds, lag.max_s, lag.at_end_builds), (0, 0.0, 0), "{lag:?}");
     assert!(lag.builds.iter().all(|&b| b == 0));
@@ -100,23 +74,15 @@ missing_digest = true
 
 #[test]
 fn a_linux_only_beta_build_does_not_put_windows_stable_behind() {
-    let r = lag_run(
-        r#"
-[[builds]]
-version = "1.1.0"
-published = "1h"
-
-[[builds]]
-version = "1.2.0"
-platforms = ["linux-amd64"]
-published = "2h"
-
-[[builds]]
-version = "1.3.0"
-platforms = ["linux-amd64"]
-published = "3h"
-"#,
-    );
+    let r = lag_run([
+        Build::new(Version::new(1, 1, 0)).published(hours(1)),
+        Build::new(Version::new(1, 2, 0))
+            .platforms([linux()])
+            .published(hours(2)),
+        Build::new(Version::new(1, 3, 0))
+            .platforms([linux()])
+            .published(hours(3)),
+    ]);
     let win = platform(&r, "windows-amd64");
     assert_eq!(
         (win.max_builds, win.max_s, win.at_end_builds, win.at_end_s),

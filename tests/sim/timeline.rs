@@ -1,55 +1,27 @@
 //! Events keep their times while the server is down for a restart: what
 //! does not need the server happens on time, the rest is refused and says so.
 
-use rmmsim::protocol::Version;
-
 use crate::common::*;
 
-const SCENARIO: &str = r#"
-[scenario]
-name = "restart-timeline"
-seed = 3
-start = "2026-06-01T00:00:00Z"
-duration = "3h"
-
-[server]
-health_gate = { min_successes = 0, max_failure_rate = 1.0 }
-
-[[clients]]
-name = "acme"
-sites = [{ name = "lab", channel = "beta" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "1h 5m"
-
-[[fleet]]
-count = 10
-site = "acme/lab"
-version = "1.0.0"
-
-[[events]]
-at = "1h"
-server_restart = "30m"
-
-[[events]]
-at = "1h 10m"
-disconnect = 0.5
-for = "1h"
-
-[[events]]
-at = "1h 15m"
-promote = "1.0.1"
-"#;
+fn scenario() -> PlanBuilder {
+    one_update(
+        "restart-timeline",
+        3,
+        "2026-06-01T00:00:00Z",
+        hours(3),
+        hours(1) + mins(5),
+    )
+    .health_gate(0, 1.0)
+    .client(Client::new("acme").site(Site::new("lab").channel(Channel::Beta)))
+    .fleet(Fleet::new(10, "acme/lab", OLD))
+    .event(hours(1), Event::server_restart(mins(30)))
+    .event(hours(1) + mins(10), Event::disconnect(0.5, hours(1)))
+    .event(hours(1) + mins(15), Event::promote(NEW))
+}
 
 #[test]
 fn events_during_a_restart_keep_their_times() {
-    let r = run(&parse(SCENARIO));
+    let r = run(&checked(&scenario()));
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     let at = |prefix: &str| {
         r.timeline

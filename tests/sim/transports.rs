@@ -102,42 +102,21 @@ fn every_shipped_scenario_gives_the_same_outcome_on_all_three_transports() {
 
 /// One beta machine whose download outlasts its heartbeat interval: the
 /// heartbeat during the download brings the pending update again (U4).
-const LONG_DOWNLOAD: &str = r#"
-[scenario]
-name = "long-download"
-seed = 5
-start = "2026-06-01T00:00:00Z"
-duration = "15m"
-
-[agent]
-heartbeat = "60s"
-jitter = 0.0
-download = "61s"
-
-[[clients]]
-name = "acme"
-sites = [{ name = "lab", channel = "beta" }]
-
-[[builds]]
-version = "1.0.0"
-channel = "stable"
-published = "0s"
-
-[[builds]]
-version = "1.0.1"
-published = "2m"
-
-[[fleet]]
-count = 1
-site = "acme/lab"
-version = "1.0.0"
-"#;
+/// One beta machine whose 61 s download outlasts its 60 s heartbeat.
+fn long_download() -> Plan {
+    checked(
+        &one_update("long-download", 5, "2026-06-01T00:00:00Z", mins(15), mins(2))
+            .agent(|a| a.heartbeat(secs(60)).jitter(0.0).download(secs(61)))
+            .client(Client::new("acme").site(Site::new("lab").channel(Channel::Beta)))
+            .fleet(Fleet::new(1, "acme/lab", OLD)),
+    )
+}
 
 #[test]
 fn an_update_re_sent_during_a_download_is_seen_on_every_transport() {
     // The issue's two measurements: one machine with a 61 s download, and a
     // beta rollout to ten machines with a five-minute download.
-    let one = parse(LONG_DOWNLOAD);
+    let one = long_download();
     let mut ten = one.clone();
     ten.groups[0].count = 10;
     ten.groups[0].timing.download = Duration::from_secs(300);

@@ -2,6 +2,7 @@
 //! every default filled in. Each problem carries the byte offset of what is
 //! wrong, so the error names its line.
 
+mod built;
 mod events;
 mod expects;
 
@@ -113,8 +114,9 @@ fn availability(spec: &AvailabilitySpec, utc_offset_minutes: i32, boot_spread: D
     }
 }
 
-/// Checks a parsed file.
-pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
+/// Checks a parsed file, or a spec built in code (`text` is `None`: there is
+/// no file, and expectations have no line).
+pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
     let s = &spec.scenario;
     let name = s.name.get_ref();
     let valid_name = !name.is_empty()
@@ -174,11 +176,12 @@ pub(crate) fn check(spec: Spec, text: &str) -> Check<Plan> {
         }
     };
     let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
-    let clients = check_clients(&spec)?;
-    let builds = check_builds(&spec, duration)?;
-    let groups = check_fleet(&spec, &clients)?;
-    let events = events::check_events(&spec, duration, &clients, &builds, &groups)?;
-    let expects = expects::check_expects(&spec, duration, &builds, text)?;
+    built::check_rates(spec)?;
+    let clients = check_clients(spec)?;
+    let builds = check_builds(spec, duration)?;
+    let groups = check_fleet(spec, &clients)?;
+    let events = events::check_events(spec, duration, &clients, &builds, &groups)?;
+    let expects = expects::check_expects(spec, duration, &builds, text)?;
     let mut regression = RegressionGate::default();
     if let Some(g) = &spec.gate {
         if let Some(t) = &g.tolerance {
@@ -218,6 +221,7 @@ fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
         if !name_ok(name) {
             return Err(at(&c.name, format!("clients[{i}].name"), "1 to 100 characters, no '/'"));
         }
+        built::check_timezone(c.timezone, || format!("clients[{i}].timezone"))?;
         if clients.iter().any(|o| &o.name == name) {
             return Err(at(
                 &c.name,
@@ -235,6 +239,7 @@ fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
             if sites.iter().any(|o| &o.name == sname) {
                 return Err(at(&site.name, key, format!("site `{name}/{sname}` is defined twice")));
             }
+            built::check_timezone(site.timezone, || format!("clients[{i}].sites[{j}].timezone"))?;
             let tz = site.timezone.or(c.timezone).map_or(0, |o| o.0);
             sites.push(SitePlan {
                 name: sname.clone(),
