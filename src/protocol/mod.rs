@@ -20,6 +20,13 @@ pub use messages::{
 pub use platform::{Platform, PlatformError};
 pub use version::{Version, VersionError};
 
+/// Hex SHA-256 of some bytes: the digest an `update` offer carries and an
+/// agent checks a download against (U6).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// An update channel. Only these two exist (U2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,3 +109,17 @@ id_type!(
     /// A site of a client; agents belong to a site.
     SiteId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_hex_is_the_lowercase_hex_of_the_standard_digest() {
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -203,7 +203,7 @@ impl Connector for DirectHub {
         if let Some((_, digest)) = lock(&self.digests).iter().find(|(b, _)| same(b)) {
             return digest.clone();
         }
-        let digest = crate::server::publish::sha256_hex(bytes);
+        let digest = crate::protocol::sha256_hex(bytes);
         let mut remembered = lock(&self.digests);
         if remembered.len() == REMEMBERED_DIGESTS {
             remembered.pop_front();
