@@ -1,7 +1,7 @@
 //! A bad scenario file is refused before anything runs, with an error that
 //! names the file, the line and the key.
 
-use rmmsim::scenario;
+use rmmsim::scenario::{self, Metric, StrandReason};
 
 const GOOD: &str = r#"[scenario]
 name = "ok"
@@ -150,6 +150,26 @@ fn expectation_keys_the_metric_does_not_use_are_refused() {
     ] {
         scenario::parse("x.toml", &expect(keys)).unwrap_or_else(|e| panic!("{keys}: {e}"));
     }
+}
+
+#[test]
+fn a_stranded_expectation_names_a_report_reason() {
+    let expect = |keys: &str| format!("{GOOD}\n[[expect]]\n{keys}\nmax = 1\n");
+    for reason in StrandReason::ALL {
+        let plan = scenario::parse(
+            "x.toml",
+            &expect(&format!("metric = \"stranded\"\nreason = \"{}\"", reason.as_str())),
+        )
+        .unwrap_or_else(|e| panic!("{reason:?}: {e}"));
+        assert_eq!(plan.expects[0].metric, Metric::Stranded { reason: Some(reason) });
+    }
+    let text = expect("metric = \"stranded\"\nreason = \"asleep\"");
+    refused(
+        &text,
+        "\"asleep\"",
+        "expect[0].reason",
+        "expected one of channel_frozen, blocked_version",
+    );
 }
 
 #[test]
