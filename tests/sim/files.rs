@@ -153,6 +153,17 @@ fn expectation_keys_the_metric_does_not_use_are_refused() {
 }
 
 #[test]
+fn client_and_site_names_follow_the_servers_rule() {
+    // Control characters are refused here as the server's API refuses them.
+    let text = GOOD.replace("name = \"c\"", "name = \"c\\t\"");
+    refused(&text, "c\\t", "clients[0].name", "no control characters");
+    let text = GOOD.replace("{ name = \"s\" }", "{ name = \"s\\u0007\" }");
+    refused(&text, "s\\u0007", "clients[0].sites[0].name", "no control characters");
+    let text = GOOD.replace("{ name = \"s\" }", "{ name = \"a/b\" }");
+    refused(&text, "a/b", "clients[0].sites[0].name", "no '/'");
+}
+
+#[test]
 fn a_stranded_expectation_names_a_report_reason() {
     let expect = |keys: &str| format!("{GOOD}\n[[expect]]\n{keys}\nmax = 1\n");
     for reason in StrandReason::ALL {
