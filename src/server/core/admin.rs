@@ -15,8 +15,6 @@ use crate::server::store::{
     AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
 };
 
-/// Longest client or site name.
-
 /// Whose channel to set (U2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelTarget {
