@@ -13,7 +13,7 @@
 //! - [`swarm`]: real-time agents against a running server over TCP.
 //! - [`repro`]: the lines that rerun a failed scenario, and the defaults they leave out.
 //! - [`check`]: `rmmsim check`: a folder's scenarios on every transport, baselines.
-//! - [`bench`]: `rmmsim bench`: simulator throughput and the server's capacity.
+//! - [`bench`](mod@bench): `rmmsim bench`: simulator throughput and the server's capacity.
 //! - [`cli`]: the command line: clap types in `cli::args`, a module per subcommand.
 
 pub mod agent;
