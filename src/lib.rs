@@ -1,13 +1,20 @@
 //! rmmsim: a simulation and testing harness for an RMM agent-update rollout.
 //!
-//! Code map (dependencies point one way: `protocol` ← `server`, `agent`;
-//! `sim` → everything; `cli` → `sim`):
+//! Code map, lowest layer first; a module imports only modules above it in
+//! this list (ARCHITECTURE.md gives the rules and their reasons):
 //!
-//! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`. Pure.
+//! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`, digests. Pure.
 //! - [`clock`]: the one clock (wall, or tokio's paused clock anchored at a date).
 //! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
-//! - [`cli`]: the command line: clap types in `cli::args`, a module per subcommand.
+//! - [`agent`]: one simulated machine: power, sessions, downloads, installs.
+//! - [`scenario`]: scenarios from a TOML file or built in code, checked into a plan.
+//! - [`metrics`]: what a run recorded, its figures and the reports.
+//! - [`sim`]: runs a plan in virtual time: the server, the agents, the timeline.
+//! - [`swarm`]: real-time agents against a running server over TCP.
 //! - [`repro`]: the lines that rerun a failed scenario, and the defaults they leave out.
+//! - [`check`]: `rmmsim check`: a folder's scenarios on every transport, baselines.
+//! - [`bench`](mod@bench): `rmmsim bench`: simulator throughput and the server's capacity.
+//! - [`cli`]: the command line: clap types in `cli::args`, a module per subcommand.
 
 pub mod agent;
 pub mod bench;

@@ -45,7 +45,7 @@ pub trait Connector: Clone + Send + Sync + 'static {
     /// The SHA-256 of downloaded bytes, hex. A connector that hands every
     /// agent the same buffer may remember it rather than hash it again.
     fn sha256(&self, bytes: &Bytes) -> String {
-        crate::server::publish::sha256_hex(bytes)
+        crate::protocol::sha256_hex(bytes)
     }
 }
 

@@ -85,7 +85,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub only: Vec<String>,
     /// How agents reach the server.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, default_value_t, value_parser = transport_kind())]
     pub transport: TransportKind,
     /// Scenarios run at once (default: one per core).
     #[arg(long)]
@@ -110,7 +110,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Transport for scenario files.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, default_value_t, value_parser = transport_kind())]
     pub transport: TransportKind,
 }
 
@@ -124,7 +124,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     pub sim_agents: Vec<usize>,
     /// Transports of the throughput runs.
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "direct,ws-mem,ws-tcp")]
+    #[arg(long, value_delimiter = ',', value_parser = transport_kind(), default_value = "direct,ws-mem,ws-tcp")]
     pub transports: Vec<TransportKind>,
     /// Heartbeats per throughput run (the simulated horizon follows from it).
     #[arg(long, default_value_t = 1_000_000)]
@@ -150,7 +150,7 @@ pub struct BenchSimArgs {
     #[arg(long)]
     pub agents: usize,
     /// Transport.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = transport_kind())]
     pub transport: TransportKind,
     /// Heartbeats to simulate.
     #[arg(long, default_value_t = 1_000_000)]
@@ -220,7 +220,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1.0, value_parser = positive_scale)]
     pub scale: f64,
     /// How agents reach the server.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, default_value_t, value_parser = transport_kind())]
     pub transport: TransportKind,
     /// No progress bar.
     #[arg(long)]
@@ -297,6 +297,14 @@ pub struct PublishArgs {
     pub force: bool,
 }
 
+/// `--transport`'s values: the simulator's transports by name (the simulator
+/// itself knows nothing of clap).
+fn transport_kind() -> impl clap::builder::TypedValueParser<Value = TransportKind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(TransportKind::ALL.map(TransportKind::name))
+        .map(|name: String| TransportKind::from_name(&name).expect("clap admits only the possible values"))
+}
+
 fn parse_channel(s: &str) -> Result<Channel, String> {
     s.parse().map_err(|e: crate::protocol::ChannelError| e.to_string())
 }
@@ -334,6 +342,17 @@ fn parse_steps(s: &str) -> Result<Steps, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transports_are_parsed_by_name() {
+        let parser = transport_kind();
+        let cmd = clap::Command::new("t");
+        for t in TransportKind::ALL {
+            let got = clap::builder::TypedValueParser::parse_ref(&parser, &cmd, None, std::ffi::OsStr::new(t.name()));
+            assert_eq!(got.unwrap(), t);
+        }
+        assert!(clap::builder::TypedValueParser::parse_ref(&parser, &cmd, None, std::ffi::OsStr::new("udp")).is_err());
+    }
 
     #[test]
     fn scale_must_be_positive_and_finite() {

@@ -3,45 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::Outcome;
 use super::offered::Offered;
 use super::recorder::MachineTrack;
 use super::report::{Curve, OffChannel, Orphan, PlatformLag, RowCounts, Rows, StableLag, Stranded};
 use crate::protocol::{Channel, Version};
-use crate::scenario::Plan;
+use crate::scenario::{Plan, StrandReason};
 use crate::server::rules;
 use crate::server::scanner::Build;
-
-/// Why a machine is behind the newest build at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StrandReason {
-    /// It runs its channel's latest, but stable trails beta.
-    ChannelFrozen,
-    /// It runs a version that was rolled back.
-    BlockedVersion,
-    /// It is switched off.
-    Offline,
-    /// Its attempts at its target failed.
-    UpdatesFailing,
-    /// It is on and healthy; its update is on its way.
-    UpdateInProgress,
-}
-
-impl StrandReason {
-    /// The name used in reports and `[[expect]] reason`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChannelFrozen => "channel_frozen",
-            Self::BlockedVersion => "blocked_version",
-            Self::Offline => "offline",
-            Self::UpdatesFailing => "updates_failing",
-            Self::UpdateInProgress => "update_in_progress",
-        }
-    }
-}
 
 /// Samples every `every` from 0 to `end`: share of machines on each version,
 /// overall and per channel, and the share powered on. Computed with
@@ -360,25 +329,4 @@ pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
         },
         violations,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::StrandReason;
-
-    #[test]
-    fn scenario_files_may_name_every_strand_reason() {
-        let all = [
-            StrandReason::ChannelFrozen,
-            StrandReason::BlockedVersion,
-            StrandReason::Offline,
-            StrandReason::UpdatesFailing,
-            StrandReason::UpdateInProgress,
-        ];
-        let names: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names, crate::scenario::STRAND_REASONS);
-        for r in all {
-            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-        }
-    }
 }

@@ -15,7 +15,7 @@ mod svg;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use analysis::{StrandReason, stable_lag_at};
+pub use analysis::stable_lag_at;
 pub use compare::{compare_markdown, compare_svg};
 pub use convergence::{Convergence, converge};
 pub use document::{Block, Document, Mark, Text, md_table, md_table_aligned};

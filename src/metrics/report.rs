@@ -7,12 +7,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Outcome;
-use super::analysis::{self, StrandReason};
+use super::analysis;
 use super::convergence::{Convergence, converge};
 use super::offered::OffReason;
 use super::recorder::{AgentCounters, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
+use crate::scenario::StrandReason;
 use crate::scenario::{Counter, Metric, Plan};
 use crate::server::core::Counters;
 
@@ -473,7 +474,7 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
         Metric::Stranded { reason } => Some(
             r.stranded
                 .iter()
-                .filter(|s| reason.as_deref().is_none_or(|x| x == s.reason.as_str()))
+                .filter(|s| reason.is_none_or(|x| x == s.reason))
                 .count() as f64,
         ),
         Metric::OrphanRows => Some(r.rows.server.orphaned as f64),

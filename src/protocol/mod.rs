@@ -20,6 +20,31 @@ pub use messages::{
 pub use platform::{Platform, PlatformError};
 pub use version::{Version, VersionError};
 
+/// Most bytes a client or site name may have.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// What a client or site name must be, as error messages say it.
+pub const NAME_RULE: &str = "1 to 100 bytes, no '/', no control characters, no surrounding spaces";
+
+/// The one name check for clients and sites, shared by the server's API and
+/// the scenario checker: not empty, at most [`MAX_NAME_LEN`] bytes, no `/`
+/// (sites are named `client/site`), no control characters (names reach logs,
+/// reports and terminals), no surrounding whitespace.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.trim() == name
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
+}
+
+/// Hex SHA-256 of some bytes: the digest an `update` offer carries and an
+/// agent checks a download against (U6).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// An update channel. Only these two exist (U2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,3 +127,37 @@ id_type!(
     /// A site of a client; agents belong to a site.
     SiteId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_by_one_rule() {
+        for ok in ["acme", "hq", "Acme Corp", "é", &"x".repeat(MAX_NAME_LEN)] {
+            assert!(is_valid_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " ",
+            " acme",
+            "acme ",
+            "a/b",
+            "a\tb",
+            "a\nb",
+            "a\u{7f}b",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sha256_hex_is_the_lowercase_hex_of_the_standard_digest() {
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use std::path::Path;
 pub use builder::PlanBuilder;
 pub use plan::{
     Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, MAX_FLEET, Metric, Plan, RegressionGate,
-    STRAND_REASONS, SitePlan, Target,
+    SitePlan, StrandReason, Target,
 };
 
 /// A scenario that cannot be run, and where it is wrong.

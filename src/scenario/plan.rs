@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::agent::{Availability, Timing};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
@@ -245,7 +247,7 @@ pub enum Metric {
     /// Machines behind the newest allowed build at the end.
     Stranded {
         /// Only this reason.
-        reason: Option<String>,
+        reason: Option<StrandReason>,
     },
     /// Agent rows no machine stands behind any more, in the server's store.
     OrphanRows,
@@ -271,15 +273,62 @@ pub enum Metric {
 /// Most machines a fleet may have (after `--scale` too).
 pub const MAX_FLEET: usize = 1_000_000;
 
-/// The reasons a `stranded` expectation may name (the report's
-/// `StrandReason`s, by name).
-pub const STRAND_REASONS: [&str; 5] = [
-    "channel_frozen",
-    "blocked_version",
-    "offline",
-    "updates_failing",
-    "update_in_progress",
-];
+/// Why a machine is behind the newest build at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrandReason {
+    /// It runs its channel's latest, but stable trails beta.
+    ChannelFrozen,
+    /// It runs a version that was rolled back.
+    BlockedVersion,
+    /// It is switched off.
+    Offline,
+    /// Its attempts at its target failed.
+    UpdatesFailing,
+    /// It is on and healthy; its update is on its way.
+    UpdateInProgress,
+}
+
+impl StrandReason {
+    /// Every reason, in the order reports list them.
+    pub const ALL: [Self; 5] = [
+        Self::ChannelFrozen,
+        Self::BlockedVersion,
+        Self::Offline,
+        Self::UpdatesFailing,
+        Self::UpdateInProgress,
+    ];
+
+    /// The reason of this name, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The name used in reports and `[[expect]] reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChannelFrozen => "channel_frozen",
+            Self::BlockedVersion => "blocked_version",
+            Self::Offline => "offline",
+            Self::UpdatesFailing => "updates_failing",
+            Self::UpdateInProgress => "update_in_progress",
+        }
+    }
+}
+
+#[cfg(test)]
+mod strand_reason_tests {
+    use super::StrandReason;
+
+    #[test]
+    fn a_strand_reasons_name_is_its_report_name_and_reads_back() {
+        for r in StrandReason::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert_eq!(StrandReason::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(StrandReason::from_name("stranded"), None);
+    }
+}
 
 /// A bound on a metric.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,22 @@
 //! The update server: every rule of `update-model.md`, served over HTTP and
 //! WebSocket. Only this module knows axum.
 //!
+//! | Rule | Where it lives |
+//! |------|----------------|
+//! | U1 server push only | [`Core::heartbeat`]; the push itself in [`session`] |
+//! | U2 channel resolution | [`rules::resolve_channel`] |
+//! | U3 needs_update | [`rules::needs_update`] |
+//! | U4 re-dispatch | [`Core::heartbeat`] (re-send), [`Core::update_result`] (end) |
+//! | U5 the other senders | [`Core::manual_update`], [`Core::rollback`] |
+//! | U6 scanner | [`scanner::scan_dir`], [`scanner::parse_build_name`] |
+//! | U7 latest | [`rules::latest`], [`catalog::Catalog::latest`] |
+//! | U8 publish | [`publish::publish`] |
+//! | U9 promote | [`Core::promote`], [`Core::gate_check`], [`publish::set_sidecar`] |
+//! | U10 rollback | [`Core::rollback`], [`publish::remove_sidecar`] |
+//! | U11 rollouts are rows | [`store::RolloutRow`], [`Core::rollouts`] |
+//! | U12 device id | [`Core::hello`], [`crate::protocol::DeviceId`] |
+//! | U13 log feedback | not implemented: [`Core::log`] only counts and logs |
+//!
 //! - [`scanner`], [`rules`], [`catalog`]: pure decisions over the downloads
 //!   folder (U2, U3, U6, U7).
 //! - [`core`]: the state and the update manager (U1, U4, U5, U8–U12).

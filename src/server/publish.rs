@@ -14,7 +14,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{Channel, Platform, Version};
+use crate::protocol::{Channel, Platform, Version, sha256_hex};
 
 use super::scanner::{BUILD_PREFIX, BUILD_SUFFIX, CHANNEL_SUFFIX, DIGEST_SUFFIX, companion};
 
@@ -97,11 +97,6 @@ pub fn synthetic_bytes(platform: &Platform, version: Version, size: u64) -> Vec<
     let mut bytes = vec![0; usize::try_from(size).unwrap_or(usize::MAX)];
     ChaCha8Rng::from_seed(seed).fill_bytes(&mut bytes);
     bytes
-}
-
-/// Hex SHA-256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {

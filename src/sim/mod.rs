@@ -138,18 +138,6 @@ impl ServerSetup {
     }
 }
 
-/// Adds one set of counters to another.
-fn add(total: &mut Counters, c: Counters) {
-    total.hellos += c.hellos;
-    total.heartbeats += c.heartbeats;
-    total.dispatches += c.dispatches;
-    total.redispatches += c.redispatches;
-    total.successes += c.successes;
-    total.failures += c.failures;
-    total.downloads += c.downloads;
-    total.logs += c.logs;
-}
-
 async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> {
     let dir = tempfile::tempdir().context("creating the simulation folder")?;
     let downloads = dir.path().join("downloads");
@@ -203,7 +191,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
     };
     let mut outcome = finish(&setup, running, &world).await?;
     outcome.storm = storm;
-    add(&mut outcome.counters, counters);
+    outcome.counters += counters;
     (outcome.published, outcome.promoted, outcome.rolled_back) = timeline.into_dates();
     outcome.transport = options.transport.to_string();
     drop(controls);
@@ -262,7 +250,7 @@ async fn drive(
                 if let events::Applied::Restart(down) = timeline.apply(next, &plan.events[next], server.as_ref())? {
                     world.set_server(None);
                     if let Some(r) = running.take() {
-                        add(&mut counters, setup.stop(r).await?);
+                        counters += setup.stop(r).await?;
                     }
                     back_at = Some(tokio::time::Instant::now() + down);
                 }

@@ -23,7 +23,7 @@ use crate::server::session::Session;
 pub use tcp::{TcpEnd, TcpHub, TcpHubListener};
 
 /// Which transport a simulation uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     /// WebSocket and HTTP over in-memory pipes: the whole stack but the kernel.
@@ -35,13 +35,28 @@ pub enum TransportKind {
     Direct,
 }
 
-impl std::fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl TransportKind {
+    /// Every transport.
+    pub const ALL: [Self; 3] = [Self::WsMem, Self::WsTcp, Self::Direct];
+
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
             Self::WsMem => "ws-mem",
             Self::WsTcp => "ws-tcp",
             Self::Direct => "direct",
-        })
+        }
+    }
+
+    /// The transport of this name, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -203,7 +218,7 @@ impl Connector for DirectHub {
         if let Some((_, digest)) = lock(&self.digests).iter().find(|(b, _)| same(b)) {
             return digest.clone();
         }
-        let digest = crate::server::publish::sha256_hex(bytes);
+        let digest = crate::protocol::sha256_hex(bytes);
         let mut remembered = lock(&self.digests);
         if remembered.len() == REMEMBERED_DIGESTS {
             remembered.pop_front();

@@ -260,6 +260,20 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
         (
             Method::POST,
             "/api/clients".into(),
+            Some(r#"{"name":"a\tb"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            Method::POST,
+            "/api/clients/1/sites".into(),
+            Some(r#"{"name":"lab\u0007"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            Method::POST,
+            "/api/clients".into(),
             Some(r#"{"name":"acme"}"#),
             StatusCode::CONFLICT,
             "client_exists",

@@ -2,8 +2,8 @@
 //! manual updates.
 
 use hyper::StatusCode;
+use rmmsim::protocol::sha256_hex;
 use rmmsim::protocol::{Channel, ServerMessage};
-use rmmsim::server::publish::sha256_hex;
 use serde_json::json;
 
 use crate::common::*;

@@ -5,8 +5,9 @@ use std::process::Command;
 
 use hyper::{Method, StatusCode};
 use rmmsim::protocol::Channel;
+use rmmsim::protocol::sha256_hex;
 use rmmsim::server::publish::DigestMode;
-use rmmsim::server::publish::{build_file_name, sha256_hex};
+use rmmsim::server::publish::build_file_name;
 use serde_json::Value;
 
 use crate::common::*;

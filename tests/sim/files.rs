@@ -1,7 +1,7 @@
 //! A bad scenario file is refused before anything runs, with an error that
 //! names the file, the line and the key.
 
-use rmmsim::scenario;
+use rmmsim::scenario::{self, Metric, StrandReason};
 
 const GOOD: &str = r#"[scenario]
 name = "ok"
@@ -150,6 +150,37 @@ fn expectation_keys_the_metric_does_not_use_are_refused() {
     ] {
         scenario::parse("x.toml", &expect(keys)).unwrap_or_else(|e| panic!("{keys}: {e}"));
     }
+}
+
+#[test]
+fn client_and_site_names_follow_the_servers_rule() {
+    // Control characters are refused here as the server's API refuses them.
+    let text = GOOD.replace("name = \"c\"", "name = \"c\\t\"");
+    refused(&text, "c\\t", "clients[0].name", "no control characters");
+    let text = GOOD.replace("{ name = \"s\" }", "{ name = \"s\\u0007\" }");
+    refused(&text, "s\\u0007", "clients[0].sites[0].name", "no control characters");
+    let text = GOOD.replace("{ name = \"s\" }", "{ name = \"a/b\" }");
+    refused(&text, "a/b", "clients[0].sites[0].name", "no '/'");
+}
+
+#[test]
+fn a_stranded_expectation_names_a_report_reason() {
+    let expect = |keys: &str| format!("{GOOD}\n[[expect]]\n{keys}\nmax = 1\n");
+    for reason in StrandReason::ALL {
+        let plan = scenario::parse(
+            "x.toml",
+            &expect(&format!("metric = \"stranded\"\nreason = \"{}\"", reason.as_str())),
+        )
+        .unwrap_or_else(|e| panic!("{reason:?}: {e}"));
+        assert_eq!(plan.expects[0].metric, Metric::Stranded { reason: Some(reason) });
+    }
+    let text = expect("metric = \"stranded\"\nreason = \"asleep\"");
+    refused(
+        &text,
+        "\"asleep\"",
+        "expect[0].reason",
+        "expected one of channel_frozen, blocked_version",
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use rmmsim::metrics::{PlatformLag, Report, StrandReason};
+use rmmsim::metrics::{PlatformLag, Report};
+use rmmsim::scenario::StrandReason;
 
 use crate::common::*;
 

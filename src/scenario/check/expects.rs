@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::events::build_ref;
 use super::{Check, at, fmt_dur};
 use crate::protocol::{Channel, Version};
-use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric, STRAND_REASONS};
+use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric, StrandReason};
 use crate::scenario::spec::{BoundSpec, ExpectSpec, Spec};
 
 fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
@@ -95,14 +95,13 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
         },
         "stranded" => Metric::Stranded {
             reason: match &x.reason {
-                Some(r) if STRAND_REASONS.contains(&r.get_ref().as_str()) => Some(r.get_ref().clone()),
-                Some(r) => {
-                    return Err(at(
-                        r,
-                        key("reason"),
-                        format!("expected one of {}", STRAND_REASONS.join(", ")),
-                    ));
-                }
+                Some(r) => match StrandReason::from_name(r.get_ref()) {
+                    Some(reason) => Some(reason),
+                    None => {
+                        let names: Vec<&str> = StrandReason::ALL.iter().map(|r| r.as_str()).collect();
+                        return Err(at(r, key("reason"), format!("expected one of {}", names.join(", "))));
+                    }
+                },
                 None => None,
             },
         },

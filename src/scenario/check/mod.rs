@@ -19,7 +19,7 @@ const MAX_SAMPLES: usize = 1_000_000;
 const MAX_BUILD_BYTES: u64 = 1 << 30;
 use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, Spec};
 use crate::agent::{Availability, Timing};
-use crate::protocol::{Channel, Platform, Version};
+use crate::protocol::{self, Channel, Platform, Version};
 use crate::server::publish::DigestMode;
 use crate::server::{self, HealthGate};
 
@@ -215,11 +215,10 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
 
 fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
     let mut clients: Vec<ClientPlan> = Vec::new();
-    let name_ok = |n: &str| !n.is_empty() && n.len() <= 100 && !n.contains('/') && n.trim() == n;
     for (i, c) in spec.clients.iter().enumerate() {
         let name = c.name.get_ref();
-        if !name_ok(name) {
-            return Err(at(&c.name, format!("clients[{i}].name"), "1 to 100 characters, no '/'"));
+        if !protocol::is_valid_name(name) {
+            return Err(at(&c.name, format!("clients[{i}].name"), protocol::NAME_RULE));
         }
         built::check_timezone(c.timezone, || format!("clients[{i}].timezone"))?;
         if clients.iter().any(|o| &o.name == name) {
@@ -233,8 +232,8 @@ fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
         for (j, site) in c.sites.iter().enumerate() {
             let sname = site.name.get_ref();
             let key = format!("clients[{i}].sites[{j}].name");
-            if !name_ok(sname) {
-                return Err(at(&site.name, key, "1 to 100 characters, no '/'"));
+            if !protocol::is_valid_name(sname) {
+                return Err(at(&site.name, key, protocol::NAME_RULE));
             }
             if sites.iter().any(|o| &o.name == sname) {
                 return Err(at(&site.name, key, format!("site `{name}/{sname}` is defined twice")));

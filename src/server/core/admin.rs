@@ -7,16 +7,13 @@ use tracing::info;
 use super::traffic::pending_row;
 use super::{Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
+use crate::protocol::{self, AgentId, Channel, ClientId, ErrorCode, NAME_RULE, Platform, SiteId, Version};
 use crate::server::catalog::Catalog;
 use crate::server::publish;
 use crate::server::scanner::{self, Scan};
 use crate::server::store::{
     AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
 };
-
-/// Longest client or site name.
-const MAX_NAME: usize = 100;
 
 /// Whose channel to set (U2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,17 +89,12 @@ pub struct ManualUpdate {
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), CoreError> {
-    let ok = !name.trim().is_empty()
-        && name.len() <= MAX_NAME
-        && name.trim() == name
-        && !name.contains('/')
-        && !name.chars().any(char::is_control);
-    if ok {
+    if protocol::is_valid_name(name) {
         Ok(())
     } else {
         Err(CoreError::invalid(
             ErrorCode::InvalidName,
-            format!("{what} name must be 1 to {MAX_NAME} characters, no '/', no surrounding spaces"),
+            format!("{what} name must be {NAME_RULE}"),
         ))
     }
 }

@@ -132,6 +132,31 @@ pub struct Counters {
     pub logs: u64,
 }
 
+impl std::ops::AddAssign for Counters {
+    /// Adds another server's counts (a simulation that restarts its server
+    /// sums every run's). Destructured so a new counter cannot be forgotten.
+    fn add_assign(&mut self, other: Self) {
+        let Self {
+            hellos,
+            heartbeats,
+            dispatches,
+            redispatches,
+            successes,
+            failures,
+            downloads,
+            logs,
+        } = other;
+        self.hellos += hellos;
+        self.heartbeats += heartbeats;
+        self.dispatches += dispatches;
+        self.redispatches += redispatches;
+        self.successes += successes;
+        self.failures += failures;
+        self.downloads += downloads;
+        self.logs += logs;
+    }
+}
+
 /// What went wrong with a request; the HTTP and WebSocket layers map it.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::testing::{Fixture, Observed, START, device, v};
-use super::{ChannelTarget, Core, CoreError};
+use super::{ChannelTarget, Core, CoreError, Counters};
 use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, ServerMessage, UpdateResult};
 use crate::server::store::{Change, RolloutStatus, Store, UpdateReason, UpdateRow, UpdateStatus};
 
@@ -371,4 +371,40 @@ mod checks {
         };
         f.core.write(vec![Change::Update(resent)]).unwrap();
     }
+}
+
+#[test]
+fn counters_add_field_by_field() {
+    let a = Counters {
+        hellos: 1,
+        heartbeats: 2,
+        dispatches: 3,
+        redispatches: 4,
+        successes: 5,
+        failures: 6,
+        downloads: 7,
+        logs: 8,
+    };
+    let mut total = a;
+    total += Counters {
+        hellos: 10,
+        heartbeats: 20,
+        dispatches: 30,
+        redispatches: 40,
+        successes: 50,
+        failures: 60,
+        downloads: 70,
+        logs: 80,
+    };
+    let expected = Counters {
+        hellos: 11,
+        heartbeats: 22,
+        dispatches: 33,
+        redispatches: 44,
+        successes: 55,
+        failures: 66,
+        downloads: 77,
+        logs: 88,
+    };
+    assert_eq!(total, expected);
 }
