@@ -19,7 +19,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let names = (a.0.as_str(), b.0.as_str());
     let md = metrics::compare_markdown(&a.1, &b.1, names);
-    let svg = metrics::compare_svg(&a.1, &b.1, names).map_err(|e| anyhow::anyhow!("drawing compare.svg: {e}"))?;
+    let svg = metrics::compare_svg(&a.1, &b.1, names).context("drawing compare.svg")?;
     write_file(&args.out.join("compare.md"), &md)?;
     write_file(&args.out.join("compare.svg"), &svg)?;
     println!("{md}");
@@ -30,7 +30,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
 /// A report from a report.json, a report folder, or a scenario file (run now).
 fn report_from(path: &Path, args: &CompareArgs) -> anyhow::Result<(String, Report)> {
     if path.extension().is_some_and(|e| e == "toml") {
-        let mut plan = scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut plan = scenario::load(path)?;
         if let Some(seed) = args.seed {
             plan.seed = seed;
         }

@@ -162,13 +162,13 @@ fn final_version_rows(a: &Report, b: &Report) -> Vec<Vec<String>> {
 }
 
 /// Both reports' fleet curves in one chart: A solid, B dashed, one colour per version.
-pub fn compare_svg(a: &Report, b: &Report, names: (&str, &str)) -> Result<String, String> {
+pub fn compare_svg(a: &Report, b: &Report, names: (&str, &str)) -> Result<String, super::SvgError> {
     let mut out = String::new();
-    draw(a, b, names, &mut out).map_err(|e| e.to_string())?;
+    draw(a, b, names, &mut out)?;
     Ok(out)
 }
 
-fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result<(), super::svg::DrawError> {
     let axis = Axis::for_span(a.scenario.duration_s.max(b.scenario.duration_s));
     let versions: Vec<Version> = a
         .curve

@@ -43,7 +43,7 @@ fn event_colour(action: &str) -> RGBColor {
 }
 
 /// What plotters reports when drawing on the SVG backend fails.
-type DrawError = DrawingAreaErrorKind<std::io::Error>;
+pub(super) type DrawError = DrawingAreaErrorKind<std::io::Error>;
 
 /// Why an SVG could not be drawn (the backend writes to a string, so in
 /// practice a layout or font problem).
