@@ -601,11 +601,18 @@ impl<C: Connector> Agent<C> {
                     Ok(bytes) => {
                         let intact = bytes.len() as u64 == offer.size && self.connector.sha256(&bytes) == offer.sha256;
                         let transfer = self.bandwidth.start(bytes.len() as u64, self.spec.timing.bandwidth);
-                        let due = (!transfer.moving()).then(|| self.clock.now().plus(self.spec.timing.download));
+                        let arrived = !transfer.moving();
                         self.job = Some(Job {
                             offer,
-                            phase: Phase::Downloading { transfer, intact, due },
+                            phase: Phase::Downloading {
+                                transfer,
+                                intact,
+                                due: None,
+                            },
                         });
+                        if arrived {
+                            self.arrived();
+                        }
                         self.reset_step(step_due);
                     }
                     Err(e) => {

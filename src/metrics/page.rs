@@ -122,7 +122,7 @@ fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
             "Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
             c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
         )),
-        item(format!("{}.", r.downloads_line())),
+        item(r.downloads_line()),
         item(format!(
             "Agents: {} installs, {} failed installs, {} digest mismatches; {} sessions, {} lost by the server, {} failed connects.",
             a.installs, a.install_failures, a.digest_mismatches, a.connects, a.connections_lost, a.connect_failures

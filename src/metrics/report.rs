@@ -522,30 +522,6 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
 }
 
 impl Report {
-    /// The download storm in one sentence, for people.
-    pub fn downloads_line(&self) -> String {
-        let d = &self.downloads;
-        let mbit = |bps: f64| format!("{:.1} Mbit/s", bps * 8.0 / 1e6);
-        let served = bytesize::ByteSize::b(d.bytes_served).display().iec().to_string();
-        let rate = if d.peak_egress_bps == 0.0 {
-            "no bandwidth limit, so bytes moved in no time".to_owned()
-        } else {
-            match d.egress_limit_bps {
-                Some(limit) => format!(
-                    "egress peaked at {} (limit {}), saturated for {}",
-                    mbit(d.peak_egress_bps),
-                    mbit(limit),
-                    crate::clock::short(Duration::from_secs_f64(d.saturated_s))
-                ),
-                None => format!("egress peaked at {} (no server limit)", mbit(d.peak_egress_bps)),
-            }
-        };
-        format!(
-            "Downloads: {served} served, at most {} in progress at once; {rate}",
-            d.peak_concurrent
-        )
-    }
-
     /// Machines per version at the end, newest first: `0.6.58: 190, 0.6.47: 10`.
     pub fn final_versions_line(&self) -> String {
         let finals: Vec<String> = self
