@@ -5,6 +5,7 @@
 //!
 //! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`, digests. Pure.
 //! - [`clock`]: the one clock (wall, or tokio's paused clock anchored at a date).
+//! - [`http_client`]: one HTTP/1.1 request over any byte stream (downloads, admin calls).
 //! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
 //! - [`agent`]: one simulated machine: power, sessions, downloads, installs.
 //! - [`scenario`]: scenarios from a TOML file or built in code, checked into a plan.
@@ -21,6 +22,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod http_client;
 pub mod metrics;
 pub mod protocol;
 pub mod repro;

@@ -8,14 +8,13 @@ use std::io;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::debug;
 
+use crate::http_client::Call;
 use crate::protocol::{AgentMessage, MAX_FRAME_BYTES, ServerMessage};
 
 /// One open session with the server.
@@ -102,26 +101,8 @@ impl<D: Dial> Connector for WsConnector<D> {
     }
 
     async fn download(&self, url: &str) -> io::Result<Bytes> {
-        let path = url_path(url);
         let io = self.dial.dial().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-            .await
-            .map_err(other)?;
-        // The connection task ends when the response is read and the sender dropped.
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!("download connection: {e}");
-            }
-        });
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, &self.host)
-            .body(Empty::<Bytes>::new())
-            .map_err(other)?;
-        let resp = sender.send_request(req).await.map_err(other)?;
-        if !resp.status().is_success() {
-            return Err(other(format!("GET {path}: {}", resp.status())));
-        }
-        Ok(resp.into_body().collect().await.map_err(other)?.to_bytes())
+        Call::get(url_path(url)).send_ok(io, &self.host).await.map_err(other)
     }
 }
 

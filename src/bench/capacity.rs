@@ -11,14 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::BenchConfig;
 use crate::clock::Clock;
+use crate::http_client::Call;
 use crate::swarm::StepReport;
 
 /// One step of the ramp, over every swarm.
@@ -63,23 +62,14 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
-/// One JSON request to the admin API.
-async fn call(addr: SocketAddr, token: &str, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+/// One request to the admin API; the answer's JSON (`null` when it has none).
+async fn call(addr: SocketAddr, token: &str, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::from(body.to_string())))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        bail!("{method} {path}: {status} {}", String::from_utf8_lossy(&bytes));
+    let mut call = Call::new(method, path).bearer(token);
+    if let Some(body) = body {
+        call = call.json(body.to_string());
     }
+    let bytes = call.send_ok(stream, &addr.to_string()).await?;
     Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
@@ -124,7 +114,7 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<Ser
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (site_key, open_files) = runtime.block_on(async {
         for _ in 0..READY_TRIES {
-            if let Ok(stats) = call(addr, token, "GET", "/api/stats", Value::Null).await {
+            if let Ok(stats) = call(addr, token, Method::GET, "/api/stats", None).await {
                 let key = make_site(addr, token).await?;
                 return Ok((key, stats["open_files"].as_u64()));
             }
@@ -144,14 +134,21 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<Ser
 
 /// A client and a site on the server; the site's key.
 async fn make_site(addr: SocketAddr, token: &str) -> anyhow::Result<String> {
-    let client = call(addr, token, "POST", "/api/clients", json!({ "name": "bench" })).await?;
+    let client = call(
+        addr,
+        token,
+        Method::POST,
+        "/api/clients",
+        Some(json!({ "name": "bench" })),
+    )
+    .await?;
     let id = client["id"].as_u64().unwrap_or(1);
     let site = call(
         addr,
         token,
-        "POST",
+        Method::POST,
         &format!("/api/clients/{id}/sites"),
-        json!({ "name": "swarm" }),
+        Some(json!({ "name": "swarm" })),
     )
     .await?;
     Ok(site["site_key"].as_str().unwrap_or_default().to_owned())

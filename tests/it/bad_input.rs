@@ -20,8 +20,8 @@ async fn expect_error(agent: &mut WsAgent, code: ErrorCode) -> String {
 }
 
 /// A server with one well-behaved agent; the test checks it is unharmed.
-async fn setup() -> (TestServer, SiteKey, WsAgent, Vec<Value>) {
-    let server = TestServer::start().await;
+async fn setup() -> (MemServer, SiteKey, WsAgent, Vec<Value>) {
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.48", &win(), Channel::Stable).await;
     let mut good = server.agent(&key, "0.6.47").await;
@@ -30,7 +30,7 @@ async fn setup() -> (TestServer, SiteKey, WsAgent, Vec<Value>) {
     (server, key, good, rows)
 }
 
-async fn still_fine(server: &TestServer, good: &mut WsAgent, rows: &[Value]) {
+async fn still_fine(server: &MemServer, good: &mut WsAgent, rows: &[Value]) {
     assert!(
         good.heartbeat("0.6.47").await.is_some(),
         "the other agent is still served"
@@ -43,10 +43,10 @@ async fn still_fine(server: &TestServer, good: &mut WsAgent, rows: &[Value]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
     let (server, key, mut good, rows) = setup().await;
-    let mut a = WsAgent::connect(server.addr).await;
+    let mut a = server.connect().await;
     a.send_text("{not json").await;
     assert!(expect_error(&mut a, ErrorCode::BadJson).await.contains("not JSON"));
     a.send_json(json!({ "type": "reboot" })).await;
@@ -70,7 +70,7 @@ async fn malformed_json_unknown_type_and_bad_fields_get_error_frames() {
     still_fine(&server, &mut good, &rows).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_report_on_another_machine_s_finished_update_is_refused() {
     let (server, key, mut good, rows) = setup().await;
     // `good` was sent an update; it succeeds and ends.
@@ -91,20 +91,20 @@ async fn a_report_on_another_machine_s_finished_update_is_refused() {
     let _ = rows;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_frame_before_hello_is_refused_and_admits_nothing() {
     let (server, _key, mut good, rows) = setup().await;
-    let mut a = WsAgent::connect(server.addr).await;
+    let mut a = server.connect().await;
     a.send_json(json!({ "type": "heartbeat", "version": "0.6.47" })).await;
     expect_error(&mut a, ErrorCode::HelloRequired).await;
     still_fine(&server, &mut good, &rows).await;
     assert_eq!(server.api().agents().await.len(), rows.len());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wrong_site_key_is_refused_and_the_connection_closed() {
     let (server, _key, mut good, rows) = setup().await;
-    let mut a = WsAgent::connect(server.addr).await;
+    let mut a = server.connect().await;
     a.send_json(json!({ "type": "hello", "device_id": machine().to_string(), "hostname": "x", "os": "windows", "arch": "amd64", "version": "0.6.47", "site_key": "wrong" })).await;
     expect_error(&mut a, ErrorCode::UnknownSiteKey).await;
     assert_eq!(a.recv_or_close().await, None, "closed after the refusal");
@@ -116,7 +116,7 @@ async fn a_wrong_site_key_is_refused_and_the_connection_closed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn binary_and_oversized_frames_are_refused() {
     let (server, key, mut good, rows) = setup().await;
     let mut a = server.agent(&key, "0.6.47").await;
@@ -146,7 +146,7 @@ async fn binary_and_oversized_frames_are_refused() {
     still_fine(&server, &mut good, &rows).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
     let (server, key, mut good, rows) = setup().await;
     let api = server.api();
@@ -316,7 +316,7 @@ async fn api_bad_input_gets_4xx_json_and_changes_nothing() {
     still_fine(&server, &mut good, &rows).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn admin_routes_need_the_right_token_and_agent_routes_need_none() {
     let (server, _key, mut good, rows) = setup().await;
     for api in [server.api().without_token(), server.api().with_token("wrong")] {

@@ -1,37 +1,66 @@
-//! A real server on 127.0.0.1:0 (SQLite file, temp downloads folder, wall
-//! clock), an HTTP client for its API and a hand-driven WebSocket agent.
+//! The server under test (the same app and `server::run` as `rmmsim serve`,
+//! a SQLite file, a temp downloads folder), a client for its API and a
+//! hand-driven WebSocket agent. Two ways to reach it:
+//!
+//! - [`TestServer::mem`] (a [`MemServer`]): the simulator's in-memory pipes
+//!   ([`MemHub`]) and a virtual clock; the API is called in-process,
+//!   `app(state).oneshot(request)`, no socket. Its tests run on the paused
+//!   clock (`#[tokio::test(start_paused = true)]`): server and test share one
+//!   thread and nothing waits on the kernel, so time moves only when every
+//!   task is idle. A wait for a frame that must not come
+//!   ([`WsAgent::try_recv`]) then ends once the server has nothing left to
+//!   do, at once and always the same way.
+//! - [`TestServer::start`]: a real socket on 127.0.0.1:0 and the wall clock,
+//!   for the few tests that prove the stack over TCP (and `rmmsim swarm`,
+//!   which dials sockets).
 
+use std::fmt;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::serve::Listener;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use rmmsim::clock::Clock;
+use rmmsim::agent::Dial;
+use rmmsim::clock::{Clock, Timestamp};
+use rmmsim::http_client::Call;
 use rmmsim::protocol::{AgentId, Channel, DeviceId, Platform, ServerMessage, UpdateOffer, Version};
 use rmmsim::server::publish::{self, Content, DigestMode, Publication};
 use rmmsim::server::store::SqliteStore;
-use rmmsim::server::{AppState, Core, CoreConfig, HealthGate, RunOptions};
+use rmmsim::server::{AppState, Core, CoreConfig, HealthGate, RunOptions, app};
+use rmmsim::sim::MemHub;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio::io::DuplexStream;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::either::Either;
+use tower::ServiceExt;
 use uuid::Uuid;
 
 /// How long a test waits for a frame it expects before failing (not a
-/// performance bound: only a guard against hanging).
+/// performance bound: only a guard against hanging; on the paused clock it
+/// passes at once when nothing can happen any more).
 pub const PATIENCE: Duration = Duration::from_secs(10);
-/// How long a test waits to be sure a frame does not come.
+/// How long a test waits to be sure a frame does not come: on the paused
+/// clock, virtual time that passes once the server is idle.
 pub const QUIET: Duration = Duration::from_millis(300);
 
 pub const TOKEN: &str = "test-admin-token";
+
+/// The `Host` of in-memory requests, and of the download URLs the server offers.
+const MEM_HOST: &str = "rmmsim.test";
+
+/// The date an in-memory server's virtual clock starts at.
+const MEM_START: &str = "2026-05-28T00:00:00Z";
 
 pub fn v(s: &str) -> Version {
     s.parse().unwrap()
@@ -45,38 +74,105 @@ pub fn linux() -> Platform {
     "linux-amd64".parse().unwrap()
 }
 
-/// A running server and the folder holding its downloads and database.
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub dir: TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+/// How tests reach a server: its address, its API, its WebSocket.
+pub trait Net {
+    /// What a test can dial: a socket address, or `()` in memory.
+    type Addr: Copy;
+    fn addr(&self) -> Self::Addr;
+    /// The admin API (no token).
+    fn api(&self, state: &AppState) -> Api;
+    /// A WebSocket connection to `/ws`, before `hello`.
+    fn connect(&self) -> impl Future<Output = WsAgent>;
+    /// The server is going away: new connections fail.
+    fn down(&self) {}
 }
 
-impl TestServer {
-    pub async fn start() -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), HealthGate::default()).await
+/// Loopback TCP on the wall clock.
+pub struct Tcp(SocketAddr);
+
+impl Net for Tcp {
+    type Addr = SocketAddr;
+
+    fn addr(&self) -> SocketAddr {
+        self.0
     }
 
-    pub async fn with_gate(gate: HealthGate) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), gate).await
+    fn api(&self, _: &AppState) -> Api {
+        Api {
+            to: To::Tcp(self.0),
+            token: None,
+        }
     }
 
-    /// Starts a server over an existing folder (a restart keeps the database).
-    pub async fn start_in(dir: TempDir, gate: HealthGate) -> Self {
-        let downloads = dir.path().join("downloads");
-        std::fs::create_dir_all(&downloads).unwrap();
-        let store = SqliteStore::open(&dir.path().join("rmmsim.sqlite3")).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = CoreConfig {
-            downloads,
-            public_url: format!("http://{addr}"),
-            gate,
-            seed: 7,
-        };
-        let core = Core::open(Box::new(store), Clock::Wall, config).unwrap();
-        let state = AppState::new(core, TOKEN);
+    fn connect(&self) -> impl Future<Output = WsAgent> {
+        WsAgent::connect(self.0)
+    }
+}
+
+/// In-memory pipes and the in-process app, on a virtual clock.
+pub struct Mem {
+    hub: MemHub,
+    clock: Clock,
+}
+
+impl Net for Mem {
+    type Addr = ();
+
+    fn addr(&self) {}
+
+    fn api(&self, state: &AppState) -> Api {
+        Api {
+            to: To::App(state.clone()),
+            token: None,
+        }
+    }
+
+    async fn connect(&self) -> WsAgent {
+        let pipe = self.hub.dial().await.expect("the in-memory server is up");
+        WsAgent::handshake(Either::Right(pipe), MEM_HOST).await
+    }
+
+    fn down(&self) {
+        self.hub.down();
+    }
+}
+
+/// A running server and the folder holding its downloads and database.
+pub struct TestServer<N: Net = Tcp> {
+    /// Where it listens ([`Net::Addr`]).
+    pub addr: N::Addr,
+    pub dir: TempDir,
+    net: N,
+    state: AppState,
+    gate: HealthGate,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+/// A server on in-memory pipes; see the module's documentation.
+pub type MemServer = TestServer<Mem>;
+
+/// The server's state over a folder (a restart keeps the database).
+fn open_state(dir: &Path, clock: Clock, public_url: String, gate: HealthGate) -> AppState {
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let store = SqliteStore::open(&dir.join("rmmsim.sqlite3")).unwrap();
+    let config = CoreConfig {
+        downloads,
+        public_url,
+        gate,
+        seed: 7,
+    };
+    AppState::new(Core::open(Box::new(store), clock, config).unwrap(), TOKEN)
+}
+
+impl<N: Net> TestServer<N> {
+    /// Serves `state` on `listener` until stopped.
+    fn serve<L>(listener: L, net: N, dir: TempDir, state: AppState, gate: HealthGate) -> Self
+    where
+        L: Listener,
+        L::Addr: fmt::Debug,
+    {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(rmmsim::server::run(
             listener,
@@ -87,29 +183,41 @@ impl TestServer {
             },
         ));
         Self {
-            addr,
+            addr: net.addr(),
             dir,
-            stop: Some(stop),
-            task: Some(task),
+            net,
+            state,
+            gate,
+            stop,
+            task,
         }
     }
 
+    /// Shuts down gracefully; hands back the folder and the way in.
+    async fn halt(self) -> (TempDir, N, HealthGate) {
+        self.net.down();
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+        (self.dir, self.net, self.gate)
+    }
+
     /// Shuts down gracefully and hands back the folder.
-    pub async fn stop(mut self) -> TempDir {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap().await.unwrap().unwrap();
-        self.dir
+    pub async fn stop(self) -> TempDir {
+        self.halt().await.0
     }
 
     pub fn downloads(&self) -> PathBuf {
         self.dir.path().join("downloads")
     }
 
+    /// The admin API, with the admin token.
     pub fn api(&self) -> Api {
-        Api {
-            addr: self.addr,
-            token: Some(TOKEN.into()),
-        }
+        self.net.api(&self.state).with_token(TOKEN)
+    }
+
+    /// A WebSocket connection, before `hello`.
+    pub async fn connect(&self) -> WsAgent {
+        self.net.connect().await
     }
 
     /// Creates (or finds) a client and a site, returning the site's key.
@@ -158,7 +266,7 @@ impl TestServer {
 
     /// A connected, welcomed Windows agent.
     pub async fn agent(&self, key: &SiteKey, version: &str) -> WsAgent {
-        let mut a = WsAgent::connect(self.addr).await;
+        let mut a = self.connect().await;
         a.hello_as(DeviceId::Bare(Uuid::from_u128(rand_u128())), version, &key.key)
             .await;
         a
@@ -166,9 +274,56 @@ impl TestServer {
 
     /// A connected agent with a chosen device id.
     pub async fn agent_as(&self, key: &SiteKey, device: DeviceId, version: &str) -> WsAgent {
-        let mut a = WsAgent::connect(self.addr).await;
+        let mut a = self.connect().await;
         a.hello_as(device, version, &key.key).await;
         a
+    }
+}
+
+impl TestServer {
+    /// A server on 127.0.0.1:0 and the wall clock.
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), HealthGate::default()).await
+    }
+
+    pub async fn with_gate(gate: HealthGate) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), gate).await
+    }
+
+    /// Starts a server over an existing folder (a restart keeps the database).
+    pub async fn start_in(dir: TempDir, gate: HealthGate) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = open_state(dir.path(), Clock::Wall, format!("http://{addr}"), gate);
+        Self::serve(listener, Tcp(addr), dir, state, gate)
+    }
+}
+
+impl MemServer {
+    /// A server on in-memory pipes, its clock at [`MEM_START`] (virtual).
+    pub async fn mem() -> Self {
+        Self::mem_with_gate(HealthGate::default()).await
+    }
+
+    pub async fn mem_with_gate(gate: HealthGate) -> Self {
+        let net = Mem {
+            hub: MemHub::default(),
+            clock: Clock::virtual_from(MEM_START.parse::<Timestamp>().unwrap()),
+        };
+        Self::mem_over(tempfile::tempdir().unwrap(), net, gate)
+    }
+
+    fn mem_over(dir: TempDir, net: Mem, gate: HealthGate) -> Self {
+        let state = open_state(dir.path(), net.clock, format!("http://{MEM_HOST}"), gate);
+        let listener = net.hub.listen();
+        Self::serve(listener, net, dir, state, gate)
+    }
+
+    /// Stops the server gracefully and starts it again over the same folder,
+    /// with the same gate; its clock runs on.
+    pub async fn restart(self) -> Self {
+        let (dir, net, gate) = self.halt().await;
+        Self::mem_over(dir, net, gate)
     }
 }
 
@@ -211,11 +366,38 @@ pub struct SiteKey {
     pub client_id: u64,
 }
 
-/// The admin API over plain HTTP/1.1.
-#[derive(Debug, Clone)]
+/// The admin API: HTTP/1.1 over a socket, or the app called in-process.
+#[derive(Clone)]
 pub struct Api {
-    pub addr: SocketAddr,
+    to: To,
     pub token: Option<String>,
+}
+
+/// Where an [`Api`]'s requests go.
+#[derive(Clone)]
+enum To {
+    Tcp(SocketAddr),
+    App(AppState),
+}
+
+impl fmt::Debug for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to = match &self.to {
+            To::Tcp(addr) => addr.to_string(),
+            To::App(_) => "in-process".into(),
+        };
+        f.debug_struct("Api")
+            .field("to", &to)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// One request through `app(state)`, in-process, no socket (axum's testing idiom).
+pub async fn oneshot(state: &AppState, request: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
 }
 
 impl Api {
@@ -252,30 +434,26 @@ impl Api {
         (status, value)
     }
 
-    /// One request on a fresh connection; the body as bytes.
+    /// One request (over TCP, on a fresh connection); the body as bytes.
     pub async fn raw(&self, method: Method, path: &str, body: Option<Bytes>) -> (StatusCode, Bytes) {
-        let stream = TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        if let Some(t) = &self.token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        let mut call = Call::new(method, path);
+        if let Some(token) = &self.token {
+            call = call.bearer(token.as_str());
         }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        if let Some(body) = body {
+            call = call.json(body);
         }
-        let req = req.body(Full::new(body.unwrap_or_default())).unwrap();
-        let resp = tokio::time::timeout(PATIENCE, sender.send_request(req))
-            .await
-            .expect("HTTP answer")
-            .unwrap();
-        let status = resp.status();
-        (status, resp.into_body().collect().await.unwrap().to_bytes())
+        let answer = async {
+            match &self.to {
+                To::Tcp(addr) => {
+                    let stream = TcpStream::connect(addr).await.unwrap();
+                    let answer = call.send(stream, &addr.to_string()).await.unwrap();
+                    (answer.status, answer.body)
+                }
+                To::App(state) => oneshot(state, call.request(MEM_HOST).unwrap()).await,
+            }
+        };
+        tokio::time::timeout(PATIENCE, answer).await.expect("HTTP answer")
     }
 
     pub async fn agent(&self, id: AgentId) -> Value {
@@ -295,16 +473,26 @@ impl Api {
     }
 }
 
+/// What a [`WsAgent`] talks over: a socket or an in-memory pipe.
+type AgentIo = Either<TcpStream, DuplexStream>;
+
 /// A WebSocket agent driven by hand.
 pub struct WsAgent {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<AgentIo>,
     pub device: Option<DeviceId>,
     pub id: AgentId,
 }
 
 impl WsAgent {
+    /// Connects to a server on a socket.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::handshake(Either::Left(stream), &addr.to_string()).await
+    }
+
+    /// The WebSocket handshake on a stream to the server.
+    async fn handshake(io: AgentIo, host: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{host}/ws"), io)
             .await
             .unwrap();
         Self {
@@ -364,7 +552,8 @@ impl WsAgent {
         self.recv_or_close().await.expect("a frame, not a close")
     }
 
-    /// A frame if one arrives within [`QUIET`].
+    /// A frame if one arrives within [`QUIET`]; on the paused clock, a frame
+    /// if the server sends one before it goes idle.
     pub async fn try_recv(&mut self) -> Option<ServerMessage> {
         match tokio::time::timeout(QUIET, self.ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => Some(serde_json::from_str(t.as_str()).unwrap()),

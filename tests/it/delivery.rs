@@ -2,15 +2,16 @@
 //! manual updates.
 
 use hyper::StatusCode;
+use rmmsim::agent::url_path;
 use rmmsim::protocol::sha256_hex;
 use rmmsim::protocol::{Channel, ServerMessage};
 use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u01_every_heartbeat_is_answered_and_a_newer_build_is_pushed() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
     let mut agent = server.agent(&key, "0.6.47").await;
@@ -30,17 +31,16 @@ async fn u01_every_heartbeat_is_answered_and_a_newer_build_is_pushed() {
         offer.url
     );
     // The URL serves exactly the bytes the digest describes.
-    let path = offer.url.split_once(&server.addr.to_string()).unwrap().1;
-    let (status, bytes) = server.api().raw(hyper::Method::GET, path, None).await;
+    let (status, bytes) = server.api().raw(hyper::Method::GET, url_path(&offer.url), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(sha256_hex(&bytes), offer.sha256);
     // Nothing arrives between heartbeats: the agent never asks, the server only answers them.
     assert_eq!(agent.try_recv().await, None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u02_channel_resolves_agent_then_site_then_client_then_stable() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     let api = server.api();
     server.publish("0.6.47", &win(), Channel::Stable).await;
@@ -82,9 +82,9 @@ async fn u02_channel_resolves_agent_then_site_then_client_then_stable() {
     assert_eq!(body["effective_channel"], "stable");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u03_only_a_newer_target_is_needed_and_newer_agents_are_left_alone() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.50", &win(), Channel::Stable).await;
     let mut older = server.agent(&key, "0.6.49").await;
@@ -102,9 +102,9 @@ async fn u03_only_a_newer_target_is_needed_and_newer_agents_are_left_alone() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u04_an_update_not_applied_is_sent_again_until_it_ends() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.48", &win(), Channel::Stable).await;
     let api = server.api();
@@ -144,9 +144,9 @@ async fn u04_an_update_not_applied_is_sent_again_until_it_ends() {
     assert_eq!(stats["counters"]["dispatches"], 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     let api = server.api();
     server.publish("0.6.46", &win(), Channel::Stable).await;
@@ -206,9 +206,9 @@ async fn u05_manual_update_is_pushed_now_or_on_the_next_heartbeat() {
     assert_eq!(s, StatusCode::CONFLICT);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u04_a_pending_beta_update_is_not_resent_once_the_agent_is_stable() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
     server.publish("0.6.48", &win(), Channel::Beta).await;

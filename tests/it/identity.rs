@@ -14,9 +14,9 @@ fn rows_of(agents: &[Value], machine: &uuid::Uuid) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u12_a_win_id_agent_crossing_the_boundary_comes_back_as_a_new_row_and_orphans_the_old() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.58", &win(), Channel::Stable).await;
     let m = machine();
@@ -48,9 +48,9 @@ async fn u12_a_win_id_agent_crossing_the_boundary_comes_back_as_a_new_row_and_or
     assert_eq!(detail["updates"][0]["status"], "succeeded");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u12_an_agent_already_past_the_boundary_updates_in_place() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.58", &win(), Channel::Stable).await;
     let m = machine();

@@ -1,12 +1,15 @@
-//! Integration tests: the real server on 127.0.0.1:0, driven over HTTP and
-//! WebSocket. Test names carry the rule they check (U1–U12 of
-//! `update-model.md`).
+//! Integration tests: the real server (the app and `server::run` of `rmmsim
+//! serve`), driven over HTTP and WebSocket; in memory on the paused clock,
+//! but for a few smoke tests on 127.0.0.1:0 (`common.rs` says how). Test
+//! names carry the rule they check (U1–U12 of `update-model.md`).
 
 mod bad_input;
 mod common;
 mod delivery;
+mod harness;
 mod identity;
 mod persistence;
 mod rollouts;
 mod scan;
 mod swarm;
+mod tcp;

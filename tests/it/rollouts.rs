@@ -18,7 +18,7 @@ fn no_gate() -> HealthGate {
     }
 }
 
-fn sidecar(server: &TestServer, platform: &rmmsim::protocol::Platform, version: &str) -> Option<String> {
+fn sidecar(server: &MemServer, platform: &rmmsim::protocol::Platform, version: &str) -> Option<String> {
     let path = server
         .downloads()
         .join(format!("{}.channel", build_file_name(platform, v(version))));
@@ -34,9 +34,9 @@ fn rollout<'a>(rollouts: &'a Value, version: &str, platform: &str) -> &'a Value 
         .unwrap_or_else(|| panic!("no rollout row {version} {platform}: {rollouts}"))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u09_frozen_stable_in_miniature_beta_moves_stable_waits_for_the_promote() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let stable_key = server.site("acme", "hq", None).await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
@@ -67,9 +67,9 @@ async fn u09_frozen_stable_in_miniature_beta_moves_stable_waits_for_the_promote(
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u09_a_promote_naming_windows_flips_the_linux_sidecar_too() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     server.publish("0.6.58", &win(), Channel::Beta).await;
     server.publish("0.6.58", &linux(), Channel::Beta).await;
     let (s, body) = server
@@ -103,9 +103,9 @@ async fn u09_a_promote_naming_windows_flips_the_linux_sidecar_too() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
-    let server = TestServer::with_gate(HealthGate {
+    let server = TestServer::mem_with_gate(HealthGate {
         min_successes: 2,
         max_failure_rate: 0.25,
     })
@@ -162,9 +162,9 @@ async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allowed() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let key = server.site("acme", "hq", None).await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.57", &win(), Channel::Stable).await;
@@ -225,9 +225,9 @@ async fn u10_a_rollback_moves_agents_off_the_blocked_version_to_the_newest_allow
     assert_eq!(s, StatusCode::CONFLICT);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u10_a_rollback_cancels_pending_updates_to_the_version() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.57", &win(), Channel::Stable).await;
     server.publish("0.6.58", &win(), Channel::Beta).await;
@@ -248,9 +248,9 @@ async fn u10_a_rollback_cancels_pending_updates_to_the_version() {
     assert_eq!(detail["updates"][0]["status"], "superseded");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_history() {
-    let server = TestServer::with_gate(HealthGate {
+    let server = TestServer::mem_with_gate(HealthGate {
         min_successes: 1,
         max_failure_rate: 0.5,
     })
@@ -301,9 +301,9 @@ async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_his
     assert!(row["rolled_back_at"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u10_a_rollback_keeps_one_pending_update_per_agent() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.56", &win(), Channel::Stable).await;
     server.publish("0.6.57", &win(), Channel::Stable).await;
@@ -328,8 +328,7 @@ async fn u10_a_rollback_keeps_one_pending_update_per_agent() {
     // Restarting the server does not bring a second one back.
     let id = agent.id;
     agent.close().await;
-    let dir = server.stop().await;
-    let server = TestServer::start_in(dir, no_gate()).await;
+    let server = server.restart().await;
     let detail = server.api().agent(id).await;
     assert_eq!(detail["pending_update"]["id"], first.update_id.0);
     let pending = detail["updates"]
@@ -354,7 +353,7 @@ struct Skipped {
 /// 0.6.57 stable on Windows; 0.6.58 beta on Windows and Linux, scanned, then
 /// the Windows one loses its `.sha256` and a per-site 0.6.58 lands, and the
 /// folder is scanned again: only Linux's 0.6.58 is offered.
-async fn with_a_skipped_build(server: &TestServer) -> Skipped {
+async fn with_a_skipped_build(server: &MemServer) -> Skipped {
     server.publish("0.6.57", &win(), Channel::Stable).await;
     let windows = server.publish("0.6.58", &win(), Channel::Beta).await.file;
     server.publish("0.6.58", &linux(), Channel::Beta).await;
@@ -375,7 +374,7 @@ async fn with_a_skipped_build(server: &TestServer) -> Skipped {
     Skipped { windows, digest, site }
 }
 
-fn put_digest(server: &TestServer, file: &str, digest: &str) {
+fn put_digest(server: &MemServer, file: &str, digest: &str) {
     fs::write(server.downloads().join(format!("{file}.sha256")), digest).unwrap();
 }
 
@@ -388,9 +387,9 @@ fn scanned_build<'a>(scan: &'a Value, file: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{file} not offered: {scan}"))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u09_promote_flips_sidecars_of_skipped_files() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let key = server.site("acme", "hq", None).await;
     let Skipped { windows, digest, site } = with_a_skipped_build(&server).await;
 
@@ -421,9 +420,9 @@ async fn u09_promote_flips_sidecars_of_skipped_files() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u10_rollback_removes_sidecars_of_skipped_files() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let Skipped { windows, digest, site } = with_a_skipped_build(&server).await;
 
     let (s, body) = server
@@ -451,7 +450,7 @@ async fn u10_rollback_removes_sidecars_of_skipped_files() {
 }
 
 /// Moves an agent row to `channel` (`null`: inherit) through the API.
-async fn set_agent_channel(server: &TestServer, agent: &WsAgent, channel: Value) {
+async fn set_agent_channel(server: &MemServer, agent: &WsAgent, channel: Value) {
     let path = format!("/api/agents/{}/channel", agent.id);
     let (s, body) = server.api().put(&path, json!({ "channel": channel })).await;
     assert_eq!(s, StatusCode::OK, "{body}");
@@ -460,7 +459,7 @@ async fn set_agent_channel(server: &TestServer, agent: &WsAgent, channel: Value)
 /// A stable agent offered a beta build during a short spell on beta: the
 /// server supersedes the update once the agent is stable again, but the
 /// agent was already downloading it and installs it.
-async fn superseded_beta_offer(server: &TestServer) -> (SiteKey, WsAgent, rmmsim::protocol::UpdateOffer) {
+async fn superseded_beta_offer(server: &MemServer) -> (SiteKey, WsAgent, rmmsim::protocol::UpdateOffer) {
     let key = server.site("acme", "hq", None).await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
     server.publish("0.6.48", &win(), Channel::Beta).await;
@@ -480,9 +479,9 @@ fn counts(rollouts: &Value) -> (Option<u64>, Option<u64>) {
     (row["successes"].as_u64(), row["failures"].as_u64())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u11_a_success_report_for_a_superseded_update_counts_once_on_its_versions_rollout_row() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let (_, mut agent, offer) = superseded_beta_offer(&server).await;
     assert_eq!(counts(&server.api().rollouts().await), (Some(0), Some(0)));
     // The install happened; the agent says so, and says it again.
@@ -501,18 +500,18 @@ async fn u11_a_success_report_for_a_superseded_update_counts_once_on_its_version
     assert_eq!(stats["counters"]["successes"], 0, "no update ended in success");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u11_a_failure_report_for_a_superseded_update_counts_as_a_failure_of_its_version() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let (_, mut agent, offer) = superseded_beta_offer(&server).await;
     agent.report(&offer, false, "0.6.47").await;
     assert_eq!(agent.heartbeat("0.6.47").await, None);
     assert_eq!(counts(&server.api().rollouts().await), (Some(0), Some(1)));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u11_an_install_already_counted_by_a_later_update_is_not_counted_twice() {
-    let server = TestServer::with_gate(no_gate()).await;
+    let server = TestServer::mem_with_gate(no_gate()).await;
     let (key, mut agent, offer) = superseded_beta_offer(&server).await;
     // Back on beta: a new update to the same build, which the busy agent
     // ignores; it comes back on the build from the first offer, and that

@@ -20,9 +20,9 @@ fn skipped_reason(scan: &Value, file: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u06_only_exact_names_with_a_valid_digest_are_offered_and_the_rest_say_why() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let key = server.site("acme", "hq", None).await;
     let dir = server.downloads();
     server.publish_only("0.6.47", &win(), Channel::Stable);
@@ -73,9 +73,9 @@ async fn u06_only_exact_names_with_a_valid_digest_are_offered_and_the_rest_say_w
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u07_latest_is_per_channel_per_platform_and_skips_blocked_versions() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let stable = server.site("acme", "hq", None).await;
     let beta = server.site("acme", "lab", Some(Channel::Beta)).await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
@@ -109,9 +109,9 @@ async fn u07_latest_is_per_channel_per_platform_and_skips_blocked_versions() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn u08_publish_lands_as_beta_with_digest_and_stable_agents_wait() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let stable = server.site("acme", "hq", None).await;
     let beta = server.site("acme", "lab", Some(Channel::Beta)).await;
     let dir = server.downloads();
@@ -164,9 +164,9 @@ async fn u08_publish_lands_as_beta_with_digest_and_stable_agents_wait() {
     assert_eq!(&served[..], b"a real agent binary");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn downloads_serve_only_scanned_builds_and_their_digests() {
-    let server = TestServer::start().await;
+    let server = TestServer::mem().await;
     let out = server.publish("0.6.47", &win(), Channel::Stable).await;
     fs::write(server.downloads().join("secret.txt"), "TOP-SECRET").unwrap();
     fs::write(server.dir.path().join("outside.txt"), "TOP-SECRET").unwrap();
