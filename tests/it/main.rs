@@ -4,9 +4,11 @@
 
 mod bad_input;
 mod common;
+mod crash;
 mod delivery;
 mod identity;
 mod persistence;
 mod rollouts;
 mod scan;
+mod scan_race;
 mod swarm;
