@@ -4,12 +4,13 @@
 //! process has it. Two servers on one file would each keep their own memory
 //! and overwrite each other's rows (design.md, One server per database).
 //!
-//! The lock is `std::fs::File::try_lock` (`flock` on Unix, `LockFileEx` on
-//! Windows): the OS drops it when the process ends, however it ends, so a
-//! server killed with `kill -9` leaves no stale lock behind. The file itself
-//! stays; only the lock on it counts.
+//! The lock is `flock(2)` (through rustix; std's `File::try_lock` is newer
+//! than this crate's rust-version): the OS drops it when the process ends,
+//! however it ends, so a server killed with `kill -9` leaves no stale lock
+//! behind. The file itself stays; only the lock on it counts. On systems
+//! other than Unix the file is written but not locked.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,24 @@ pub enum LockError {
         /// What happened.
         source: io::Error,
     },
+}
+
+/// Takes an exclusive lock on `file` without waiting; `false` when another
+/// open file (this process's or another's) holds one.
+#[cfg(unix)]
+fn try_lock(file: &File) -> io::Result<bool> {
+    use rustix::fs::{FlockOperation, flock};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Not locked off Unix (see the module docs).
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> io::Result<bool> {
+    Ok(true)
 }
 
 /// Who holds a lock, for its message.
@@ -79,9 +98,9 @@ impl DbLock {
             .truncate(false)
             .open(&path)
             .map_err(io_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
                 let mut text = String::new();
                 let pid = file
                     .read_to_string(&mut text)
@@ -93,7 +112,7 @@ impl DbLock {
                     pid,
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+            Err(e) => return Err(io_err(e)),
         }
         let write_pid = |file: &mut File| -> io::Result<()> {
             file.set_len(0)?;
