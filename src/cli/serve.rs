@@ -5,17 +5,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{ServeArgs, shutdown_signal};
+use super::{ServeArgs, UsageError, shutdown_signal};
 use crate::clock::Clock;
-use crate::server::store::SqliteStore;
+use crate::server::failpoint::{self, Failpoint};
+use crate::server::store::{DbLock, LockError, SqliteStore};
 use crate::server::{self, AppState, Core, CoreConfig, HealthGate, RunOptions};
 
 /// How often `serve` writes agents' `last_seen` stamps to the database.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-/// Opens the database, scans the downloads folder, prints where everything
-/// is (and the admin token if it made one), and serves until Ctrl-C or SIGTERM.
+/// Locks and opens the database, scans the downloads folder, prints where
+/// everything is (and the admin token if it made one), and serves until
+/// Ctrl-C or SIGTERM. A database another `serve` holds is a usage error
+/// (exit 2), found before anything else is touched.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let failpoint = read_failpoint()?;
+    let lock = DbLock::acquire(&args.db).map_err(|e| match e {
+        held @ LockError::Held { .. } => anyhow::Error::new(UsageError::new(held.to_string())),
+        other => anyhow::Error::new(other),
+    })?;
     // Every agent holds a socket: take as many open files as the system allows.
     let open_files = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     std::fs::create_dir_all(&args.downloads)
@@ -30,12 +38,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let core = open_core(&args, addr)?;
+        let mut core = open_core(&args, addr)?;
+        core.set_failpoint(failpoint);
         let builds = core.catalog().scan().builds.len();
         let state = AppState::new(core, token.clone());
         println!("rmmsim serve: listening on http://{addr} (WebSocket at ws://{addr}/ws)");
         println!("  downloads: {} ({builds} builds)", args.downloads.display());
-        println!("  database:  {}", args.db.display());
+        println!("  database:  {} (locked: {})", args.db.display(), lock.path().display());
         println!("  open files limit: {open_files} (about that many agents at most)");
         if generated {
             println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
@@ -49,6 +58,21 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("rmmsim serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The failpoint [`failpoint::ENV`] names, if set (tests of crash
+/// consistency only).
+fn read_failpoint() -> anyhow::Result<Option<Failpoint>> {
+    match std::env::var(failpoint::ENV) {
+        Ok(name) if !name.is_empty() => {
+            let fp = name
+                .parse()
+                .map_err(|e| UsageError::new(format!("{}: {e}", failpoint::ENV)))?;
+            tracing::warn!("failpoint {fp} armed: the process aborts there");
+            Ok(Some(fp))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The core over the SQLite file, on the wall clock, seeded by the OS.

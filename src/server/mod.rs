@@ -24,9 +24,12 @@
 //! - [`store`]: persistence (SQLite).
 //! - [`http`]: the axum app, WebSocket and downloads.
 //! - [`publish`]: writing builds and sidecars (U8–U10).
+//! - [`failpoint`]: where `serve` may be told to abort mid-promote or
+//!   mid-rollback, to test that a restart finishes it.
 
 pub mod catalog;
 pub mod core;
+pub mod failpoint;
 pub mod http;
 pub mod publish;
 pub mod rules;

@@ -5,11 +5,13 @@
 
 mod bad_input;
 mod common;
+mod crash;
 mod delivery;
 mod harness;
 mod identity;
 mod persistence;
 mod rollouts;
 mod scan;
+mod scan_race;
 mod swarm;
 mod tcp;

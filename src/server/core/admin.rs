@@ -1,18 +1,16 @@
 //! What administrators cause: clients and sites, channels (U2), manual
-//! updates (U5), promote (U9), rollback (U10) and rescans (U6).
+//! updates (U5) and rescans (U6). Promote and rollback are in `release`.
 
 use serde::Serialize;
 use tracing::info;
 
 use super::traffic::pending_row;
 use super::{Core, CoreError};
-use crate::clock::Timestamp;
-use crate::protocol::{self, AgentId, Channel, ClientId, ErrorCode, NAME_RULE, Platform, SiteId, Version};
+use crate::protocol::{self, AgentId, Channel, ClientId, ErrorCode, NAME_RULE, SiteId, Version};
 use crate::server::catalog::Catalog;
-use crate::server::publish;
 use crate::server::scanner::{self, Scan};
 use crate::server::store::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
 };
 
 /// Whose channel to set (U2).
@@ -26,57 +24,11 @@ pub enum ChannelTarget {
     Client(ClientId),
 }
 
-/// The health gate's figures for a promote (U9).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GateCheck {
-    /// Platforms the figures cover.
-    pub platforms: Vec<Platform>,
-    /// Successful updates to the version there.
-    pub successes: u64,
-    /// Failed updates to the version there.
-    pub failures: u64,
-    /// failures / (successes + failures); 0 when there were none.
-    pub failure_rate: f64,
-    /// The gate's minimum of successes.
-    pub min_successes: u64,
-    /// The gate's maximum failure rate.
-    pub max_failure_rate: f64,
-    /// Whether the gate passes.
-    pub passed: bool,
-}
-
-/// What a promote did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Promotion {
-    /// The version promoted.
-    pub version: Version,
-    /// The build files whose `.channel` was rewritten from beta to stable:
-    /// every platform, every name form, offered by the scan or not.
-    pub sidecars_flipped: Vec<String>,
-    /// The gate as evaluated.
-    pub gate: GateCheck,
-    /// True when the gate failed and `force` overrode it.
-    pub forced: bool,
-    /// The rollout rows now promoted.
-    pub rollouts: Vec<RolloutRow>,
-}
-
-/// What a rollback did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rollback {
-    /// The version blocked.
-    pub version: Version,
-    /// The build files whose `.channel` was removed: every platform, every
-    /// name form, offered by the scan or not.
-    pub sidecars_removed: Vec<String>,
-    /// Pending updates to the version that were ended.
-    pub updates_cancelled: usize,
-    /// Agent rows running the version.
-    pub agents_running: usize,
-    /// Connected agents sent a downgrade now; the rest get it on their next heartbeat.
-    pub downgrades_pushed: Vec<AgentId>,
-    /// The rollout rows now rolled back.
-    pub rollouts: Vec<RolloutRow>,
+/// A scan's place in line (see [`Core::scan_ticket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanTicket {
+    generation: u64,
+    folder_edits: u64,
 }
 
 /// What a manual update did (U5).
@@ -246,234 +198,6 @@ impl Core {
         Ok(ManualUpdate { update: row, pushed })
     }
 
-    /// The gate's figures over the rollout rows of `version` on `scope`
-    /// (every platform when `None`).
-    pub fn gate_check(&self, version: Version, scope: Option<&Platform>) -> GateCheck {
-        let rows: Vec<&RolloutRow> = self
-            .rollouts
-            .values()
-            .filter(|r| r.version == version && scope.is_none_or(|p| &r.platform == p))
-            .collect();
-        let successes: u64 = rows.iter().map(|r| r.successes).sum();
-        let failures: u64 = rows.iter().map(|r| r.failures).sum();
-        let total = successes + failures;
-        let failure_rate = if total == 0 {
-            0.0
-        } else {
-            failures as f64 / total as f64
-        };
-        let gate = self.config.gate;
-        GateCheck {
-            platforms: match scope {
-                Some(p) => vec![p.clone()],
-                None => rows.iter().map(|r| r.platform.clone()).collect(),
-            },
-            successes,
-            failures,
-            failure_rate,
-            min_successes: gate.min_successes,
-            max_failure_rate: gate.max_failure_rate,
-            passed: successes >= gate.min_successes && failure_rate <= gate.max_failure_rate,
-        }
-    }
-
-    /// U9: flips every `.channel` of `version` in the downloads folder from
-    /// beta to stable and rescans: every platform and every name form that
-    /// carries the version ([`scanner::sidecars_of`]), including builds the
-    /// last scan skipped, so one that is completed later (its `.sha256`
-    /// lands) is stable too. `scope` only narrows the gate and the rollout
-    /// rows; the gate must pass unless `force`. The version must be one the
-    /// last scan offers. Files first, then rows: a promote that fails half
-    /// way leaves beta sidecars and beta rows, and running it again finishes
-    /// it.
-    pub fn promote(&mut self, version: Version, scope: Option<&Platform>, force: bool) -> Result<Promotion, CoreError> {
-        if self.catalog.builds_of(version).next().is_none() {
-            return Err(CoreError::not_found("version", version));
-        }
-        if self.blocked_set.contains(&version) {
-            return Err(CoreError::conflict(
-                ErrorCode::VersionBlocked,
-                format!("{version} is blocked (rolled back)"),
-            ));
-        }
-        let beta_files: Vec<String> = scanner::sidecars_of(&self.config.downloads, version)?
-            .into_iter()
-            .filter(|s| s.channel == Channel::Beta)
-            .map(|s| s.file)
-            .collect();
-        let rows: Vec<RolloutRow> = self
-            .rollouts
-            .values()
-            .filter(|r| {
-                r.version == version && r.status == RolloutStatus::Beta && scope.is_none_or(|p| &r.platform == p)
-            })
-            .cloned()
-            .collect();
-        if beta_files.is_empty() && rows.is_empty() {
-            return Err(CoreError::conflict(
-                ErrorCode::AlreadyPromoted,
-                format!("{version} is already stable"),
-            ));
-        }
-        let gate = self.gate_check(version, scope);
-        if !gate.passed && !force {
-            let message = format!(
-                "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}); pass force to override",
-                gate.successes, gate.min_successes, gate.failure_rate, gate.max_failure_rate
-            );
-            let details = serde_json::to_value(&gate).ok();
-            return Err(CoreError::Conflict {
-                code: ErrorCode::HealthGate,
-                message,
-                details,
-            });
-        }
-        for file in &beta_files {
-            publish::set_sidecar(&self.config.downloads, file, Channel::Stable)?;
-        }
-        let now = self.now();
-        let rows: Vec<RolloutRow> = rows
-            .into_iter()
-            .map(|r| RolloutRow {
-                status: RolloutStatus::Promoted,
-                promoted_at: Some(now),
-                ..r
-            })
-            .collect();
-        self.write(rows.iter().cloned().map(Change::Rollout).collect())?;
-        self.rescan()?;
-        self.check_all();
-        info!(
-            "promoted {version}: {} sidecars flipped, forced: {}",
-            beta_files.len(),
-            !gate.passed
-        );
-        Ok(Promotion {
-            version,
-            sidecars_flipped: beta_files,
-            forced: !gate.passed,
-            gate,
-            rollouts: rows,
-        })
-    }
-
-    /// U10: blocks `version` for good, removes every `.channel` of it in the
-    /// downloads folder (every platform and name form, as promote finds
-    /// them), rescans, and moves connected agents running it to their
-    /// channel's latest now (the rest move on their next heartbeat, U3). The
-    /// version must be one the last scan offers.
-    pub fn rollback(&mut self, version: Version) -> Result<Rollback, CoreError> {
-        if self.blocked_set.contains(&version) {
-            return Err(CoreError::conflict(
-                ErrorCode::AlreadyRolledBack,
-                format!("{version} is already blocked"),
-            ));
-        }
-        if self.catalog.builds_of(version).next().is_none() {
-            return Err(CoreError::not_found("version", version));
-        }
-        // Listed before anything changes, so a folder that cannot be read
-        // changes nothing.
-        let sidecars = scanner::sidecars_of(&self.config.downloads, version)?;
-        let now = self.now();
-        let mut changes = vec![Change::Blocked(BlockedRow {
-            version,
-            blocked_at: now,
-        })];
-        let rows: Vec<RolloutRow> = self
-            .rollouts
-            .values()
-            .filter(|r| r.version == version)
-            .map(|r| RolloutRow {
-                status: RolloutStatus::RolledBack,
-                rolled_back_at: Some(now),
-                ..r.clone()
-            })
-            .collect();
-        changes.extend(rows.iter().cloned().map(Change::Rollout));
-        let cancelled: Vec<UpdateRow> = self
-            .pending
-            .values()
-            .filter(|p| p.to_version == version)
-            .cloned()
-            .collect();
-        let updates_cancelled = cancelled.len();
-        for p in cancelled {
-            changes.extend(self.finish(
-                p,
-                UpdateStatus::Superseded,
-                Some(format!("{version} was rolled back")),
-                now,
-            ));
-        }
-        self.write(changes)?;
-
-        let mut sidecars_removed = Vec::new();
-        for sidecar in sidecars {
-            if publish::remove_sidecar(&self.config.downloads, &sidecar.file)? {
-                sidecars_removed.push(sidecar.file);
-            }
-        }
-        self.rescan()?;
-
-        let (agents_running, downgrades_pushed) = self.push_downgrades(version, now)?;
-        self.check_all();
-        info!(
-            "rolled back {version}: {agents_running} agents on it, {} downgrades pushed",
-            downgrades_pushed.len()
-        );
-        Ok(Rollback {
-            version,
-            sidecars_removed,
-            updates_cancelled,
-            agents_running,
-            downgrades_pushed,
-            rollouts: rows,
-        })
-    }
-
-    /// U10, U5: sends every connected agent running the (now blocked)
-    /// `version` its channel's newest allowed build. Returns how many rows
-    /// run it and which were sent a downgrade.
-    fn push_downgrades(&mut self, version: Version, now: Timestamp) -> Result<(usize, Vec<AgentId>), CoreError> {
-        let running: Vec<(AgentId, Version)> = self
-            .agents
-            .values()
-            .filter(|a| a.version == version)
-            .map(|a| (a.id, a.version))
-            .collect();
-        let mut downgrades = Vec::new();
-        let mut changes = Vec::new();
-        for &(id, current) in &running {
-            if !self.is_online(id) {
-                continue;
-            }
-            let Some(row) = self.decide(id, current, UpdateReason::Rollback, now) else {
-                continue;
-            };
-            // One pending update per agent: keep one that already goes there,
-            // end one that goes elsewhere.
-            match self.pending.get(&id).cloned() {
-                Some(p) if p.to_version == row.to_version => continue,
-                Some(p) => {
-                    let why = Some(format!("replaced by the downgrade off {version}"));
-                    changes.extend(self.finish(p, UpdateStatus::Superseded, why, now));
-                }
-                None => {}
-            }
-            changes.push(Change::Update(row.clone()));
-            downgrades.push(row);
-        }
-        self.write(changes)?;
-        let mut pushed = Vec::new();
-        for row in &downgrades {
-            if self.offer_for(row).is_some_and(|offer| self.push(row.agent_id, offer)) {
-                pushed.push(row.agent_id);
-            }
-        }
-        Ok((running.len(), pushed))
-    }
-
     /// U6: scans the downloads folder now and uses the result.
     pub fn rescan(&mut self) -> Result<(), CoreError> {
         let scan = scanner::scan_dir(&self.config.downloads)?;
@@ -514,5 +238,30 @@ impl Core {
     /// one (after a promote, say) landed while it was reading the folder.
     pub fn scan_generation(&self) -> u64 {
         self.scan_generation
+    }
+
+    /// Where things stand before a scan made off the lock begins: take it
+    /// under the lock, scan, then hand both to
+    /// [`apply_scan_since`](Self::apply_scan_since).
+    pub fn scan_ticket(&self) -> ScanTicket {
+        ScanTicket {
+            generation: self.scan_generation,
+            folder_edits: self.folder_edits,
+        }
+    }
+
+    /// Applies a scan made off the lock since `ticket`, unless it is stale:
+    /// a promote or rollback began after the ticket (the scan may have read
+    /// the sidecars before it changed them, and that promote's own rescan
+    /// is newer), or, with `unless_newer`, any scan was applied after the
+    /// ticket. Returns whether it was applied. This project's rule: the
+    /// source does not say what a scan racing a promote does.
+    pub fn apply_scan_since(&mut self, scan: Scan, ticket: ScanTicket, unless_newer: bool) -> Result<bool, CoreError> {
+        let now = self.scan_ticket();
+        if now.folder_edits != ticket.folder_edits || (unless_newer && now.generation != ticket.generation) {
+            return Ok(false);
+        }
+        self.apply_scan(scan)?;
+        Ok(true)
     }
 }

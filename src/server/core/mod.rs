@@ -9,6 +9,9 @@
 
 mod admin;
 mod invariants;
+mod release;
+#[cfg(test)]
+mod release_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -30,11 +33,15 @@ use crate::protocol::{
 };
 
 use super::catalog::Catalog;
+use super::failpoint::{self, Failpoint};
 use super::publish::PublishError;
 use super::rules;
-use super::store::{AgentRow, Change, ClientRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus};
+use super::store::{
+    AgentRow, Change, ClientRow, IntentRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus,
+};
 
-pub use admin::{ChannelTarget, GateCheck, ManualUpdate, Promotion, Rollback};
+pub use admin::{ChannelTarget, ManualUpdate, ScanTicket};
+pub use release::{GateCheck, Promotion, Rollback};
 
 /// Hash maps of the hot path: foldhash with a fixed seed (fast, and the
 /// same iteration order on every run).
@@ -253,6 +260,13 @@ pub struct Core {
     /// commit: a failed commit hands back the ids its batch took.
     committed_update_id: u64,
     scan_generation: u64,
+    /// Promotes and rollbacks begun: a scan made off the lock before one
+    /// began read the folder as it was and is discarded ([`ScanTicket`]).
+    folder_edits: u64,
+    /// Promotes and rollbacks that began and have not finished, by version.
+    intents: BTreeMap<Version, IntentRow>,
+    /// Where to abort the process (`serve` only; `None` everywhere else).
+    failpoint: Option<Failpoint>,
     /// Agents whose `last_seen` changed since the last [`Core::flush`].
     unflushed: FastSet<AgentId>,
     /// U7's answers for this scan and these blocks.
@@ -285,6 +299,9 @@ impl Core {
             max_update_id: 0,
             committed_update_id: 0,
             scan_generation: 0,
+            folder_edits: 0,
+            intents: BTreeMap::new(),
+            failpoint: None,
             unflushed: FastSet::default(),
             targets: Targets::default(),
             download_cache: FastMap::default(),
@@ -297,8 +314,10 @@ impl Core {
         let rows = rows.chain(snapshot.pending.into_iter().map(Change::Update));
         let rows = rows.chain(snapshot.rollouts.into_iter().map(Change::Rollout));
         let rows = rows.chain(snapshot.blocked.into_iter().map(Change::Blocked));
+        let rows = rows.chain(snapshot.intents.into_iter().map(Change::Intent));
         rows.for_each(|c| core.apply(c));
         core.committed_update_id = core.max_update_id;
+        core.finish_intents()?;
         core.rescan()?;
         core.check_all();
         Ok(core)
@@ -375,6 +394,25 @@ impl Core {
                 self.blocked_set.insert(b.version);
                 self.blocked.entry(b.version).or_insert(b.blocked_at);
             }
+            Change::Intent(i) => {
+                self.intents.insert(i.version, i);
+            }
+            Change::IntentDone(version) => {
+                self.intents.remove(&version);
+            }
+        }
+    }
+
+    /// Arms a failpoint: the process aborts when a promote or rollback
+    /// reaches it. Only `serve` calls this ([`failpoint::ENV`]).
+    pub fn set_failpoint(&mut self, failpoint: Option<Failpoint>) {
+        self.failpoint = failpoint;
+    }
+
+    /// Aborts here if the armed failpoint says so.
+    fn failpoint(&self, op: failpoint::Op, step: failpoint::Step) {
+        if let Some(fp) = &self.failpoint {
+            fp.check(op, step);
         }
     }
 

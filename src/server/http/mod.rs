@@ -228,21 +228,20 @@ pub enum RescanError {
 }
 
 /// Scans the downloads folder without holding the core's lock (a big
-/// folder takes a while), then applies the scan. With `unless_newer`, the
-/// result is dropped if another scan (a promote's, say) landed meanwhile.
-pub(crate) async fn rescan_off_lock(state: &AppState, unless_newer: bool) -> Result<(), RescanError> {
-    let (generation, dir) = {
+/// folder takes a while), then applies the scan, unless a promote or
+/// rollback began meanwhile: its own rescan is newer, and this one may have
+/// read the sidecars before it changed them. With `unless_newer`, the
+/// result is also dropped if any other scan landed meanwhile. Returns
+/// whether the scan was applied.
+pub(crate) async fn rescan_off_lock(state: &AppState, unless_newer: bool) -> Result<bool, RescanError> {
+    let (ticket, dir) = {
         let core = state.core();
-        (core.scan_generation(), core.config().downloads.clone())
+        (core.scan_ticket(), core.config().downloads.clone())
     };
     let scan = tokio::task::spawn_blocking(move || scanner::scan_dir(&dir))
         .await?
         .map_err(RescanError::Scan)?;
-    let mut core = state.core();
-    if unless_newer && core.scan_generation() != generation {
-        return Ok(());
-    }
-    Ok(core.apply_scan(scan)?)
+    Ok(state.core().apply_scan_since(scan, ticket, unless_newer)?)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, SiteRow, Snapshot, Store, StoreError, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, IntentRow, RolloutRow, SiteRow, Snapshot, Store, StoreError, UpdateRow,
+    UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, ClientId, Platform, SiteId, UpdateId, Version};
@@ -26,6 +27,7 @@ struct Tables {
     updates: BTreeMap<UpdateId, UpdateRow>,
     rollouts: BTreeMap<(Version, Platform), RolloutRow>,
     blocked: BTreeMap<Version, BlockedRow>,
+    intents: BTreeMap<Version, IntentRow>,
 }
 
 impl Tables {
@@ -90,6 +92,12 @@ impl Tables {
             Change::Blocked(b) => {
                 self.blocked.entry(b.version).or_insert_with(|| b.clone());
             }
+            Change::Intent(i) => {
+                self.intents.insert(i.version, i.clone());
+            }
+            Change::IntentDone(version) => {
+                self.intents.remove(version);
+            }
         }
     }
 }
@@ -131,6 +139,7 @@ impl Store for MemStore {
                 .collect(),
             rollouts: t.rollouts.values().cloned().collect(),
             blocked: t.blocked.values().cloned().collect(),
+            intents: t.intents.values().cloned().collect(),
             max_update_id: t.updates.keys().next_back().map_or(0, |id| id.0),
         })
     }
@@ -308,6 +317,12 @@ mod tests {
                     r.failures = 2;
                 }
                 Change::Blocked(b) => b.blocked_at = later,
+                Change::Intent(i) => {
+                    i.created_at = later;
+                    i.kind = super::super::IntentKind::Rollback;
+                    i.scope = None;
+                }
+                Change::IntentDone(_) => {}
             }
         }
         changes.extend(again);
@@ -321,6 +336,11 @@ mod tests {
         sqlite.touch(&stamps).unwrap();
         mem.touch(&stamps).unwrap();
         assert_eq!(mem.load().unwrap(), sqlite.load().unwrap());
+        let done = [Change::IntentDone(Version::new(0, 6, 58))];
+        sqlite.commit(&done).unwrap();
+        mem.commit(&done).unwrap();
+        assert_eq!(mem.load().unwrap(), sqlite.load().unwrap());
+        assert!(mem.load().unwrap().intents.is_empty());
         assert_eq!(
             mem.updates_of(AgentId(1)).unwrap(),
             sqlite.updates_of(AgentId(1)).unwrap()

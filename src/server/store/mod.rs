@@ -3,6 +3,7 @@
 //! [`Store::commit`] is one transaction, so changes that belong together
 //! land together or not at all.
 
+mod lock;
 #[cfg(test)]
 mod mem;
 mod sqlite;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
 
+pub use lock::{DbLock, LockError};
 #[cfg(test)]
 pub use mem::{FailingStore, FaultSwitch, MemStore};
 pub use sqlite::SqliteStore;
@@ -172,6 +174,32 @@ pub struct BlockedRow {
     pub blocked_at: Timestamp,
 }
 
+/// Which multi-step change an [`IntentRow`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentKind {
+    /// U9: `.channel` sidecars rewritten to stable, then the rollout rows.
+    Promote,
+    /// U10: the version blocked, then its `.channel` sidecars removed.
+    Rollback,
+}
+
+/// A promote or rollback that has started and not finished: committed
+/// before its first file changes, deleted in the transaction that finishes
+/// it. One found at startup is finished then (design.md, Crash
+/// consistency), so after a crash the files and the rows agree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentRow {
+    /// The version promoted or rolled back; at most one intent per version.
+    pub version: Version,
+    /// What is being done.
+    pub kind: IntentKind,
+    /// For a promote narrowed to one platform: which rollout rows it moves.
+    pub scope: Option<Platform>,
+    /// When it was written.
+    pub created_at: Timestamp,
+}
+
 /// One row to insert or replace. A batch of them is one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -187,6 +215,10 @@ pub enum Change {
     Rollout(RolloutRow),
     /// Insert a blocked version.
     Blocked(BlockedRow),
+    /// Upsert the intent of a version.
+    Intent(IntentRow),
+    /// Delete the intent of a version: its change is finished.
+    IntentDone(Version),
 }
 
 /// Everything the server needs back after a restart.
@@ -204,6 +236,8 @@ pub struct Snapshot {
     pub rollouts: Vec<RolloutRow>,
     /// Every blocked version.
     pub blocked: Vec<BlockedRow>,
+    /// Promotes and rollbacks that did not finish, by version.
+    pub intents: Vec<IntentRow>,
     /// The highest update id ever issued (ids are never reused).
     pub max_update_id: u64,
 }

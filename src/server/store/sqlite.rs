@@ -7,8 +7,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, V
 use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, Snapshot, Store, StoreError,
-    UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, IntentKind, IntentRow, RolloutRow, RolloutStatus, SiteRow, Snapshot,
+    Store, StoreError, UpdateReason, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -17,6 +17,7 @@ use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, Up
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_late_outcome.sql"),
+    include_str!("migrations/0003_intents.sql"),
 ];
 
 /// A [`Store`] on one SQLite connection.
@@ -99,6 +100,7 @@ sql_enum!(UpdateStatus {
     UpdateStatus::Failed => "failed",
     UpdateStatus::Superseded => "superseded",
 });
+sql_enum!(IntentKind { IntentKind::Promote => "promote", IntentKind::Rollback => "rollback" });
 sql_enum!(RolloutStatus { RolloutStatus::Beta => "beta", RolloutStatus::Promoted => "promoted", RolloutStatus::RolledBack => "rolled_back" });
 
 /// Integer columns: ids and timestamps.
@@ -189,6 +191,19 @@ fn rollout(r: &Row<'_>) -> rusqlite::Result<RolloutRow> {
     })
 }
 
+fn intent(r: &Row<'_>) -> rusqlite::Result<IntentRow> {
+    let os: Option<String> = r.get(2)?;
+    Ok(IntentRow {
+        version: r.get(0)?,
+        kind: r.get(1)?,
+        scope: match os {
+            Some(_) => Some(platform(r, 2)?),
+            None => None,
+        },
+        created_at: r.get(4)?,
+    })
+}
+
 fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
     Ok(BlockedRow {
         version: r.get(0)?,
@@ -201,6 +216,7 @@ const SITE_COLUMNS: &str = "id, client_id, name, channel, site_key, created_at";
 const AGENT_COLUMNS: &str = "id, device_id, site_id, hostname, os, arch, version, channel, enrolled_at, last_seen";
 const UPDATE_COLUMNS: &str = "id, agent_id, os, arch, from_version, to_version, channel, reason, status, \
                               dispatches, dispatched_at, finished_at, error, late_outcome";
+const INTENT_COLUMNS: &str = "version, kind, os, arch, created_at";
 const ROLLOUT_COLUMNS: &str =
     "version, os, arch, status, successes, failures, published_at, promoted_at, rolled_back_at";
 
@@ -321,6 +337,20 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
         Change::Blocked(b) => tx
             .prepare_cached("INSERT OR IGNORE INTO blocked_versions (version, blocked_at) VALUES (?1, ?2)")?
             .execute(params![b.version, b.blocked_at]),
+        Change::Intent(i) => tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO intents ({INTENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ))?
+            .execute(params![
+                i.version,
+                i.kind,
+                i.scope.as_ref().map(Platform::os),
+                i.scope.as_ref().map(Platform::arch),
+                i.created_at
+            ]),
+        Change::IntentDone(version) => tx
+            .prepare_cached("DELETE FROM intents WHERE version = ?1")?
+            .execute(params![version]),
     }
     .map(|_| ())
 }
@@ -334,6 +364,8 @@ impl Store for SqliteStore {
         rollouts.sort_by(|a, b| (a.version, &a.platform).cmp(&(b.version, &b.platform)));
         let mut blocked = self.rows("SELECT version, blocked_at FROM blocked_versions", [], blocked)?;
         blocked.sort_by_key(|b| b.version);
+        let mut intents = self.rows(&format!("SELECT {INTENT_COLUMNS} FROM intents"), [], intent)?;
+        intents.sort_by_key(|i| i.version);
         Ok(Snapshot {
             clients: self.rows(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"), [], client)?,
             sites: self.rows(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"), [], site)?,
@@ -345,6 +377,7 @@ impl Store for SqliteStore {
             )?,
             rollouts,
             blocked,
+            intents,
             max_update_id: max_update_id.unwrap_or(0),
         })
     }
@@ -391,6 +424,7 @@ impl Store for SqliteStore {
 pub(super) mod tests {
     use super::*;
     use crate::protocol::Version;
+    use crate::server::store::{IntentKind, IntentRow};
 
     /// One row of every table, committed in an order the foreign keys accept.
     pub(in crate::server::store) fn sample() -> Vec<Change> {
@@ -449,6 +483,12 @@ pub(super) mod tests {
             version: Version::new(0, 6, 50),
             blocked_at: t,
         };
+        let intent = IntentRow {
+            version: Version::new(0, 6, 58),
+            kind: IntentKind::Promote,
+            scope: Some(agent.platform.clone()),
+            created_at: t,
+        };
         vec![
             Change::Client(client),
             Change::Site(site),
@@ -456,6 +496,7 @@ pub(super) mod tests {
             Change::Update(update),
             Change::Rollout(rollout),
             Change::Blocked(blocked),
+            Change::Intent(intent),
         ]
     }
 
@@ -476,8 +517,58 @@ pub(super) mod tests {
         assert_eq!(snap.pending, vec![update.clone()]);
         assert_eq!(snap.rollouts[0].failures, 1);
         assert_eq!(snap.blocked[0].version, Version::new(0, 6, 50));
+        assert_eq!(
+            snap.intents,
+            [changes[6].clone()].map(|c| match c {
+                Change::Intent(i) => i,
+                _ => unreachable!(),
+            })
+        );
         assert_eq!(snap.max_update_id, 7);
         assert_eq!(store.updates_of(AgentId(1)).unwrap().len(), 1);
+        // A rollback intent has no scope; finishing deletes it.
+        let rollback = IntentRow {
+            version: Version::new(0, 6, 50),
+            kind: IntentKind::Rollback,
+            scope: None,
+            created_at: Timestamp(1),
+        };
+        store
+            .commit(&[
+                Change::Intent(rollback.clone()),
+                Change::IntentDone(Version::new(0, 6, 58)),
+            ])
+            .unwrap();
+        assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().intents, [rollback]);
+    }
+
+    #[test]
+    fn a_version_2_database_is_migrated_and_records_intents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let changes = sample();
+        {
+            // What the rmmsim before intents left behind: two migrations.
+            let mut conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            let tx = conn.transaction().unwrap();
+            for c in &changes[..6] {
+                write(&tx, c).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let snap = store.load().unwrap();
+        assert!(snap.intents.is_empty());
+        assert_eq!((snap.agents.len(), snap.pending.len(), snap.rollouts.len()), (1, 1, 1));
+        store.commit(&changes[6..]).unwrap();
+        drop(store);
+        assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().intents.len(), 1);
     }
 
     #[test]
