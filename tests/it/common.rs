@@ -401,6 +401,14 @@ pub async fn oneshot(state: &AppState, request: Request<Full<Bytes>>) -> (Status
 }
 
 impl Api {
+    /// The API of a server listening on `addr` (e.g. a `rmmsim serve` process).
+    pub fn tcp(addr: SocketAddr, token: &str) -> Self {
+        Self {
+            to: To::Tcp(addr),
+            token: Some(token.into()),
+        }
+    }
+
     pub fn without_token(&self) -> Self {
         Self {
             token: None,

@@ -78,10 +78,7 @@ impl Served {
     }
 
     fn api(&self) -> Api {
-        Api {
-            addr: self.addr,
-            token: Some(TOKEN.into()),
-        }
+        Api::tcp(self.addr, TOKEN)
     }
 
     /// Its exit, waited for at most [`PATIENCE`].
