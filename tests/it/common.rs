@@ -74,6 +74,7 @@ impl TestServer {
             public_url: format!("http://{addr}"),
             gate,
             seed: 7,
+            max_enrolments_per_minute: None,
         };
         let core = Core::open(Box::new(store), Clock::Wall, config).unwrap();
         let state = AppState::new(core, TOKEN);

@@ -10,3 +10,4 @@ mod persistence;
 mod rollouts;
 mod scan;
 mod swarm;
+mod tenancy;

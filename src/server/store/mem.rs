@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, SiteRow, Snapshot, Store, StoreError, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError, UpdateRow,
+    UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, ClientId, Platform, SiteId, UpdateId, Version};
@@ -26,6 +27,7 @@ struct Tables {
     updates: BTreeMap<UpdateId, UpdateRow>,
     rollouts: BTreeMap<(Version, Platform), RolloutRow>,
     blocked: BTreeMap<Version, BlockedRow>,
+    site_moves: Vec<SiteMoveRow>,
 }
 
 impl Tables {
@@ -70,6 +72,7 @@ impl Tables {
                         dispatches: u.dispatches,
                         finished_at: u.finished_at,
                         error: u.error.clone(),
+                        late_outcome: u.late_outcome,
                         ..old.clone()
                     },
                     None => u.clone(),
@@ -90,6 +93,7 @@ impl Tables {
             Change::Blocked(b) => {
                 self.blocked.entry(b.version).or_insert_with(|| b.clone());
             }
+            Change::SiteMove(m) => self.site_moves.push(m.clone()),
         }
     }
 }
@@ -160,6 +164,24 @@ impl Store for MemStore {
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         let t = self.tables();
         Ok(t.updates.values().filter(|u| u.agent_id == agent).cloned().collect())
+    }
+
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        let t = self.tables();
+        let ended = |u: &&UpdateRow| {
+            matches!(u.status, UpdateStatus::Succeeded | UpdateStatus::Failed) || u.late_outcome.is_some()
+        };
+        Ok(t.updates
+            .values()
+            .filter(|u| u.to_version == version)
+            .filter(ended)
+            .cloned()
+            .collect())
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        let t = self.tables();
+        Ok(t.site_moves.iter().filter(|m| m.agent_id == agent).cloned().collect())
     }
 }
 
@@ -269,6 +291,14 @@ impl Store for FailingStore {
         self.inner.update(id)
     }
 
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        self.inner.outcomes_to(version)
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        self.inner.site_moves_of(agent)
+    }
+
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         self.inner.updates_of(agent)
     }
@@ -308,12 +338,13 @@ mod tests {
                     r.failures = 2;
                 }
                 Change::Blocked(b) => b.blocked_at = later,
+                Change::SiteMove(m) => m.moved_at = later,
             }
         }
         changes.extend(again);
         let mut sqlite = SqliteStore::in_memory().unwrap();
         let mut mem = MemStore::new();
-        for batch in changes.chunks(6) {
+        for batch in changes.chunks(7) {
             sqlite.commit(batch).unwrap();
             mem.commit(batch).unwrap();
         }
@@ -326,6 +357,14 @@ mod tests {
             sqlite.updates_of(AgentId(1)).unwrap()
         );
         assert_eq!(mem.update(UpdateId(7)).unwrap(), sqlite.update(UpdateId(7)).unwrap());
+        let to = Version::new(0, 6, 58);
+        assert_eq!(mem.outcomes_to(to).unwrap(), sqlite.outcomes_to(to).unwrap());
+        assert_eq!(mem.outcomes_to(to).unwrap().len(), 1, "the failed update");
+        assert_eq!(
+            mem.site_moves_of(AgentId(1)).unwrap(),
+            sqlite.site_moves_of(AgentId(1)).unwrap()
+        );
+        assert_eq!(mem.site_moves_of(AgentId(1)).unwrap().len(), 2);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, V
 use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, Snapshot, Store, StoreError,
-    UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteMoveRow, SiteRow, Snapshot, Store,
+    StoreError, UpdateReason, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -17,6 +17,7 @@ use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, Up
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_late_outcome.sql"),
+    include_str!("migrations/0003_site_moves.sql"),
 ];
 
 /// A [`Store`] on one SQLite connection.
@@ -189,6 +190,15 @@ fn rollout(r: &Row<'_>) -> rusqlite::Result<RolloutRow> {
     })
 }
 
+fn site_move(r: &Row<'_>) -> rusqlite::Result<SiteMoveRow> {
+    Ok(SiteMoveRow {
+        agent_id: r.get(0)?,
+        moved_at: r.get(1)?,
+        from_site_id: r.get(2)?,
+        to_site_id: r.get(3)?,
+    })
+}
+
 fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
     Ok(BlockedRow {
         version: r.get(0)?,
@@ -321,6 +331,11 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
         Change::Blocked(b) => tx
             .prepare_cached("INSERT OR IGNORE INTO blocked_versions (version, blocked_at) VALUES (?1, ?2)")?
             .execute(params![b.version, b.blocked_at]),
+        Change::SiteMove(m) => tx
+            .prepare_cached(
+                "INSERT INTO agent_site_moves (agent_id, moved_at, from_site_id, to_site_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![m.agent_id, m.moved_at, m.from_site_id, m.to_site_id]),
     }
     .map(|_| ())
 }
@@ -384,6 +399,20 @@ impl Store for SqliteStore {
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         let sql = format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE agent_id = ?1 ORDER BY id");
         self.rows(&sql, [agent], update)
+    }
+
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        let sql = format!(
+            "SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE to_version = ?1 \
+             AND (status IN ('succeeded', 'failed') OR late_outcome IS NOT NULL) ORDER BY id"
+        );
+        self.rows(&sql, [version], update)
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        let sql = "SELECT agent_id, moved_at, from_site_id, to_site_id FROM agent_site_moves \
+                   WHERE agent_id = ?1 ORDER BY id";
+        self.rows(sql, [agent], site_move)
     }
 }
 
@@ -449,6 +478,12 @@ pub(super) mod tests {
             version: Version::new(0, 6, 50),
             blocked_at: t,
         };
+        let moved = SiteMoveRow {
+            agent_id: AgentId(1),
+            moved_at: t,
+            from_site_id: SiteId(1),
+            to_site_id: SiteId(1),
+        };
         vec![
             Change::Client(client),
             Change::Site(site),
@@ -456,6 +491,7 @@ pub(super) mod tests {
             Change::Update(update),
             Change::Rollout(rollout),
             Change::Blocked(blocked),
+            Change::SiteMove(moved),
         ]
     }
 
@@ -478,6 +514,7 @@ pub(super) mod tests {
         assert_eq!(snap.blocked[0].version, Version::new(0, 6, 50));
         assert_eq!(snap.max_update_id, 7);
         assert_eq!(store.updates_of(AgentId(1)).unwrap().len(), 1);
+        assert_eq!(store.site_moves_of(AgentId(1)).unwrap().len(), 1);
     }
 
     #[test]
