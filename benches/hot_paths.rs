@@ -138,6 +138,7 @@ fn heartbeat_through_the_session(c: &mut Criterion) {
         public_url: String::new(),
         gate: HealthGate::default(),
         seed: 1,
+        max_enrolments_per_minute: None,
     };
     let mut core = Core::open(Box::new(SqliteStore::in_memory().unwrap()), Clock::Wall, config).unwrap();
     let client = core.create_client("acme", None).unwrap();

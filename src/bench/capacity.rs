@@ -102,6 +102,9 @@ fn start_server(dir: &Path, addr: SocketAddr, token: &str) -> anyhow::Result<Ser
             token,
             "--rescan-every",
             "0s",
+            // Every swarm agent enrols under one site key, thousands a second.
+            "--max-enrolments-per-minute",
+            "0",
         ])
         .args(["--log-level", "warn", "--db"])
         .arg(dir.join("bench.sqlite3"))

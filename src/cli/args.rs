@@ -254,6 +254,10 @@ pub struct ServeArgs {
     /// Rescan the downloads folder this often ("0s": only on POST /api/updates/rescan).
     #[arg(long, default_value_t = server::DEFAULT_RESCAN_EVERY.into())]
     pub rescan_every: humantime::Duration,
+    /// New agent rows one site key may enrol per minute; past it a `hello`
+    /// with a new device id is refused (`enrolment_rate_limited`). 0: no cap.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_ENROLMENTS_PER_MINUTE)]
+    pub max_enrolments_per_minute: u32,
 }
 
 /// What the `.sha256` of a published build holds.

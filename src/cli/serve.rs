@@ -46,6 +46,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("  downloads: {} ({builds} builds)", args.downloads.display());
         println!("  database:  {} (locked: {})", args.db.display(), lock.path().display());
         println!("  open files limit: {open_files} (about that many agents at most)");
+        match args.max_enrolments_per_minute {
+            0 => println!("  enrolments: no cap per site key"),
+            cap => println!("  enrolments: at most {cap} new agents per site key per minute"),
+        }
         if generated {
             println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
             println!("  {token}");
@@ -86,6 +90,7 @@ fn open_core(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<Cor
             max_failure_rate: args.max_failure_rate,
         },
         seed: os_random(),
+        max_enrolments_per_minute: Some(args.max_enrolments_per_minute).filter(|&cap| cap > 0),
     };
     Core::open(Box::new(store), Clock::Wall, config).context("loading the server state")
 }

@@ -49,6 +49,13 @@ error_codes! {
         UnknownUpdate,
         /// The server could not do what was asked; the cause is in its log.
         Internal,
+        /// A `hello` for a device id whose row belongs to another client than
+        /// the site key's; the row is left alone and the server closes the
+        /// connection.
+        IdentityConflict,
+        /// A `hello` that would enrol a new row past its site key's
+        /// enrolments per minute; the server closes the connection.
+        EnrolmentRateLimited,
         /// The request body could not be read (over 2 MiB, say).
         BadBody,
         /// JSON of the wrong shape: a missing, unknown or invalid field.
@@ -88,7 +95,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadJson | UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame
-            | FrameTooLarge | UnknownUpdate | Internal => true,
+            | FrameTooLarge | UnknownUpdate | Internal | IdentityConflict | EnrolmentRateLimited => true,
             BadBody | InvalidBody | InvalidPath | InvalidName | Unauthorized | NotFound | MethodNotAllowed
             | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
             | ClientExists | SiteExists => false,
@@ -108,7 +115,7 @@ impl ErrorCode {
             | ClientExists | SiteExists => Some(409),
             Internal => Some(500),
             UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame
-            | FrameTooLarge | UnknownUpdate => None,
+            | FrameTooLarge | UnknownUpdate | IdentityConflict | EnrolmentRateLimited => None,
         }
     }
 }

@@ -7,6 +7,11 @@ use super::{AgentId, DeviceId, ErrorCode, UpdateId, Version};
 /// The largest text frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// The WebSocket close code the server ends a connection with when another
+/// connection said `hello` for the same agent row: a row has one session at
+/// a time, the newest (a private-use code, 4000–4999).
+pub const CLOSE_REPLACED: u16 = 4001;
+
 /// A frame an agent sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

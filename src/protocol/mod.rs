@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use error_code::ErrorCode;
 pub use messages::{
-    AGENT_MESSAGE_TYPES, AgentMessage, DecodeError, Hello, MAX_FRAME_BYTES, ServerMessage, UpdateOffer, UpdateResult,
-    decode_agent_message,
+    AGENT_MESSAGE_TYPES, AgentMessage, CLOSE_REPLACED, DecodeError, Hello, MAX_FRAME_BYTES, ServerMessage, UpdateOffer,
+    UpdateResult, decode_agent_message,
 };
 pub use platform::{Platform, PlatformError};
 pub use version::{Version, VersionError};

@@ -116,6 +116,8 @@ impl PlanBuilder {
         fn egress(bytes_per_s: f64) { s.server.bandwidth = Some(Rate(bytes_per_s)) }
         /// `[server] rescan_every` (zero: a scan at every landing).
         fn rescan_every(every: Duration) { s.server.rescan_every = Some(Dur(every)) }
+        /// `[server] max_enrolments_per_minute`: new rows per site key per minute.
+        fn max_enrolments_per_minute(cap: u32) { s.server.max_enrolments_per_minute = Some(unplaced(cap)) }
         /// Edits `[agent]`, the defaults of every fleet entry; calls add up.
         fn agent(edit: impl FnOnce(AgentDefaults) -> AgentDefaults) {
             s.agent = edit(AgentDefaults(std::mem::take(&mut s.agent))).0

@@ -34,6 +34,9 @@ pub struct Plan {
     /// The server rescans the downloads folder this often; zero: at every
     /// publish.
     pub rescan_every: Duration,
+    /// New agent rows one site key may enrol per minute (`None`: no cap,
+    /// unlike `rmmsim serve`'s default).
+    pub max_enrolments_per_minute: Option<u32>,
     /// Clients and their sites.
     pub clients: Vec<ClientPlan>,
     /// Builds, in file order.

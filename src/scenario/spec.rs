@@ -207,6 +207,9 @@ pub struct ServerSection {
     /// publish.
     #[serde(default)]
     pub rescan_every: Option<Dur>,
+    /// New agent rows one site key may enrol per minute; no cap by default.
+    #[serde(default)]
+    pub max_enrolments_per_minute: Option<Spanned<u32>>,
 }
 
 /// `health_gate = { min_successes = 3, max_failure_rate = 0.2 }`

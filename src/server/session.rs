@@ -12,16 +12,27 @@ use crate::protocol::{AgentId, AgentMessage, ErrorCode, ServerMessage, decode_ag
 /// `ack`; otherwise a `welcome`, an `error` or nothing.
 pub type Replies = smallvec::SmallVec<[ServerMessage; 2]>;
 
+/// Why the server ends a connection after the replies to a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// A `hello` was refused past repair (unknown site key, a device id of
+    /// another client, too many enrolments): close with 1008.
+    Refused,
+    /// Another connection said `hello` for the same row and replaced this
+    /// one: close with [`CLOSE_REPLACED`](crate::protocol::CLOSE_REPLACED).
+    Replaced,
+}
+
 /// A connection's state: unadmitted until a good `hello`.
 #[derive(Debug)]
 pub struct Session {
     conn_id: u64,
     /// Handed to the core at `hello`: from then on the core holds the only
     /// sender, so the channel closes when the core forgets the connection
-    /// (shutdown, or the agent reconnecting elsewhere).
+    /// (shutdown, or another connection of the same row said `hello`).
     outbox: Option<UnboundedSender<ServerMessage>>,
     agent: Option<AgentId>,
-    closing: bool,
+    closing: Option<Closing>,
 }
 
 impl Session {
@@ -31,7 +42,7 @@ impl Session {
             conn_id,
             outbox: Some(outbox),
             agent: None,
-            closing: false,
+            closing: None,
         }
     }
 
@@ -41,8 +52,14 @@ impl Session {
     }
 
     /// True once the server has decided to close the connection (after a
-    /// refused `hello`); the transport sends the replies, then closes.
+    /// refused `hello`, or once another connection replaced this one); the
+    /// transport sends the replies, then closes.
     pub fn closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Why the connection is closing, once it is.
+    pub fn closing_reason(&self) -> Option<Closing> {
         self.closing
     }
 
@@ -69,6 +86,12 @@ impl Session {
                     ErrorCode::HelloRequired,
                     "send hello before anything else",
                 )];
+            }
+            (_, Some(agent)) if !core.is_current(agent, self.conn_id) => {
+                // Another connection of the row said hello: this one ends,
+                // so a row never has two sessions.
+                self.closing = Some(Closing::Replaced);
+                return Replies::new();
             }
             (_, Some(agent)) => agent,
         };
@@ -114,17 +137,27 @@ impl Session {
             }
             Err(CoreError::UnknownSiteKey) => {
                 warn!("hello from {} refused: unknown site key", hello.device_id);
-                self.closing = true;
-                smallvec::smallvec![ServerMessage::error(
-                    ErrorCode::UnknownSiteKey,
-                    "the site key admits no site",
-                )]
+                self.refuse(ErrorCode::UnknownSiteKey, "the site key admits no site".into())
+            }
+            Err(e @ CoreError::IdentityConflict { .. }) => {
+                warn!("hello refused: {e}");
+                self.refuse(ErrorCode::IdentityConflict, e.to_string())
+            }
+            Err(e @ CoreError::EnrolmentRateLimited { .. }) => {
+                warn!("hello from {} refused: {e}", hello.device_id);
+                self.refuse(ErrorCode::EnrolmentRateLimited, e.to_string())
             }
             Err(e @ CoreError::Invalid { .. }) => {
                 smallvec::smallvec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())]
             }
             Err(e) => smallvec::smallvec![error_frame(AgentId(0), &e)],
         }
+    }
+
+    /// An `error` frame, then the connection closes.
+    fn refuse(&mut self, code: ErrorCode, message: String) -> Replies {
+        self.closing = Some(Closing::Refused);
+        smallvec::smallvec![ServerMessage::error(code, message)]
     }
 }
 
@@ -263,6 +296,28 @@ mod tests {
         assert!(!f.core.is_online(id));
         let closed = pushed.try_recv();
         assert_eq!(closed, Err(TryRecvError::Disconnected), "the core let go of the outbox");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_connection_of_the_row_ends_the_older_session() {
+        let mut f = Fixture::new();
+        let (mut old, mut old_pushed) = session(1);
+        let (mut new, _) = session(2);
+        old.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        new.on_text(&mut f.core, &hello_text(1, &f.beta_key, "1.0.0"));
+        assert_eq!(
+            old_pushed.try_recv(),
+            Err(TryRecvError::Disconnected),
+            "its push channel closed"
+        );
+        let heartbeats = f.core.counters().heartbeats;
+        let replies = old.on_text(&mut f.core, HEARTBEAT_ON_1_0_0);
+        assert!(replies.is_empty(), "{replies:?}");
+        assert_eq!(old.closing_reason(), Some(Closing::Replaced));
+        assert_eq!(f.core.counters().heartbeats, heartbeats, "the old session did nothing");
+        old.on_close(&mut f.core);
+        assert!(f.core.is_online(new.agent().unwrap()));
+        assert_eq!(new.closing_reason(), None);
     }
 
     #[tokio::test(start_paused = true)]

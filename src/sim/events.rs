@@ -228,7 +228,14 @@ impl<'a> Timeline<'a> {
                         } else {
                             "gate passed"
                         };
-                        format!("{how}: {} successes, {} failures", p.gate.successes, p.gate.failures)
+                        let ignored = match p.gate.ignored {
+                            0 => String::new(),
+                            n => format!(" ({n} outcomes ignored: repeats, or rows enrolled after the publish)"),
+                        };
+                        format!(
+                            "{how}: {} successes, {} failures{ignored}",
+                            p.gate.successes, p.gate.failures
+                        )
                     }
                     Err(e) => format!("refused: {e}"),
                 }

@@ -149,6 +149,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         public_url: String::new(),
         gate: plan.gate,
         seed: plan.seed,
+        max_enrolments_per_minute: plan.max_enrolments_per_minute,
     };
     let setup = ServerSetup {
         flush_every: plan.sample_every,

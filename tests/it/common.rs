@@ -162,6 +162,7 @@ fn open_state(dir: &Path, clock: Clock, public_url: String, gate: HealthGate) ->
         public_url,
         gate,
         seed: 7,
+        max_enrolments_per_minute: None,
     };
     AppState::new(Core::open(Box::new(store), clock, config).unwrap(), TOKEN)
 }

@@ -15,3 +15,4 @@ mod scan;
 mod scan_race;
 mod swarm;
 mod tcp;
+mod tenancy;

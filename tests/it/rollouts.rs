@@ -111,12 +111,13 @@ async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
     })
     .await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    // The gate counts machines enrolled before the build was published.
+    let mut ok = server.agent(&beta_key, "0.6.47").await;
+    let mut bad = server.agent(&beta_key, "0.6.47").await;
     server.publish("0.6.48", &win(), Channel::Beta).await;
     // One beta agent succeeds, one fails: 1 success < 2, failure rate 0.5 > 0.25.
-    let mut ok = server.agent(&beta_key, "0.6.47").await;
     let offer = ok.heartbeat("0.6.47").await.unwrap();
     ok.report(&offer, true, "0.6.48").await;
-    let mut bad = server.agent(&beta_key, "0.6.47").await;
     let offer = bad.heartbeat("0.6.47").await.unwrap();
     bad.report(&offer, false, "0.6.47").await;
     eventually("both outcomes counted", || async {
@@ -256,6 +257,8 @@ async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_his
     })
     .await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
+    // Enrolled before the publish, so the gate counts it.
+    let mut a = server.agent(&beta_key, "0.6.47").await;
     server.publish("0.6.47", &win(), Channel::Stable).await;
     server.publish("0.6.48", &win(), Channel::Beta).await;
     let rollouts = server.api().rollouts().await;
@@ -269,7 +272,6 @@ async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_his
     assert!(row["published_at"].is_string());
     assert_eq!(row["promoted_at"], Value::Null);
 
-    let mut a = server.agent(&beta_key, "0.6.47").await;
     let offer = a.heartbeat("0.6.47").await.unwrap();
     a.report(&offer, false, "0.6.47").await;
     let offer = a.heartbeat("0.6.47").await.unwrap();

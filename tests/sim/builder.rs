@@ -19,6 +19,7 @@ fn every_key() -> PlanBuilder {
         .health_gate(2, 0.25)
         .egress(12_500_000.5)
         .rescan_every(secs(45))
+        .max_enrolments_per_minute(50)
         .agent(|a| {
             a.identity_boundary(Version::new(0, 6, 40))
                 .heartbeat(secs(90))
@@ -118,6 +119,7 @@ fn a_file_written_by_the_builder_reads_back_as_the_same_plan() {
         (built.seed, built.egress, built.regression.tolerance),
         (7, Some(12_500_000.5), 0.3)
     );
+    assert_eq!(built.max_enrolments_per_minute, Some(50));
     assert_eq!(built.clients[0].sites[1].utc_offset_minutes, -330);
     assert_eq!(built.groups[0].timing.download, secs(1));
     assert_eq!(built.groups[1].timing.download, secs(10) + Duration::from_millis(500));
@@ -163,6 +165,11 @@ fn a_built_plan_is_refused_as_its_file_is_and_the_error_names_the_key() {
         (
             small().fleet(Fleet::new(0, "c/s", OLD)),
             "fleet[1].count",
+            "must be at least 1",
+        ),
+        (
+            small().max_enrolments_per_minute(0),
+            "server.max_enrolments_per_minute",
             "must be at least 1",
         ),
     ];

@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod convergence;
 mod determinism;
+mod enrolment_cap;
 mod fidelity;
 mod files;
 mod off_channel;

@@ -176,6 +176,16 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
         }
     };
     let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
+    let max_enrolments_per_minute = match &spec.server.max_enrolments_per_minute {
+        Some(cap) if *cap.get_ref() == 0 => {
+            return Err(at(
+                cap,
+                "server.max_enrolments_per_minute",
+                "must be at least 1 (leave it out for no cap)",
+            ));
+        }
+        cap => cap.as_ref().map(|c| *c.get_ref()),
+    };
     built::check_rates(spec)?;
     let clients = check_clients(spec)?;
     let builds = check_builds(spec, duration)?;
@@ -204,6 +214,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
         gate,
         egress: spec.server.bandwidth.map(|r| r.0),
         rescan_every,
+        max_enrolments_per_minute,
         clients,
         builds,
         groups,

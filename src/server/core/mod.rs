@@ -8,10 +8,14 @@
 //! API and the simulator's in-process transport all call the same methods.
 
 mod admin;
+mod enrolment;
+mod gate;
 mod invariants;
 mod release;
 #[cfg(test)]
 mod release_tests;
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 #[cfg(test)]
@@ -37,11 +41,15 @@ use super::failpoint::{self, Failpoint};
 use super::publish::PublishError;
 use super::rules;
 use super::store::{
-    AgentRow, Change, ClientRow, IntentRow, RolloutRow, SiteRow, Store, StoreError, UpdateRow, UpdateStatus,
+    AgentRow, Change, ClientRow, IntentRow, RolloutRow, SiteMoveRow, SiteRow, Store, StoreError, UpdateRow,
+    UpdateStatus,
 };
 
 pub use admin::{ChannelTarget, ManualUpdate, ScanTicket};
-pub use release::{GateCheck, Promotion, Rollback};
+pub use enrolment::DEFAULT_MAX_ENROLMENTS_PER_MINUTE;
+pub use gate::GateCheck;
+pub use release::{Promotion, Rollback};
+pub use traffic::REDISPATCH_LOG_EVERY;
 
 /// Hash maps of the hot path: foldhash with a fixed seed (fast, and the
 /// same iteration order on every run).
@@ -107,6 +115,10 @@ pub struct CoreConfig {
     pub gate: HealthGate,
     /// Seeds the generator of site keys; a simulation passes its scenario seed.
     pub seed: u64,
+    /// New agent rows one site key may enrol per minute; `None`: no cap
+    /// (simulations, unless their plan sets one). `serve` defaults to
+    /// [`DEFAULT_MAX_ENROLMENTS_PER_MINUTE`].
+    pub max_enrolments_per_minute: Option<u32>,
 }
 
 /// A live connection of an admitted agent: where pushed updates go (U5).
@@ -196,6 +208,27 @@ pub enum CoreError {
     /// A `hello` whose site key admits nobody.
     #[error("unknown site key")]
     UnknownSiteKey,
+    /// A `hello` for a device id whose row belongs to another client than
+    /// the site key's (this project's rule, update-model.md).
+    #[error("device {device} is agent {agent} of client {owner}; a site key of client {claimed} cannot take it")]
+    IdentityConflict {
+        /// The device id claimed.
+        device: DeviceId,
+        /// Its row.
+        agent: AgentId,
+        /// The client the row belongs to.
+        owner: ClientId,
+        /// The client of the site key the `hello` carried.
+        claimed: ClientId,
+    },
+    /// A `hello` that would enrol a new row past its site key's cap.
+    #[error("site {site} enrolled {cap} new agents in the last minute; try again later")]
+    EnrolmentRateLimited {
+        /// The site whose key was used.
+        site: SiteId,
+        /// The cap per minute.
+        cap: u32,
+    },
     /// An `update_result` for an update this agent was not sent.
     #[error("update {0} was not sent to this agent")]
     UnknownUpdate(UpdateId),
@@ -273,6 +306,12 @@ pub struct Core {
     targets: Targets,
     /// Build bytes served, read once per scan.
     download_cache: FastMap<String, bytes::Bytes>,
+    /// Enrolments per site in the current minute (the cap of
+    /// [`CoreConfig::max_enrolments_per_minute`]).
+    enrolments: enrolment::Windows,
+    /// When each agent's last `[RE-DISPATCH]` line was logged, and how many
+    /// re-sends went unlogged since (the line is rate-limited per agent).
+    redispatch_log: FastMap<AgentId, (Timestamp, u64)>,
 }
 
 impl Core {
@@ -305,6 +344,8 @@ impl Core {
             unflushed: FastSet::default(),
             targets: Targets::default(),
             download_cache: FastMap::default(),
+            enrolments: enrolment::Windows::default(),
+            redispatch_log: FastMap::default(),
         };
         let snapshot = core.store.load()?;
         core.max_update_id = snapshot.max_update_id;
@@ -389,6 +430,8 @@ impl Core {
             Change::Rollout(r) => {
                 self.rollouts.insert((r.version, r.platform.clone()), r);
             }
+            // History only: nothing of it is kept in memory.
+            Change::SiteMove(_) => {}
             Change::Blocked(b) => {
                 self.targets.clear();
                 self.blocked_set.insert(b.version);
@@ -476,9 +519,21 @@ impl Core {
         Ok(self.store.updates_of(id)?)
     }
 
+    /// Every move of an agent row to another site of its client, from the store.
+    pub fn site_moves_of(&mut self, id: AgentId) -> Result<Vec<SiteMoveRow>, CoreError> {
+        Ok(self.store.site_moves_of(id)?)
+    }
+
     /// Whether an agent has a live connection.
     pub fn is_online(&self, id: AgentId) -> bool {
         self.connections.contains_key(&id)
+    }
+
+    /// Whether `conn_id` is the agent's live connection: false once another
+    /// connection said `hello` for the row (it replaces this one) or the
+    /// server forgot it.
+    pub fn is_current(&self, id: AgentId, conn_id: u64) -> bool {
+        self.connections.get(&id).is_some_and(|c| c.id == conn_id)
     }
 
     /// U2 for one agent row.

@@ -12,6 +12,7 @@
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::gate::GateCheck;
 use super::{Core, CoreError};
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ErrorCode, Platform, Version};
@@ -21,25 +22,6 @@ use crate::server::scanner;
 use crate::server::store::{
     BlockedRow, Change, IntentKind, IntentRow, RolloutRow, RolloutStatus, UpdateReason, UpdateRow, UpdateStatus,
 };
-
-/// The health gate's figures for a promote (U9).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GateCheck {
-    /// Platforms the figures cover.
-    pub platforms: Vec<Platform>,
-    /// Successful updates to the version there.
-    pub successes: u64,
-    /// Failed updates to the version there.
-    pub failures: u64,
-    /// failures / (successes + failures); 0 when there were none.
-    pub failure_rate: f64,
-    /// The gate's minimum of successes.
-    pub min_successes: u64,
-    /// The gate's maximum failure rate.
-    pub max_failure_rate: f64,
-    /// Whether the gate passes.
-    pub passed: bool,
-}
 
 /// What a promote did.
 #[derive(Debug, Clone, Serialize)]
@@ -74,38 +56,8 @@ pub struct Rollback {
     /// The rollout rows now rolled back.
     pub rollouts: Vec<RolloutRow>,
 }
-impl Core {
-    /// The gate's figures over the rollout rows of `version` on `scope`
-    /// (every platform when `None`).
-    pub fn gate_check(&self, version: Version, scope: Option<&Platform>) -> GateCheck {
-        let rows: Vec<&RolloutRow> = self
-            .rollouts
-            .values()
-            .filter(|r| r.version == version && scope.is_none_or(|p| &r.platform == p))
-            .collect();
-        let successes: u64 = rows.iter().map(|r| r.successes).sum();
-        let failures: u64 = rows.iter().map(|r| r.failures).sum();
-        let total = successes + failures;
-        let failure_rate = if total == 0 {
-            0.0
-        } else {
-            failures as f64 / total as f64
-        };
-        let gate = self.config.gate;
-        GateCheck {
-            platforms: match scope {
-                Some(p) => vec![p.clone()],
-                None => rows.iter().map(|r| r.platform.clone()).collect(),
-            },
-            successes,
-            failures,
-            failure_rate,
-            min_successes: gate.min_successes,
-            max_failure_rate: gate.max_failure_rate,
-            passed: successes >= gate.min_successes && failure_rate <= gate.max_failure_rate,
-        }
-    }
 
+impl Core {
     /// U9: flips every `.channel` of `version` in the downloads folder from
     /// beta to stable and rescans: every platform and every name form that
     /// carries the version ([`scanner::sidecars_of`]), including builds the
@@ -134,11 +86,17 @@ impl Core {
                 format!("{version} is already stable"),
             ));
         }
-        let gate = self.gate_check(version, scope);
+        let gate = self.gate_check(version, scope)?;
         if !gate.passed && !force {
             let message = format!(
-                "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}); pass force to override",
-                gate.successes, gate.min_successes, gate.failure_rate, gate.max_failure_rate
+                "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}), \
+                 over {} machines; {} outcomes ignored; pass force to override",
+                gate.successes,
+                gate.min_successes,
+                gate.failure_rate,
+                gate.max_failure_rate,
+                gate.counted,
+                gate.ignored
             );
             let details = serde_json::to_value(&gate).ok();
             return Err(CoreError::Conflict {

@@ -90,6 +90,7 @@ impl Fixture {
                 max_failure_rate: 0.5,
             },
             seed: 7,
+            max_enrolments_per_minute: None,
         };
         Core::open(store, Clock::virtual_from(START), config).unwrap()
     }

@@ -239,7 +239,9 @@ const SCRIPT: &[(&str, Op)] = &[
     ("manual update", |c| {
         c.manual_update(AgentId(2), Some(v("1.1.0"))).map(drop)
     }),
-    ("promote", |c| c.promote(v("1.1.0"), None, false).map(drop)),
+    // Forced: the script's rows enrolled after 1.1.0 was published, so the
+    // gate ignores their outcomes.
+    ("promote", |c| c.promote(v("1.1.0"), None, true).map(drop)),
     ("rescan, a new rollout row", |c| c.rescan()),
     ("rollback", |c| c.rollback(v("1.1.0")).map(drop)),
 ];

@@ -1,61 +1,157 @@
 //! What agents cause: `hello`, heartbeats and update results (U1, U3, U4,
 //! U12), and the connections updates are pushed over (U5).
 
+use std::time::Duration;
+
 use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
-use crate::protocol::{AgentId, Channel, ErrorCode, Hello, Platform, UpdateId, UpdateOffer, UpdateResult, Version};
+use crate::protocol::{
+    AgentId, Channel, ErrorCode, Hello, Platform, SiteId, UpdateId, UpdateOffer, UpdateResult, Version,
+};
 use crate::server::rules;
-use crate::server::store::{AgentRow, Change, RolloutRow, UpdateReason, UpdateRow, UpdateStatus};
+use crate::server::store::{AgentRow, Change, RolloutRow, SiteMoveRow, UpdateReason, UpdateRow, UpdateStatus};
 
 /// Longest hostname kept; longer ones are refused rather than cut.
 const MAX_HOSTNAME: usize = 255;
 
+/// At most one `[RE-DISPATCH]` line per agent this often; the re-sends in
+/// between are counted (`redispatches`) and the next line says how many
+/// went unlogged. An agent heartbeating fast on an old version would
+/// otherwise write a line per heartbeat.
+pub const REDISPATCH_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Update ids are SQLite integers: none above this was ever handed out.
+const MAX_UPDATE_ID: u64 = i64::MAX as u64;
+
+/// A hostname is 1 to [`MAX_HOSTNAME`] bytes without control characters
+/// (it reaches logs, the API and terminals).
+fn check_hostname(hostname: &str) -> Result<(), CoreError> {
+    if hostname.is_empty() || hostname.len() > MAX_HOSTNAME || hostname.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            ErrorCode::InvalidMessage,
+            "hostname must be 1 to 255 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
 impl Core {
     /// Admits an agent by its site key and registers it under its device id
-    /// exactly (U12): an id never seen makes a new row. Ends a pending update
-    /// the agent has come back from.
+    /// exactly (U12): an id never seen makes a new row, within the site
+    /// key's enrolments per minute. A device id is bound to its client (this
+    /// project's rule): a `hello` for an existing row with a site key of
+    /// another client is refused and changes nothing; one with another site
+    /// of the same client moves the row there and records the move. Ends a
+    /// pending update the agent has come back from, or one for another
+    /// platform than the agent now reports (the next heartbeat decides
+    /// afresh for the platform it runs).
     pub fn hello(&mut self, hello: &Hello) -> Result<AgentId, CoreError> {
         let &site_id = self.site_keys.get(&hello.site_key).ok_or(CoreError::UnknownSiteKey)?;
         let platform = Platform::new(&hello.os, &hello.arch)
             .map_err(|e| CoreError::invalid(ErrorCode::InvalidMessage, e.to_string()))?;
-        if hello.hostname.is_empty() || hello.hostname.len() > MAX_HOSTNAME {
-            return Err(CoreError::invalid(
-                ErrorCode::InvalidMessage,
-                "hostname must be 1 to 255 bytes",
-            ));
-        }
+        check_hostname(&hello.hostname)?;
         let now = self.now();
-        let row = match self.agent_by_device(&hello.device_id) {
-            Some(existing) => AgentRow {
-                site_id,
-                hostname: hello.hostname.clone(),
-                platform,
-                version: hello.version,
-                last_seen: now,
-                ..existing.clone()
-            },
-            None => AgentRow {
-                id: AgentId(self.agents.keys().next_back().map_or(1, |id| id.0 + 1)),
-                device_id: hello.device_id,
-                site_id,
-                hostname: hello.hostname.clone(),
-                platform,
-                version: hello.version,
-                channel: None,
-                enrolled_at: now,
-                last_seen: now,
-            },
+        let mut changes = Vec::with_capacity(2);
+        let existing = self.agent_by_device(&hello.device_id).cloned();
+        let enrolling = existing.is_none();
+        let row = match existing {
+            Some(existing) => {
+                changes.extend(self.site_move(&existing, site_id, hello, now)?);
+                AgentRow {
+                    site_id,
+                    hostname: hello.hostname.clone(),
+                    platform,
+                    version: hello.version,
+                    last_seen: now,
+                    ..existing
+                }
+            }
+            None => self.enrolment(site_id, hello, platform, now)?,
         };
         let id = row.id;
-        let mut changes = vec![Change::Agent(row)];
-        if let Some(p) = self.pending.get(&id).filter(|p| p.to_version == hello.version).cloned() {
-            changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
+        if let Some(p) = self.pending.get(&id).cloned() {
+            if p.platform != row.platform {
+                let why = format!("the agent now reports {}", row.platform);
+                changes.extend(self.finish(p, UpdateStatus::Superseded, Some(why), now));
+            } else if p.to_version == hello.version {
+                changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
+            }
         }
+        changes.insert(0, Change::Agent(row));
         self.write(changes)?;
+        if enrolling {
+            self.enrolments.count(site_id, now);
+        }
         self.counters.hellos += 1;
         Ok(id)
+    }
+
+    /// A new row for a device id never seen, if its site key may enrol one now.
+    fn enrolment(
+        &self,
+        site_id: SiteId,
+        hello: &Hello,
+        platform: Platform,
+        now: Timestamp,
+    ) -> Result<AgentRow, CoreError> {
+        let cap = self.config.max_enrolments_per_minute;
+        if !self.enrolments.allows(site_id, now, cap) {
+            return Err(CoreError::EnrolmentRateLimited {
+                site: site_id,
+                cap: cap.unwrap_or_default(),
+            });
+        }
+        Ok(AgentRow {
+            id: AgentId(self.agents.keys().next_back().map_or(1, |id| id.0 + 1)),
+            device_id: hello.device_id,
+            site_id,
+            hostname: hello.hostname.clone(),
+            platform,
+            version: hello.version,
+            channel: None,
+            enrolled_at: now,
+            last_seen: now,
+        })
+    }
+
+    /// The move of an existing row to the site `hello`'s key admits: none
+    /// when it is the row's site, a history row within the same client, and
+    /// a refusal across clients (a device id is bound to its tenant).
+    fn site_move(
+        &self,
+        row: &AgentRow,
+        site_id: SiteId,
+        hello: &Hello,
+        now: Timestamp,
+    ) -> Result<Option<Change>, CoreError> {
+        if row.site_id == site_id {
+            return Ok(None);
+        }
+        let client_of = |site| self.sites.get(&site).map(|s| s.client_id);
+        let (owner, claimed) = (client_of(row.site_id), client_of(site_id));
+        if owner != claimed {
+            let (Some(owner), Some(claimed)) = (owner, claimed) else {
+                unreachable!("every row's site and every key's site exist")
+            };
+            return Err(CoreError::IdentityConflict {
+                device: hello.device_id,
+                agent: row.id,
+                owner,
+                claimed,
+            });
+        }
+        info!(
+            "agent {} ({}) moved from site {} to site {}",
+            row.id, row.device_id, row.site_id, site_id
+        );
+        Ok(Some(Change::SiteMove(SiteMoveRow {
+            agent_id: row.id,
+            moved_at: now,
+            from_site_id: row.site_id,
+            to_site_id: site_id,
+        })))
     }
 
     /// U1: a heartbeat. Ends or re-sends the pending update (U4), else asks
@@ -77,14 +173,7 @@ impl Core {
                 changes.extend(self.finish(p, UpdateStatus::Succeeded, None, now));
             } else if version == p.from_version && resend.is_some() && self.still_allowed(&p) {
                 // U4: still on the old version, so the same update goes again.
-                info!(
-                    "[RE-DISPATCH] agent {} ({}) update {} to {} (send #{})",
-                    id,
-                    self.agents[&id].device_id,
-                    p.id,
-                    p.to_version,
-                    p.dispatches + 1
-                );
+                self.log_redispatch(&p, now);
                 offer = resend;
                 changes.push(Change::Update(UpdateRow {
                     dispatches: p.dispatches + 1,
@@ -120,21 +209,49 @@ impl Core {
         Ok(offer)
     }
 
+    /// One `[RE-DISPATCH]` line per agent per [`REDISPATCH_LOG_EVERY`]; the
+    /// line says how many re-sends went unlogged since the last one.
+    fn log_redispatch(&mut self, p: &UpdateRow, now: Timestamp) {
+        let id = p.agent_id;
+        let entry = self.redispatch_log.entry(id).or_insert((Timestamp(i64::MIN), 0));
+        if now < entry.0.plus(REDISPATCH_LOG_EVERY) {
+            entry.1 += 1;
+            return;
+        }
+        let unlogged = std::mem::replace(entry, (now, 0)).1;
+        info!(
+            "[RE-DISPATCH] agent {} ({}) update {} to {} (send #{}; {} re-sends not logged since the last line)",
+            id,
+            self.agents[&id].device_id,
+            p.id,
+            p.to_version,
+            p.dispatches + 1,
+            unlogged
+        );
+    }
+
     /// U4: an agent reports how an update went. The report may come from the
     /// row the update was sent to or, after a restart that crossed the
-    /// identity boundary (U12), from the new row of the same machine.
+    /// identity boundary (U12), from the new row of the same machine in the
+    /// same client.
     pub fn update_result(&mut self, id: AgentId, result: &UpdateResult) -> Result<(), CoreError> {
-        let machine = |core: &Self, a: AgentId| core.agents.get(&a).map(|r| r.device_id.machine());
+        if result.update_id.0 > MAX_UPDATE_ID {
+            return Err(CoreError::invalid(
+                ErrorCode::InvalidMessage,
+                format!(
+                    "update_id {} is out of range (at most {MAX_UPDATE_ID})",
+                    result.update_id
+                ),
+            ));
+        }
         let Some(&owner) = self.pending_ids.get(&result.update_id) else {
             let finished = self.store.update(result.update_id)?;
             return match finished {
-                Some(u) if u.agent_id == id || machine(self, u.agent_id) == machine(self, id) => {
-                    self.late_result(u, result)
-                }
+                Some(u) if self.same_machine(u.agent_id, id) => self.late_result(u, result),
                 _ => Err(CoreError::UnknownUpdate(result.update_id)),
             };
         };
-        if owner != id && machine(self, owner) != machine(self, id) {
+        if !self.same_machine(owner, id) {
             return Err(CoreError::UnknownUpdate(result.update_id));
         }
         let p = self.pending[&owner].clone();
@@ -142,6 +259,20 @@ impl Core {
         let (status, why) = reported_outcome(&p, result);
         let changes = self.finish(p, status, why, now);
         self.write(changes)
+    }
+
+    /// Whether two rows are one machine: the same row, or rows whose device
+    /// ids carry the same machine uuid (U12) in the same client.
+    fn same_machine(&self, a: AgentId, b: AgentId) -> bool {
+        if a == b {
+            return true;
+        }
+        let key = |id| {
+            let row = self.agents.get(&id)?;
+            let client = self.sites.get(&row.site_id)?.client_id;
+            Some((row.device_id.machine(), client))
+        };
+        key(a).is_some_and(|k| key(b) == Some(k))
     }
 
     /// A report on an update that has already ended. The server ends an
@@ -187,9 +318,15 @@ impl Core {
         debug!(agent = %id, level, "agent log: {message}");
     }
 
-    /// Registers the connection an admitted agent talks over.
+    /// Registers the connection an admitted agent talks over. A row has one
+    /// session: an older connection of the row is forgotten, which closes
+    /// its push channel, and its session ends (it closes with
+    /// [`CLOSE_REPLACED`](crate::protocol::CLOSE_REPLACED)).
     pub fn connect(&mut self, id: AgentId, conn: Connection) {
-        self.connections.insert(id, conn);
+        let new = conn.id;
+        if let Some(old) = self.connections.insert(id, conn) {
+            info!("agent {id}: connection {} replaced by connection {new}", old.id);
+        }
     }
 
     /// Forgets a connection, unless the agent has already reconnected on another.

@@ -7,10 +7,12 @@ use serde::{Deserialize, Deserializer};
 
 use super::AppState;
 use super::error::{ApiError, JsonBody, path_param};
-use super::views::{AgentDetail, AgentView, BlockedView, ClientView, RolloutsView, StatsView, VersionsView};
+use super::views::{
+    AgentDetail, AgentView, BlockedView, ClientView, RolloutView, RolloutsView, StatsView, VersionsView,
+};
 use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
-use crate::server::store::{ClientRow, SiteRow};
+use crate::server::store::{ClientRow, RolloutRow, SiteRow};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -45,7 +47,12 @@ pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) ->
     let mut core = state.core();
     let agent = agent_view(&core, id)?;
     let updates = core.updates_of(id)?;
-    Ok(Json(AgentDetail { agent, updates }))
+    let site_moves = core.site_moves_of(id)?;
+    Ok(Json(AgentDetail {
+        agent,
+        updates,
+        site_moves,
+    }))
 }
 
 /// Body of `POST /api/agents/{id}/update`.
@@ -193,10 +200,16 @@ pub async fn rescan(State(state): State<AppState>) -> ApiResult<VersionsView> {
 
 /// `GET /api/updates/rollouts`
 pub async fn rollouts(State(state): State<AppState>) -> ApiResult<RolloutsView> {
-    let core = state.core();
+    let mut core = state.core();
+    let rows: Vec<RolloutRow> = core.rollouts().cloned().collect();
+    let mut rollouts = Vec::with_capacity(rows.len());
+    for row in rows {
+        let gate = core.gate_check(row.version, Some(&row.platform))?;
+        rollouts.push(RolloutView { row, gate });
+    }
     Ok(Json(RolloutsView {
         gate: core.config().gate,
-        rollouts: core.rollouts().cloned().collect(),
+        rollouts,
         blocked: core
             .blocked()
             .iter()

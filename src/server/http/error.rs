@@ -72,7 +72,10 @@ impl From<CoreError> for ApiError {
             CoreError::Conflict { code, message, details } => Self { code, message, details },
             CoreError::Invalid { code, message } => Self::new(code, message),
             // Agents' errors: no API route can cause them.
-            CoreError::UnknownSiteKey | CoreError::UnknownUpdate(_) => Self::internal(&e),
+            CoreError::UnknownSiteKey
+            | CoreError::UnknownUpdate(_)
+            | CoreError::IdentityConflict { .. }
+            | CoreError::EnrolmentRateLimited { .. } => Self::internal(&e),
             CoreError::Store(_) | CoreError::Io(_) | CoreError::Publish(_) => Self::internal(&e),
         }
     }

@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, SiteId, Version};
-use crate::server::core::{Core, Counters, HealthGate};
+use crate::server::core::{Core, Counters, GateCheck, HealthGate};
 use crate::server::scanner::{Build, Skipped};
-use crate::server::store::{AgentRow, RolloutRow, SiteRow, UpdateRow};
+use crate::server::store::{AgentRow, RolloutRow, SiteMoveRow, SiteRow, UpdateRow};
 
 /// An agent row as the API shows it.
 #[derive(Debug, Serialize)]
@@ -67,7 +67,7 @@ impl AgentView {
     }
 }
 
-/// One agent with its update history.
+/// One agent with its history.
 #[derive(Debug, Serialize)]
 pub struct AgentDetail {
     /// The row.
@@ -75,6 +75,8 @@ pub struct AgentDetail {
     pub agent: AgentView,
     /// Every update sent to it, oldest first.
     pub updates: Vec<UpdateRow>,
+    /// Every move to another site of its client, oldest first.
+    pub site_moves: Vec<SiteMoveRow>,
 }
 
 /// A client and its sites (with their keys: this is an admin API).
@@ -158,10 +160,21 @@ impl VersionsView {
 pub struct RolloutsView {
     /// The promote gate.
     pub gate: HealthGate,
-    /// Every rollout row (U11).
-    pub rollouts: Vec<RolloutRow>,
+    /// Every rollout row (U11), each with the gate's figures on it.
+    pub rollouts: Vec<RolloutView>,
     /// Blocked versions with when.
     pub blocked: Vec<BlockedView>,
+}
+
+/// A rollout row and the health gate as a promote scoped to its platform
+/// would evaluate it now: what it counted and what it ignored (U9).
+#[derive(Debug, Serialize)]
+pub struct RolloutView {
+    /// The row.
+    #[serde(flatten)]
+    pub row: RolloutRow,
+    /// The gate's figures.
+    pub gate: GateCheck,
 }
 
 /// A blocked version.

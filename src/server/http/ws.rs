@@ -9,8 +9,8 @@ use tokio_tungstenite::tungstenite;
 use tracing::debug;
 
 use super::AppState;
-use crate::protocol::{ErrorCode, MAX_FRAME_BYTES, ServerMessage};
-use crate::server::session::Session;
+use crate::protocol::{CLOSE_REPLACED, ErrorCode, MAX_FRAME_BYTES, ServerMessage};
+use crate::server::session::{Closing, Session};
 
 /// Small buffers: agents send small frames, and a server holds thousands of
 /// sockets (tungstenite's defaults are 128 KiB each way).
@@ -58,9 +58,19 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
                 close(&mut socket, close_code::AWAY, "server shutting down").await;
                 break;
             }
-            Some(msg) = pushed.recv() => {
-                if send(&mut socket, &msg).await { continue } else { break }
-            }
+            msg = pushed.recv() => match msg {
+                Some(msg) => if send(&mut socket, &msg).await { continue } else { break },
+                // The core let go of this connection: the server is
+                // stopping, or another connection of the row said hello.
+                None if *shutdown.borrow() => {
+                    close(&mut socket, close_code::AWAY, "server shutting down").await;
+                    break;
+                }
+                None => {
+                    close(&mut socket, CLOSE_REPLACED, "replaced by a newer connection").await;
+                    break;
+                }
+            },
             frame = socket.recv() => frame,
         };
         let replies = match frame {
@@ -93,9 +103,16 @@ async fn serve_socket(state: AppState, mut socket: WebSocket) {
                 break;
             }
         }
-        if session.closing() {
-            close(&mut socket, close_code::POLICY, "refused").await;
-            break;
+        match session.closing_reason() {
+            Some(Closing::Refused) => {
+                close(&mut socket, close_code::POLICY, "refused").await;
+                break;
+            }
+            Some(Closing::Replaced) => {
+                close(&mut socket, CLOSE_REPLACED, "replaced by a newer connection").await;
+                break;
+            }
+            None => {}
         }
     }
     session.on_close(&mut state.core());

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, IntentRow, RolloutRow, SiteRow, Snapshot, Store, StoreError, UpdateRow,
+    AgentRow, BlockedRow, Change, ClientRow, IntentRow, RolloutRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError,
+    UpdateRow,
     UpdateStatus,
 };
 use crate::clock::Timestamp;
@@ -28,6 +29,7 @@ struct Tables {
     rollouts: BTreeMap<(Version, Platform), RolloutRow>,
     blocked: BTreeMap<Version, BlockedRow>,
     intents: BTreeMap<Version, IntentRow>,
+    site_moves: Vec<SiteMoveRow>,
 }
 
 impl Tables {
@@ -72,6 +74,7 @@ impl Tables {
                         dispatches: u.dispatches,
                         finished_at: u.finished_at,
                         error: u.error.clone(),
+                        late_outcome: u.late_outcome,
                         ..old.clone()
                     },
                     None => u.clone(),
@@ -98,6 +101,7 @@ impl Tables {
             Change::IntentDone(version) => {
                 self.intents.remove(version);
             }
+            Change::SiteMove(m) => self.site_moves.push(m.clone()),
         }
     }
 }
@@ -169,6 +173,24 @@ impl Store for MemStore {
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         let t = self.tables();
         Ok(t.updates.values().filter(|u| u.agent_id == agent).cloned().collect())
+    }
+
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        let t = self.tables();
+        let ended = |u: &&UpdateRow| {
+            matches!(u.status, UpdateStatus::Succeeded | UpdateStatus::Failed) || u.late_outcome.is_some()
+        };
+        Ok(t.updates
+            .values()
+            .filter(|u| u.to_version == version)
+            .filter(ended)
+            .cloned()
+            .collect())
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        let t = self.tables();
+        Ok(t.site_moves.iter().filter(|m| m.agent_id == agent).cloned().collect())
     }
 }
 
@@ -278,6 +300,14 @@ impl Store for FailingStore {
         self.inner.update(id)
     }
 
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        self.inner.outcomes_to(version)
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        self.inner.site_moves_of(agent)
+    }
+
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         self.inner.updates_of(agent)
     }
@@ -323,12 +353,13 @@ mod tests {
                     i.scope = None;
                 }
                 Change::IntentDone(_) => {}
+                Change::SiteMove(m) => m.moved_at = later,
             }
         }
         changes.extend(again);
         let mut sqlite = SqliteStore::in_memory().unwrap();
         let mut mem = MemStore::new();
-        for batch in changes.chunks(6) {
+        for batch in changes.chunks(7) {
             sqlite.commit(batch).unwrap();
             mem.commit(batch).unwrap();
         }
@@ -346,6 +377,14 @@ mod tests {
             sqlite.updates_of(AgentId(1)).unwrap()
         );
         assert_eq!(mem.update(UpdateId(7)).unwrap(), sqlite.update(UpdateId(7)).unwrap());
+        let to = Version::new(0, 6, 58);
+        assert_eq!(mem.outcomes_to(to).unwrap(), sqlite.outcomes_to(to).unwrap());
+        assert_eq!(mem.outcomes_to(to).unwrap().len(), 1, "the failed update");
+        assert_eq!(
+            mem.site_moves_of(AgentId(1)).unwrap(),
+            sqlite.site_moves_of(AgentId(1)).unwrap()
+        );
+        assert_eq!(mem.site_moves_of(AgentId(1)).unwrap().len(), 2);
     }
 
     #[test]

@@ -200,6 +200,20 @@ pub struct IntentRow {
     pub created_at: Timestamp,
 }
 
+/// A `hello` that moved an agent row to another site of its client
+/// (`agent_site_moves`; this project's rule, update-model.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SiteMoveRow {
+    /// The row that moved.
+    pub agent_id: AgentId,
+    /// When.
+    pub moved_at: Timestamp,
+    /// The site that admitted it before.
+    pub from_site_id: SiteId,
+    /// The site whose key admitted it now.
+    pub to_site_id: SiteId,
+}
+
 /// One row to insert or replace. A batch of them is one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -219,6 +233,8 @@ pub enum Change {
     Intent(IntentRow),
     /// Delete the intent of a version: its change is finished.
     IntentDone(Version),
+    /// Append a site move to an agent row's history.
+    SiteMove(SiteMoveRow),
 }
 
 /// Everything the server needs back after a restart.
@@ -273,4 +289,10 @@ pub trait Store: Send {
     fn update(&mut self, id: UpdateId) -> Result<Option<UpdateRow>, StoreError>;
     /// Every update ever sent to one agent row, oldest first.
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError>;
+    /// Every update to `version` that has an outcome (it ended as succeeded
+    /// or failed, or carries a `late_outcome`), by id: what the health gate
+    /// counts (U9).
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError>;
+    /// Every site move of one agent row, oldest first.
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError>;
 }

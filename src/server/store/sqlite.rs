@@ -7,8 +7,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, V
 use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, IntentKind, IntentRow, RolloutRow, RolloutStatus, SiteRow, Snapshot,
-    Store, StoreError, UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, IntentKind, IntentRow, RolloutRow, RolloutStatus, SiteMoveRow, SiteRow,
+    Snapshot, Store, StoreError, UpdateReason, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_late_outcome.sql"),
     include_str!("migrations/0003_intents.sql"),
+    include_str!("migrations/0004_site_moves.sql"),
 ];
 
 /// A [`Store`] on one SQLite connection.
@@ -204,6 +205,15 @@ fn intent(r: &Row<'_>) -> rusqlite::Result<IntentRow> {
     })
 }
 
+fn site_move(r: &Row<'_>) -> rusqlite::Result<SiteMoveRow> {
+    Ok(SiteMoveRow {
+        agent_id: r.get(0)?,
+        moved_at: r.get(1)?,
+        from_site_id: r.get(2)?,
+        to_site_id: r.get(3)?,
+    })
+}
+
 fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
     Ok(BlockedRow {
         version: r.get(0)?,
@@ -351,6 +361,11 @@ fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()
         Change::IntentDone(version) => tx
             .prepare_cached("DELETE FROM intents WHERE version = ?1")?
             .execute(params![version]),
+        Change::SiteMove(m) => tx
+            .prepare_cached(
+                "INSERT INTO agent_site_moves (agent_id, moved_at, from_site_id, to_site_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![m.agent_id, m.moved_at, m.from_site_id, m.to_site_id]),
     }
     .map(|_| ())
 }
@@ -417,6 +432,20 @@ impl Store for SqliteStore {
     fn updates_of(&mut self, agent: AgentId) -> Result<Vec<UpdateRow>, StoreError> {
         let sql = format!("SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE agent_id = ?1 ORDER BY id");
         self.rows(&sql, [agent], update)
+    }
+
+    fn outcomes_to(&mut self, version: Version) -> Result<Vec<UpdateRow>, StoreError> {
+        let sql = format!(
+            "SELECT {UPDATE_COLUMNS} FROM agent_updates WHERE to_version = ?1 \
+             AND (status IN ('succeeded', 'failed') OR late_outcome IS NOT NULL) ORDER BY id"
+        );
+        self.rows(&sql, [version], update)
+    }
+
+    fn site_moves_of(&mut self, agent: AgentId) -> Result<Vec<SiteMoveRow>, StoreError> {
+        let sql = "SELECT agent_id, moved_at, from_site_id, to_site_id FROM agent_site_moves \
+                   WHERE agent_id = ?1 ORDER BY id";
+        self.rows(sql, [agent], site_move)
     }
 }
 
@@ -489,6 +518,12 @@ pub(super) mod tests {
             scope: Some(agent.platform.clone()),
             created_at: t,
         };
+        let moved = SiteMoveRow {
+            agent_id: AgentId(1),
+            moved_at: t,
+            from_site_id: SiteId(1),
+            to_site_id: SiteId(1),
+        };
         vec![
             Change::Client(client),
             Change::Site(site),
@@ -497,6 +532,7 @@ pub(super) mod tests {
             Change::Rollout(rollout),
             Change::Blocked(blocked),
             Change::Intent(intent),
+            Change::SiteMove(moved),
         ]
     }
 
@@ -526,6 +562,7 @@ pub(super) mod tests {
         );
         assert_eq!(snap.max_update_id, 7);
         assert_eq!(store.updates_of(AgentId(1)).unwrap().len(), 1);
+        assert_eq!(store.site_moves_of(AgentId(1)).unwrap().len(), 1);
         // A rollback intent has no scope; finishing deletes it.
         let rollback = IntentRow {
             version: Version::new(0, 6, 50),
