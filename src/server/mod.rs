@@ -35,4 +35,4 @@ pub mod session;
 pub mod store;
 
 pub use self::core::{Core, CoreConfig, CoreError, HealthGate};
-pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process};
+pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process, without_nagle};

@@ -64,6 +64,11 @@ impl TestServer {
 
     /// Starts a server over an existing folder (a restart keeps the database).
     pub async fn start_in(dir: TempDir, gate: HealthGate) -> Self {
+        Self::start_with(dir, gate, RunOptions::default()).await
+    }
+
+    /// Starts a server with chosen limits and timeouts.
+    pub async fn start_with(dir: TempDir, gate: HealthGate, options: RunOptions) -> Self {
         let downloads = dir.path().join("downloads");
         std::fs::create_dir_all(&downloads).unwrap();
         let store = SqliteStore::open(&dir.path().join("rmmsim.sqlite3")).unwrap();
@@ -81,7 +86,7 @@ impl TestServer {
         let task = tokio::spawn(rmmsim::server::run(
             listener,
             state.clone(),
-            RunOptions::default(),
+            options,
             async {
                 let _ = stopped.await;
             },

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod delivery;
 mod identity;
+mod limits;
 mod persistence;
 mod rollouts;
 mod scan;
