@@ -7,8 +7,8 @@ use anyhow::Context;
 
 use super::{ServeArgs, shutdown_signal};
 use crate::clock::Clock;
-use crate::server::store::SqliteStore;
 use crate::server::http::limits;
+use crate::server::store::SqliteStore;
 use crate::server::{self, AppState, Core, CoreConfig, HealthGate, RunOptions};
 
 /// How often `serve` writes agents' `last_seen` stamps to the database.

@@ -262,7 +262,11 @@ mod tests {
         assert!(pushes[..PUSH_QUEUE].iter().all(|&p| p), "{pushes:?}");
         assert!(!pushes[PUSH_QUEUE], "a push beyond the queue is not sent");
         assert_eq!(f.core.push_overflows(), 1);
-        assert_eq!(f.core.pending().count(), 1, "the last update is still pending (U4 re-sends it)");
+        assert_eq!(
+            f.core.pending().count(),
+            1,
+            "the last update is still pending (U4 re-sends it)"
+        );
         let mut queued = 0;
         while pushed.try_recv().is_ok() {
             queued += 1;

@@ -83,14 +83,9 @@ impl TestServer {
         let core = Core::open(Box::new(store), Clock::Wall, config).unwrap();
         let state = AppState::new(core, TOKEN);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rmmsim::server::run(
-            listener,
-            state.clone(),
-            options,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(rmmsim::server::run(listener, state.clone(), options, async {
+            let _ = stopped.await;
+        }));
         Self {
             addr,
             dir,

@@ -39,7 +39,10 @@ async fn wait_for_count(s: &TestServer, field: &str, want: u64) -> Value {
         if c[field].as_u64() >= Some(want) {
             return c;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{field} never reached {want}: {c}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{field} never reached {want}: {c}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -176,7 +179,10 @@ async fn request_headers_that_trickle_in_or_never_come_time_out() {
         () = trickling => unreachable!(),
     };
     assert!(closed, "trickled headers were waited for");
-    assert!(closed_by_server(&mut idle).await, "a connection that sent nothing stayed open");
+    assert!(
+        closed_by_server(&mut idle).await,
+        "a connection that sent nothing stayed open"
+    );
     wait_for_count(&s, "header_timeouts", 2).await;
     assert_eq!(healthz(s.addr).await, Some(200));
     s.stop().await;
@@ -214,7 +220,10 @@ async fn beyond_max_connections_agents_are_refused_while_healthz_and_the_api_ans
     drop(agents.pop());
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while connections(&s).await["sessions"] != json!(MAX - 1) {
-        assert!(tokio::time::Instant::now() < deadline, "the session's place was not given back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session's place was not given back"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut next = s.agent(&key, "0.6.47").await;
@@ -237,7 +246,10 @@ async fn connections_beyond_the_budget_and_its_reserve_are_closed_at_once() {
     }
     // The kernel completes the connect; the server closes it on accept.
     let mut over = TcpStream::connect(s.addr).await.unwrap();
-    assert!(closed_by_server(&mut over).await, "a connection over the budget stayed open");
+    assert!(
+        closed_by_server(&mut over).await,
+        "a connection over the budget stayed open"
+    );
     // Once a few leave, the server answers again.
     held.truncate(MAX + CONNECTION_RESERVE - 4);
     let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -5,9 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 
-use super::{AppState, SessionLimits};
 use super::error::{ApiError, JsonBody, path_param};
 use super::views::{AgentDetail, AgentView, BlockedView, ClientView, RolloutsView, StatsView, VersionsView};
+use super::{AppState, SessionLimits};
 use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
 use crate::server::store::{ClientRow, SiteRow};

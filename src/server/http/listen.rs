@@ -63,7 +63,13 @@ pub(super) async fn serve<L>(
             stall_limit: limits.write_stall,
             stalled: None,
         };
-        tokio::spawn(serve_connection(io, router.clone(), gauges.clone(), limits, stopping.clone()));
+        tokio::spawn(serve_connection(
+            io,
+            router.clone(),
+            gauges.clone(),
+            limits,
+            stopping.clone(),
+        ));
     }
     drop(listener);
     on_shutdown();
@@ -84,7 +90,9 @@ async fn serve_connection<I>(
 {
     let service = TowerToHyperService::new(router);
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service).with_upgrades());
     let mut asked_to_stop = false;
     loop {

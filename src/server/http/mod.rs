@@ -212,7 +212,9 @@ where
     let background = Background::start(&state, &options);
     let router = app(state.clone()).layer(axum::Extension(SessionLimits::from(&options)));
     let accept = listen::AcceptLimits {
-        max_open: options.max_connections.map(|n| n.saturating_add(limits::CONNECTION_RESERVE)),
+        max_open: options
+            .max_connections
+            .map(|n| n.saturating_add(limits::CONNECTION_RESERVE)),
         header_timeout: options.header_timeout,
         write_stall: options.idle_timeout,
     };

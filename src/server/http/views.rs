@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+use super::limits::ConnectionsView;
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, SiteId, Version};
-use super::limits::ConnectionsView;
 use crate::server::core::{Core, Counters, HealthGate};
 use crate::server::scanner::{Build, Skipped};
 use crate::server::store::{AgentRow, RolloutRow, SiteRow, UpdateRow};
