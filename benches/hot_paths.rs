@@ -143,8 +143,7 @@ fn heartbeat_through_the_session(c: &mut Criterion) {
     let mut core = Core::open(Box::new(SqliteStore::in_memory().unwrap()), Clock::Wall, config).unwrap();
     let client = core.create_client("acme", None).unwrap();
     let site = core.create_site(client.id, "hq", None).unwrap();
-    let (outbox, _pushed) = tokio::sync::mpsc::unbounded_channel();
-    let mut session = Session::new(1, outbox);
+    let (mut session, _pushed) = Session::open(1);
     let hello = AgentMessage::Hello(Hello {
         device_id: "6f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10".parse().unwrap(),
         hostname: "pc".into(),

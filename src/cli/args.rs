@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::protocol::{Channel, Platform, Version};
 use crate::repro::{BASELINES, REPORTS};
+use crate::server::http::limits;
 use crate::server::{self, HealthGate};
 use crate::sim::TransportKind;
 
@@ -258,6 +260,20 @@ pub struct ServeArgs {
     /// with a new device id is refused (`enrolment_rate_limited`). 0: no cap.
     #[arg(long, default_value_t = server::DEFAULT_MAX_ENROLMENTS_PER_MINUTE)]
     pub max_enrolments_per_minute: u32,
+    /// Close a connection whose request headers take longer than this ("0s": never).
+    #[arg(long, default_value_t = limits::DEFAULT_HEADER_TIMEOUT.into())]
+    pub header_timeout: humantime::Duration,
+    /// Close a WebSocket that has not said `hello` this long after connecting ("0s": never).
+    #[arg(long, default_value_t = limits::DEFAULT_HELLO_TIMEOUT.into())]
+    pub hello_timeout: humantime::Duration,
+    /// Close an agent's session after this long without a frame from it ("0s": never);
+    /// keep it above the agents' heartbeat interval.
+    #[arg(long, default_value_t = limits::DEFAULT_IDLE_TIMEOUT.into())]
+    pub idle_timeout: humantime::Duration,
+    /// Most agent WebSocket connections at once; more are answered 503 server_busy
+    /// (default: the open-files limit minus 320 kept for the admin API, downloads and files).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))]
+    pub max_connections: Option<usize>,
 }
 
 /// What the `.sha256` of a published build holds.

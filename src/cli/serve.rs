@@ -8,6 +8,7 @@ use anyhow::Context;
 use super::{ServeArgs, UsageError, shutdown_signal};
 use crate::clock::Clock;
 use crate::server::failpoint::{self, Failpoint};
+use crate::server::http::limits;
 use crate::server::store::{DbLock, LockError, SqliteStore};
 use crate::server::{self, AppState, Core, CoreConfig, HealthGate, RunOptions};
 
@@ -54,11 +55,23 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             println!("  admin token (generated; set --admin-token or RMMSIM_ADMIN_TOKEN to choose one):");
             println!("  {token}");
         }
+        // Without a known open-files limit (0), no default budget.
+        let max_connections = args
+            .max_connections
+            .or_else(|| (open_files > 0).then(|| limits::default_max_connections(open_files)));
+        match max_connections {
+            Some(n) => println!("  agent connections: at most {n} (--max-connections)"),
+            None => println!("  agent connections: unbounded (open-files limit unknown; set --max-connections)"),
+        }
         let options = RunOptions {
-            rescan_every: Some(*args.rescan_every).filter(|every| !every.is_zero()),
+            rescan_every: nonzero(args.rescan_every),
             flush_every: Some(FLUSH_EVERY),
+            header_timeout: nonzero(args.header_timeout),
+            hello_timeout: nonzero(args.hello_timeout),
+            idle_timeout: nonzero(args.idle_timeout),
+            max_connections,
         };
-        server::run(listener, state, options, shutdown_signal()).await?;
+        server::run(server::without_nagle(listener), state, options, shutdown_signal()).await?;
         println!("rmmsim serve: stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -77,6 +90,11 @@ fn read_failpoint() -> anyhow::Result<Option<Failpoint>> {
         }
         _ => Ok(None),
     }
+}
+
+/// A duration flag, where "0s" means "never".
+fn nonzero(d: humantime::Duration) -> Option<Duration> {
+    Some(*d).filter(|d| !d.is_zero())
 }
 
 /// The core over the SQLite file, on the wall clock, seeded by the OS.

@@ -86,6 +86,8 @@ error_codes! {
         ClientExists,
         /// The client has a site of that name.
         SiteExists,
+        /// `/ws` while the server holds `max_connections` agent sessions.
+        ServerBusy,
     }
 }
 
@@ -98,7 +100,7 @@ impl ErrorCode {
             | FrameTooLarge | UnknownUpdate | Internal | IdentityConflict | EnrolmentRateLimited => true,
             BadBody | InvalidBody | InvalidPath | InvalidName | Unauthorized | NotFound | MethodNotAllowed
             | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists => false,
+            | ClientExists | SiteExists | ServerBusy => false,
         }
     }
 
@@ -114,6 +116,7 @@ impl ErrorCode {
             HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
             | ClientExists | SiteExists => Some(409),
             Internal => Some(500),
+            ServerBusy => Some(503),
             UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame
             | FrameTooLarge | UnknownUpdate | IdentityConflict | EnrolmentRateLimited => None,
         }

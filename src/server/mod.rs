@@ -38,4 +38,4 @@ pub mod session;
 pub mod store;
 
 pub use self::core::{Core, CoreConfig, CoreError, DEFAULT_MAX_ENROLMENTS_PER_MINUTE, HealthGate};
-pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process};
+pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process, without_nagle};

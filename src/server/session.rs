@@ -2,7 +2,7 @@
 //! the replies out. The axum WebSocket handler and the simulator's in-process
 //! transport both drive this same type.
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, Receiver, Sender};
 use tracing::{error, warn};
 
 use super::core::{Connection, Core, CoreError};
@@ -23,6 +23,12 @@ pub enum Closing {
     Replaced,
 }
 
+/// Frames the server may queue for one session unasked (manual updates and
+/// rollbacks, U5). A push that finds the queue full is dropped and counted
+/// ([`Core::push_overflows`]); its update stays pending and is re-sent on the
+/// agent's next heartbeat (U4). A live session takes them as they come.
+pub const PUSH_QUEUE: usize = 16;
+
 /// A connection's state: unadmitted until a good `hello`.
 #[derive(Debug)]
 pub struct Session {
@@ -30,20 +36,23 @@ pub struct Session {
     /// Handed to the core at `hello`: from then on the core holds the only
     /// sender, so the channel closes when the core forgets the connection
     /// (shutdown, or another connection of the same row said `hello`).
-    outbox: Option<UnboundedSender<ServerMessage>>,
+    outbox: Option<Sender<ServerMessage>>,
     agent: Option<AgentId>,
     closing: Option<Closing>,
 }
 
 impl Session {
-    /// A new connection; `outbox` carries frames the server pushes unasked.
-    pub fn new(conn_id: u64, outbox: UnboundedSender<ServerMessage>) -> Self {
-        Self {
+    /// A new connection, and the receiving end of the frames the server
+    /// will push to it unasked (at most [`PUSH_QUEUE`] waiting).
+    pub fn open(conn_id: u64) -> (Self, Receiver<ServerMessage>) {
+        let (outbox, pushed) = mpsc::channel(PUSH_QUEUE);
+        let session = Self {
             conn_id,
             outbox: Some(outbox),
             agent: None,
             closing: None,
-        }
+        };
+        (session, pushed)
     }
 
     /// The agent this connection admitted, once `hello` succeeded.
@@ -175,15 +184,13 @@ fn error_frame(agent: AgentId, e: &CoreError) -> ServerMessage {
 #[cfg(test)]
 mod tests {
     use tokio::sync::mpsc::error::TryRecvError;
-    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
     use super::*;
     use crate::protocol::{AgentMessage, UpdateResult};
     use crate::server::core::testing::{Fixture, device, v};
 
-    fn session(id: u64) -> (Session, UnboundedReceiver<ServerMessage>) {
-        let (outbox, pushed) = unbounded_channel();
-        (Session::new(id, outbox), pushed)
+    fn session(id: u64) -> (Session, Receiver<ServerMessage>) {
+        Session::open(id)
     }
 
     fn codes(replies: &Replies) -> Vec<ErrorCode> {
@@ -271,6 +278,33 @@ mod tests {
             error: None,
         });
         assert_eq!(codes(&s.on_message(&mut f.core, report)), [ErrorCode::UnknownUpdate]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pushes_a_session_does_not_take_stop_at_the_queue_and_are_counted() {
+        let mut f = Fixture::new();
+        f.publish("1.2.0", crate::protocol::Channel::Beta);
+        f.core.rescan().unwrap();
+        let (mut s, mut pushed) = session(1);
+        s.on_text(&mut f.core, &hello_text(1, &f.stable_key, "1.0.0"));
+        let id = s.agent().unwrap();
+        let targets = ["1.1.0", "1.2.0"].into_iter().cycle().take(PUSH_QUEUE + 1);
+        let pushes: Vec<bool> = targets
+            .map(|t| f.core.manual_update(id, Some(v(t))).unwrap().pushed)
+            .collect();
+        assert!(pushes[..PUSH_QUEUE].iter().all(|&p| p), "{pushes:?}");
+        assert!(!pushes[PUSH_QUEUE], "a push beyond the queue is not sent");
+        assert_eq!(f.core.push_overflows(), 1);
+        assert_eq!(
+            f.core.pending().count(),
+            1,
+            "the last update is still pending (U4 re-sends it)"
+        );
+        let mut queued = 0;
+        while pushed.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, PUSH_QUEUE);
     }
 
     #[tokio::test(start_paused = true)]

@@ -104,9 +104,15 @@ impl ServerSetup {
         let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
         let state = AppState::new(core, "simulation");
         let (stop, stopped) = oneshot::channel::<()>();
+        // No idle timeout: simulated agents heartbeat as their scenario says
+        // (hours apart in some), and an agent that goes offline closes its
+        // link itself. The header and hello timeouts stay at their defaults:
+        // simulated agents send both at once, in virtual time.
         let options = RunOptions {
             rescan_every: None,
             flush_every: Some(self.flush_every),
+            idle_timeout: None,
+            ..RunOptions::default()
         };
         let shutdown = async {
             let _ = stopped.await;

@@ -184,7 +184,7 @@ pub struct DirectLink {
     /// Replies not yet read, in order.
     replies: VecDeque<ServerMessage>,
     /// Frames the server pushed (manual updates, rollbacks).
-    pushed: mpsc::UnboundedReceiver<ServerMessage>,
+    pushed: mpsc::Receiver<ServerMessage>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -193,8 +193,7 @@ impl Connector for DirectHub {
 
     async fn connect(&self) -> io::Result<DirectLink> {
         let state = self.state()?;
-        let (outbox, pushed) = mpsc::unbounded_channel();
-        let session = Session::new(state.next_conn_id(), outbox);
+        let (session, pushed) = Session::open(state.next_conn_id());
         let shutdown = state.shutdown_signal();
         Ok(DirectLink {
             state,

@@ -169,20 +169,15 @@ fn open_state(dir: &Path, clock: Clock, public_url: String, gate: HealthGate) ->
 
 impl<N: Net> TestServer<N> {
     /// Serves `state` on `listener` until stopped.
-    fn serve<L>(listener: L, net: N, dir: TempDir, state: AppState, gate: HealthGate) -> Self
+    fn serve<L>(listener: L, net: N, dir: TempDir, state: AppState, gate: HealthGate, options: RunOptions) -> Self
     where
         L: Listener,
         L::Addr: fmt::Debug,
     {
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rmmsim::server::run(
-            listener,
-            state.clone(),
-            RunOptions::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(rmmsim::server::run(listener, state.clone(), options, async {
+            let _ = stopped.await;
+        }));
         Self {
             addr: net.addr(),
             dir,
@@ -293,10 +288,15 @@ impl TestServer {
 
     /// Starts a server over an existing folder (a restart keeps the database).
     pub async fn start_in(dir: TempDir, gate: HealthGate) -> Self {
+        Self::start_with(dir, gate, RunOptions::default()).await
+    }
+
+    /// Starts a server with chosen limits and timeouts.
+    pub async fn start_with(dir: TempDir, gate: HealthGate, options: RunOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = open_state(dir.path(), Clock::Wall, format!("http://{addr}"), gate);
-        Self::serve(listener, Tcp(addr), dir, state, gate)
+        Self::serve(listener, Tcp(addr), dir, state, gate, options)
     }
 }
 
@@ -317,7 +317,7 @@ impl MemServer {
     fn mem_over(dir: TempDir, net: Mem, gate: HealthGate) -> Self {
         let state = open_state(dir.path(), net.clock, format!("http://{MEM_HOST}"), gate);
         let listener = net.hub.listen();
-        Self::serve(listener, net, dir, state, gate)
+        Self::serve(listener, net, dir, state, gate, RunOptions::default())
     }
 
     /// Stops the server gracefully and starts it again over the same folder,

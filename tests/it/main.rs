@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod harness;
 mod identity;
+mod limits;
 mod persistence;
 mod rollouts;
 mod scan;

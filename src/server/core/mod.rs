@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use crate::clock::{Clock, Timestamp};
 use crate::protocol::{
@@ -126,8 +126,9 @@ pub struct CoreConfig {
 pub struct Connection {
     /// Distinguishes two connections of one agent (a reconnect racing a close).
     pub id: u64,
-    /// Frames pushed outside a request/reply (manual update, rollback).
-    pub outbox: UnboundedSender<ServerMessage>,
+    /// Frames pushed outside a request/reply (manual update, rollback); a
+    /// bounded queue, so a session that does not drain it cannot grow it.
+    pub outbox: Sender<ServerMessage>,
 }
 
 /// What the server has done, counted since it started.
@@ -287,6 +288,8 @@ pub struct Core {
     catalog: Catalog,
     connections: FastMap<AgentId, Connection>,
     counters: Counters,
+    /// Pushes dropped because the session's queue was full.
+    push_overflows: u64,
     /// The highest update id handed out (new pending rows take the next).
     max_update_id: u64,
     /// [`max_update_id`](Self::max_update_id) as of the last successful
@@ -335,6 +338,7 @@ impl Core {
             catalog: Catalog::default(),
             connections: FastMap::default(),
             counters: Counters::default(),
+            push_overflows: 0,
             max_update_id: 0,
             committed_update_id: 0,
             scan_generation: 0,
@@ -565,6 +569,12 @@ impl Core {
     /// What the server has done so far.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Pushes dropped since start because the agent's session had not taken
+    /// the earlier ones (each update stays pending and is re-sent, U4).
+    pub fn push_overflows(&self) -> u64 {
+        self.push_overflows
     }
 
     /// Writes the `last_seen` of every agent that heartbeated since the last

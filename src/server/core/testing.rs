@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use tempfile::TempDir;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{Receiver, channel};
 
 use super::{Connection, Core, CoreConfig, Counters, HealthGate};
 use crate::clock::{Clock, Timestamp};
@@ -133,9 +133,9 @@ impl Fixture {
     }
 
     /// Admits device `n` and connects it; the receiver gets pushed frames.
-    pub(crate) fn connect(&mut self, n: u32, key: &str, version: &str) -> (AgentId, UnboundedReceiver<ServerMessage>) {
+    pub(crate) fn connect(&mut self, n: u32, key: &str, version: &str) -> (AgentId, Receiver<ServerMessage>) {
         let id = self.core.hello(&Self::hello_frame(n, key, version)).unwrap();
-        let (outbox, pushed) = unbounded_channel();
+        let (outbox, pushed) = channel(crate::server::session::PUSH_QUEUE);
         self.core.connect(
             id,
             Connection {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
@@ -354,11 +354,22 @@ impl Core {
         self.connections.clear();
     }
 
-    /// Pushes an `update` to a connected agent (U5). False if it is offline.
+    /// Pushes an `update` to a connected agent (U5). False if it is offline,
+    /// or its session has not taken the frames pushed before: then the push
+    /// is dropped and counted, and the update, still pending, is re-sent on
+    /// the agent's next heartbeat (U4).
     pub(super) fn push(&mut self, id: AgentId, offer: UpdateOffer) -> bool {
-        match self.connections.get(&id) {
-            Some(c) => c.outbox.send(crate::protocol::ServerMessage::Update(offer)).is_ok(),
-            None => false,
+        let Some(c) = self.connections.get(&id) else {
+            return false;
+        };
+        match c.outbox.try_send(crate::protocol::ServerMessage::Update(offer)) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                self.push_overflows += 1;
+                warn!("push to agent {id} dropped: its session has not taken the earlier ones");
+                false
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 

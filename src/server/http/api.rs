@@ -5,11 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 
-use super::AppState;
 use super::error::{ApiError, JsonBody, path_param};
 use super::views::{
     AgentDetail, AgentView, BlockedView, ClientView, RolloutView, RolloutsView, StatsView, VersionsView,
 };
+use super::{AppState, SessionLimits};
 use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
 use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
 use crate::server::store::{ClientRow, RolloutRow, SiteRow};
@@ -260,7 +260,11 @@ pub async fn rollback(State(state): State<AppState>, Path(version): Path<String>
 }
 
 /// `GET /api/stats`
-pub async fn stats(State(state): State<AppState>) -> ApiResult<StatsView> {
+pub async fn stats(
+    State(state): State<AppState>,
+    limits: Option<axum::Extension<SessionLimits>>,
+) -> ApiResult<StatsView> {
+    let connections = state.gauges().view(SessionLimits::of(limits).max_sessions);
     let core = state.core();
     Ok(Json(StatsView {
         now: core.now(),
@@ -269,5 +273,7 @@ pub async fn stats(State(state): State<AppState>) -> ApiResult<StatsView> {
         pending_updates: core.pending().count(),
         counters: core.counters(),
         open_files: rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft),
+        connections,
+        push_overflows: core.push_overflows(),
     }))
 }

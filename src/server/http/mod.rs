@@ -5,6 +5,8 @@ mod api;
 mod auth;
 mod downloads;
 mod error;
+pub mod limits;
+mod listen;
 mod views;
 mod ws;
 
@@ -19,8 +21,11 @@ use axum::serve::Listener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use self::limits::Gauges;
+
 pub use downloads::download_bytes;
 pub use error::ApiError;
+pub use listen::without_nagle;
 
 use super::core::{Core, CoreError};
 use super::scanner;
@@ -31,6 +36,7 @@ struct Shared {
     admin_token: String,
     shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
+    gauges: Arc<Gauges>,
 }
 
 /// What every handler shares: the core behind one lock, the admin token, and
@@ -47,6 +53,7 @@ impl AppState {
             admin_token: admin_token.into(),
             shutdown,
             next_conn: AtomicU64::new(1),
+            gauges: Arc::default(),
         }))
     }
 
@@ -65,6 +72,11 @@ impl AppState {
     /// A fresh connection id.
     pub fn next_conn_id(&self) -> u64 {
         self.0.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// What the connection limits counted.
+    pub(crate) fn gauges(&self) -> &Arc<Gauges> {
+        &self.0.gauges
     }
 
     /// Becomes true when the server shuts down.
@@ -115,7 +127,7 @@ pub fn app(state: AppState) -> Router {
 pub const DEFAULT_RESCAN_EVERY: Duration = Duration::from_secs(30);
 
 /// Options of [`run`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Rescan the downloads folder this often, so a publish is seen without a
     /// `POST /api/updates/rescan`. `None`: only on request. A simulation
@@ -126,6 +138,64 @@ pub struct RunOptions {
     /// Write batched `last_seen` stamps this often (see `Core::flush`);
     /// `None`: only at shutdown.
     pub flush_every: Option<Duration>,
+    /// Close a connection whose request headers take longer than this (from
+    /// the accept, or the end of its previous request); `None`: never.
+    pub header_timeout: Option<Duration>,
+    /// Close a WebSocket that has not said a good `hello` this long after its
+    /// upgrade; `None`: never.
+    pub hello_timeout: Option<Duration>,
+    /// Close an admitted session that has sent no frame for this long, or
+    /// whose frames the peer has not taken for this long; `None`: never. The
+    /// simulator passes `None`: its agents heartbeat as their scenario says
+    /// (up to hours apart), and a simulated machine that goes offline closes
+    /// its connection itself.
+    pub idle_timeout: Option<Duration>,
+    /// The most WebSocket sessions at once; a `/ws` request beyond is
+    /// answered 503 `server_busy`. Connections of any kind beyond this plus
+    /// [`limits::CONNECTION_RESERVE`] are closed as soon as accepted. `None`:
+    /// no bound (the simulator's in-memory pipes hold no descriptors).
+    pub max_connections: Option<usize>,
+}
+
+impl Default for RunOptions {
+    /// No periodic work, no connection budget, and the default timeouts.
+    fn default() -> Self {
+        Self {
+            rescan_every: None,
+            flush_every: None,
+            header_timeout: Some(limits::DEFAULT_HEADER_TIMEOUT),
+            hello_timeout: Some(limits::DEFAULT_HELLO_TIMEOUT),
+            idle_timeout: Some(limits::DEFAULT_IDLE_TIMEOUT),
+            max_connections: None,
+        }
+    }
+}
+
+/// What a WebSocket session is held to: the part of [`RunOptions`] the `/ws`
+/// and `/api/stats` handlers read (an extension of the router `run` serves).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionLimits {
+    pub hello_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_sessions: Option<usize>,
+}
+
+impl From<&RunOptions> for SessionLimits {
+    fn from(options: &RunOptions) -> Self {
+        Self {
+            hello_timeout: options.hello_timeout,
+            idle_timeout: options.idle_timeout,
+            max_sessions: options.max_connections,
+        }
+    }
+}
+
+impl SessionLimits {
+    /// The limits `run` set on the router, or the defaults for an app served
+    /// some other way.
+    fn of(extension: Option<axum::Extension<Self>>) -> Self {
+        extension.map_or_else(|| Self::from(&RunOptions::default()), |e| e.0)
+    }
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves; then tells the
@@ -138,19 +208,23 @@ pub async fn run<L>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    L::Addr: std::fmt::Debug,
 {
     let background = Background::start(&state, &options);
-    let signal_state = state.clone();
-    let result = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down: closing agent connections");
-            signal_state.begin_shutdown();
-        })
-        .await;
+    let router = app(state.clone()).layer(axum::Extension(SessionLimits::from(&options)));
+    let accept = listen::AcceptLimits {
+        max_open: options
+            .max_connections
+            .map(|n| n.saturating_add(limits::CONNECTION_RESERVE)),
+        header_timeout: options.header_timeout,
+        write_stall: options.idle_timeout,
+    };
+    listen::serve(listener, router, state.gauges().clone(), accept, shutdown, || {
+        info!("shutting down: closing agent connections");
+        state.begin_shutdown();
+    })
+    .await;
     background.stop(&state);
-    result
+    Ok(())
 }
 
 /// Runs the server's background work without a listener, until `shutdown`

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::limits::ConnectionsView;
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, SiteId, Version};
 use crate::server::core::{Core, Counters, GateCheck, HealthGate};
@@ -203,4 +204,9 @@ pub struct StatsView {
     /// agent holds a descriptor, so about that many agents at most. `None`
     /// where the OS does not say.
     pub open_files: Option<u64>,
+    /// What the connection limits hold and refused since start.
+    pub connections: ConnectionsView,
+    /// Pushed frames dropped because the agent's session had not taken the
+    /// earlier ones (see `session::PUSH_QUEUE`).
+    pub push_overflows: u64,
 }
