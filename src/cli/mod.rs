@@ -11,6 +11,7 @@ mod args;
 mod bench;
 mod check;
 mod compare;
+mod progress;
 mod publish;
 mod run;
 mod serve;
