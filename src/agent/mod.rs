@@ -2,9 +2,9 @@
 //! heartbeats, downloads and checks builds, installs them (sometimes
 //! failing), restarts, and is powered on and off on a pattern.
 //!
-//! The agent is written against [`Connector`]/[`Link`], so the same state
+//! The agent is written against `Connector`/`Link`, so the same state
 //! machine runs over every transport. It reports what happens to an
-//! [`Observer`]; it never reads the simulator's state.
+//! `Observer`; it never reads the simulator's state.
 
 mod availability;
 mod bandwidth;
@@ -46,7 +46,7 @@ pub struct Timing {
     /// Fixed time a download takes on top of moving its bytes.
     pub download: Duration,
     /// The machine's link, bytes per second (`None`: no limit of its own);
-    /// the bytes also share the server's egress ([`Bandwidth`]).
+    /// the bytes also share the server's egress (`Bandwidth`).
     pub bandwidth: Option<f64>,
     /// Time to install it.
     pub install: Duration,

@@ -17,13 +17,14 @@ use crate::scenario::StrandReason;
 use crate::scenario::{Counter, Metric, Plan};
 use crate::server::core::Counters;
 
-/// The report schema version.
-pub const SCHEMA: u32 = 1;
+/// The report schema version (docs/report.md); it changes when a field
+/// changes meaning.
+pub(crate) const SCHEMA: u32 = 1;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    /// [`SCHEMA`].
+    /// The schema version: 1.
     pub schema: u32,
     /// The rmmsim that made it.
     pub rmmsim_version: String,
