@@ -12,20 +12,24 @@
 //! - [`metrics`]: what a run recorded, its figures and the reports.
 //! - [`sim`]: runs a plan in virtual time: the server, the agents, the timeline.
 //! - [`swarm`]: real-time agents against a running server over TCP.
-//! - [`repro`]: the lines that rerun a failed scenario, and the defaults they leave out.
-//! - [`check`]: `rmmsim check`: a folder's scenarios on every transport, baselines.
-//! - [`bench`](mod@bench): `rmmsim bench`: simulator throughput and the server's capacity.
+//! - `repro`: the lines that rerun a failed scenario, and the defaults they leave out.
+//! - `check`: `rmmsim check`: a folder's scenarios on every transport, baselines.
+//! - `bench`: `rmmsim bench`: simulator throughput and the server's capacity.
 //! - [`cli`]: the command line: clap types in `cli::args`, a module per subcommand.
+//!
+//! `repro`, `check` and `bench` serve the command line only and are not
+//! part of the library's surface; the other modules are, for the tests, the
+//! benches and anyone driving a server or a simulation from Rust.
 
 pub mod agent;
-pub mod bench;
-pub mod check;
+pub(crate) mod bench;
+pub(crate) mod check;
 pub mod cli;
 pub mod clock;
 pub mod http_client;
 pub mod metrics;
 pub mod protocol;
-pub mod repro;
+pub(crate) mod repro;
 pub mod scenario;
 pub mod server;
 pub mod sim;

@@ -196,7 +196,7 @@ fn percentiles(h: &Histogram<u64>) -> Rtt {
 
 /// The swarm's fixed timings: everything but the heartbeat and the window
 /// (flags of `rmmsim swarm`), in one place.
-pub mod timing {
+pub(crate) mod timing {
     use std::time::Duration;
 
     /// How long an agent's download takes when it is sent an update (a

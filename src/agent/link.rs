@@ -35,7 +35,6 @@ pub trait Link: Send {
 
 /// Opens sessions and downloads builds.
 pub trait Connector: Clone + Send + Sync + 'static {
-    /// The session type.
     type Link: Link;
     /// Opens a session (no `hello` yet).
     fn connect(&self) -> impl Future<Output = io::Result<Self::Link>> + Send;
@@ -50,7 +49,7 @@ pub trait Connector: Clone + Send + Sync + 'static {
 
 /// A source of byte streams to the server.
 pub trait Dial: Clone + Send + Sync + 'static {
-    /// The stream type.
+    /// The stream: a TCP socket, or an in-memory pipe.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// Opens a stream.
     fn dial(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;

@@ -2,9 +2,9 @@
 //! heartbeats, downloads and checks builds, installs them (sometimes
 //! failing), restarts, and is powered on and off on a pattern.
 //!
-//! The agent is written against [`Connector`]/[`Link`], so the same state
+//! The agent is written against `Connector`/`Link`, so the same state
 //! machine runs over every transport. It reports what happens to an
-//! [`Observer`]; it never reads the simulator's state.
+//! `Observer`; it never reads the simulator's state.
 
 mod availability;
 mod bandwidth;
@@ -21,10 +21,13 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::sleep_until;
 use uuid::Uuid;
 
-pub use availability::{Availability, Schedule};
-pub use bandwidth::{Bandwidth, StormFigures, Transfer, parse_rate};
-pub use link::{Connector, Dial, Link, WsConnector, WsLink, small_ws_config, url_path};
-pub use orders::{OrderWatch, Orders, orders};
+pub use availability::Availability;
+use availability::Schedule;
+pub use bandwidth::StormFigures;
+pub(crate) use bandwidth::{Bandwidth, Transfer, parse_rate};
+pub use link::{Dial, url_path};
+pub(crate) use link::{Connector, Link, WsConnector};
+pub(crate) use orders::{OrderWatch, Orders, orders};
 
 use crate::clock::{Clock, Timestamp};
 use crate::protocol::{
@@ -44,7 +47,7 @@ pub struct Timing {
     /// Fixed time a download takes on top of moving its bytes.
     pub download: Duration,
     /// The machine's link, bytes per second (`None`: no limit of its own);
-    /// the bytes also share the server's egress ([`Bandwidth`]).
+    /// the bytes also share the server's egress (`Bandwidth`).
     pub bandwidth: Option<f64>,
     /// Time to install it.
     pub install: Duration,
@@ -58,7 +61,7 @@ pub struct Timing {
 
 /// Who the machine is and how it behaves.
 #[derive(Debug, Clone)]
-pub struct AgentSpec {
+pub(crate) struct AgentSpec {
     /// Position in the fleet; names the machine in observer events.
     pub index: usize,
     /// The machine uuid inside both device id forms.
@@ -85,11 +88,11 @@ pub struct AgentSpec {
 }
 
 /// The simulated reality of builds: how often installing each one fails.
-pub type InstallFaults = BTreeMap<Version, f64>;
+pub(crate) type InstallFaults = BTreeMap<Version, f64>;
 
 /// Something that happened to an agent.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AgentEvent {
+pub(crate) enum AgentEvent {
     /// Powered on (`true`) or off.
     Power(bool),
     /// A session was admitted.
@@ -102,42 +105,26 @@ pub enum AgentEvent {
     /// The server could not be reached.
     ConnectFailed,
     /// The server refused a frame.
-    Refused {
-        /// Why.
-        code: ErrorCode,
-    },
+    Refused { code: ErrorCode },
     /// The server closed a session the agent did not mean to leave.
     ConnectionLost,
     /// An `update` arrived.
     Offered {
         /// Its id (a re-dispatch repeats it).
         update_id: UpdateId,
-        /// Its version.
         version: Version,
         /// Whether the agent was already busy with an update.
         busy: bool,
     },
     /// The download failed.
-    DownloadFailed {
-        /// The version.
-        version: Version,
-    },
+    DownloadFailed { version: Version },
     /// The bytes did not match the SHA-256 the server sent.
-    DigestMismatch {
-        /// The version.
-        version: Version,
-    },
+    DigestMismatch { version: Version },
     /// Installing failed (the build's failure rate).
-    InstallFailed {
-        /// The version.
-        version: Version,
-    },
+    InstallFailed { version: Version },
     /// A heartbeat was acknowledged this long after it was sent (only with
     /// [`AgentSpec::report_rtt`]).
-    Acked {
-        /// The round trip.
-        rtt: Duration,
-    },
+    Acked { rtt: Duration },
     /// Restarted on a new version.
     Running {
         /// The version before.
@@ -148,7 +135,7 @@ pub enum AgentEvent {
 }
 
 /// Receives every [`AgentEvent`], with the agent's index.
-pub trait Observer: Send + Sync + 'static {
+pub(crate) trait Observer: Send + Sync + 'static {
     /// Called synchronously by the agent; whatever it does completes before
     /// the agent's next step (the simulator sets channels on `Connected`).
     fn observe(&self, index: usize, event: AgentEvent);
@@ -245,7 +232,7 @@ async fn arrival(job: &mut Option<Job>) {
 }
 
 /// A running agent.
-pub struct Agent<C> {
+pub(crate) struct Agent<C> {
     spec: AgentSpec,
     version: Version,
     rng: ChaCha8Rng,
@@ -547,18 +534,8 @@ impl<C: Connector> Agent<C> {
                     self.reset_step(step_due.as_mut());
                 }
                 () = &mut beat => {
-                    let heartbeat = AgentMessage::Heartbeat { version: self.version };
-                    turn.beat_sent = self.spec.report_rtt.then(tokio::time::Instant::now);
-                    if link.send(&heartbeat).await.is_err() {
-                        return End::Lost;
-                    }
-                    let next = self.next_heartbeat(self.clock.now());
-                    beat.as_mut().reset(self.clock.instant_at(next));
-                    // Replies already at hand are handled now, not on another turn of the loop.
-                    while let Some(msg) = link.try_recv() {
-                        if let Some(end) = self.on_frame(&mut link, &mut turn, step_due.as_mut(), msg).await {
-                            return end;
-                        }
+                    if let Some(end) = self.on_beat(&mut link, &mut turn, beat.as_mut(), step_due.as_mut()).await {
+                        return end;
                     }
                 }
                 msg = link.recv() => {
@@ -569,6 +546,30 @@ impl<C: Connector> Agent<C> {
                 }
             }
         }
+    }
+
+    /// Sends a heartbeat and sets the next; `Some` ends the session.
+    async fn on_beat(
+        &mut self,
+        link: &mut C::Link,
+        turn: &mut Turn,
+        beat: Pin<&mut tokio::time::Sleep>,
+        mut step_due: Pin<&mut tokio::time::Sleep>,
+    ) -> Option<End> {
+        let heartbeat = AgentMessage::Heartbeat { version: self.version };
+        turn.beat_sent = self.spec.report_rtt.then(tokio::time::Instant::now);
+        if link.send(&heartbeat).await.is_err() {
+            return Some(End::Lost);
+        }
+        let next = self.next_heartbeat(self.clock.now());
+        beat.reset(self.clock.instant_at(next));
+        // Replies already at hand are handled now, not on another turn of the loop.
+        while let Some(msg) = link.try_recv() {
+            if let Some(end) = self.on_frame(link, turn, step_due.as_mut(), msg).await {
+                return Some(end);
+            }
+        }
+        None
     }
 
     /// Points the step timer at the job's next step, if it has one due.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use capacity::{CapacityResult, CapacityStep};
+pub use capacity::CapacityResult;
 pub use report::write as write_report;
 pub use throughput::{SimResult, sim_once};
 

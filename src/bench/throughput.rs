@@ -16,9 +16,7 @@ use crate::sim::{self, SimOptions, TransportKind};
 /// One throughput run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimResult {
-    /// Transport.
     pub transport: String,
-    /// Agents.
     pub agents: usize,
     /// Simulated time, seconds.
     pub simulated_s: f64,
@@ -58,7 +56,7 @@ pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> any
         &plan,
         &SimOptions {
             transport,
-            progress: false,
+            progress: None,
         },
     )?;
     let wall_s = outcome.wall.as_secs_f64();

@@ -16,7 +16,6 @@ use crate::scenario::RegressionGate;
 /// The figures a scenario is held to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
-    /// Scenario name.
     pub scenario: String,
     /// The seed the figures came from.
     pub seed: u64,
@@ -61,6 +60,53 @@ impl BaselineConvergence {
     fn figures(&self) -> [(&'static str, Option<f64>); 3] {
         [("t50", self.t50_s), ("t90", self.t90_s), ("t99", self.t99_s)]
     }
+
+    /// The same build, channel and reference event among `others`.
+    fn find_in<'a>(&self, others: &'a [BaselineConvergence]) -> Option<&'a BaselineConvergence> {
+        others
+            .iter()
+            .find(|c| (c.version, c.channel, &c.reference) == (self.version, self.channel, &self.reference))
+    }
+
+    /// The figures `now` reaches later than this baseline and `gate` allow.
+    fn slower(&self, now: &BaselineConvergence, gate: RegressionGate) -> Vec<Failure> {
+        let (tol, slack) = (gate.tolerance, gate.slack.as_secs_f64());
+        let mut out = Vec::new();
+        for ((name, was), (_, is)) in self.figures().into_iter().zip(now.figures()) {
+            let Some(was) = was else { continue };
+            let allowed = (was * (1.0 + tol)).max(was + slack);
+            if is.is_none_or(|is| is > allowed) {
+                let worse = is.map_or_else(
+                    || "never reached".to_owned(),
+                    |is| format!("{:.0}% slower", (is / was.max(1e-9) - 1.0) * 100.0),
+                );
+                out.push(gate_failure(
+                    format!("{name} {}", self.label()),
+                    time(is),
+                    format!(
+                        "≤ {} (baseline {} + {:.0}% tolerance, at least {} slack)",
+                        time(Some(allowed)),
+                        time(Some(was)),
+                        tol * 100.0,
+                        short(gate.slack)
+                    ),
+                    worse,
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A figure the regression gate refuses.
+fn gate_failure(figure: String, observed: String, allowed: String, detail: String) -> Failure {
+    Failure {
+        kind: FailureKind::Gate,
+        figure,
+        observed,
+        allowed,
+        detail,
+    }
 }
 
 fn time(s: Option<f64>) -> String {
@@ -103,62 +149,26 @@ impl Baseline {
 
     /// Where a new run is worse than this baseline by more than `gate` allows.
     pub fn compare(&self, new: &Baseline, gate: RegressionGate) -> Vec<Failure> {
-        let mut out = Vec::new();
-        let fail = |figure: String, observed: String, allowed: String, detail: String| Failure {
-            kind: FailureKind::Gate,
-            figure,
-            observed,
-            allowed,
-            detail,
-        };
         if (self.seed, self.fleet) != (new.seed, new.fleet) {
-            out.push(fail(
+            return vec![gate_failure(
                 "baseline".into(),
                 format!("seed {}, {} machines", new.seed, new.fleet),
                 format!("seed {}, {} machines", self.seed, self.fleet),
                 "the baseline was made from another seed or fleet; if the scenario changed on purpose, \
                  accept the new figures with --update-baselines"
                     .into(),
-            ));
-            return out;
+            )];
         }
-        let tol = gate.tolerance;
-        let slack = gate.slack.as_secs_f64();
+        let mut out = Vec::new();
         for b in &self.convergence {
-            let now = new
-                .convergence
-                .iter()
-                .find(|c| (c.version, c.channel, &c.reference) == (b.version, b.channel, &b.reference));
-            let Some(now) = now else {
-                out.push(fail(
+            match b.find_in(&new.convergence) {
+                Some(now) => out.extend(b.slower(now, gate)),
+                None => out.push(gate_failure(
                     format!("convergence of {}", b.label()),
                     "does not happen".into(),
                     "happens".into(),
                     format!("{} was never published or promoted in this run", b.version),
-                ));
-                continue;
-            };
-            for ((name, was), (_, is)) in b.figures().into_iter().zip(now.figures()) {
-                let Some(was) = was else { continue };
-                let allowed = (was * (1.0 + tol)).max(was + slack);
-                if is.is_none_or(|is| is > allowed) {
-                    let worse = is.map_or_else(
-                        || "never reached".to_owned(),
-                        |is| format!("{:.0}% slower", (is / was.max(1e-9) - 1.0) * 100.0),
-                    );
-                    out.push(fail(
-                        format!("{name} {}", b.label()),
-                        time(is),
-                        format!(
-                            "≤ {} (baseline {} + {:.0}% tolerance, at least {} slack)",
-                            time(Some(allowed)),
-                            time(Some(was)),
-                            tol * 100.0,
-                            short(gate.slack)
-                        ),
-                        worse,
-                    ));
-                }
+                )),
             }
         }
         for (figure, was, is) in [
@@ -166,7 +176,7 @@ impl Baseline {
             ("orphan rows", self.orphan_rows, new.orphan_rows),
         ] {
             if is > was {
-                out.push(fail(
+                out.push(gate_failure(
                     figure.into(),
                     is.to_string(),
                     format!("≤ {was} (baseline; may not grow)"),
@@ -174,17 +184,24 @@ impl Baseline {
                 ));
             }
         }
+        out.extend(self.shares_moved(new, gate.tolerance));
+        out
+    }
+
+    /// Final shares that moved by more than `tol` either way.
+    fn shares_moved(&self, new: &Baseline, tol: f64) -> Vec<Failure> {
         let versions: BTreeSet<Version> = self
             .final_shares
             .keys()
             .chain(new.final_shares.keys())
             .copied()
             .collect();
+        let mut out = Vec::new();
         for v in versions {
             let was = self.final_shares.get(&v).copied().unwrap_or(0.0);
             let is = new.final_shares.get(&v).copied().unwrap_or(0.0);
             if (is - was).abs() > tol + 1e-9 {
-                out.push(fail(
+                out.push(gate_failure(
                     format!("final share on {v}"),
                     format!("{is:.4}"),
                     format!("{was:.4} ± {tol:.2} (baseline ± tolerance)"),
@@ -205,11 +222,7 @@ impl Baseline {
             ));
         }
         for n in &new.convergence {
-            let old = self
-                .convergence
-                .iter()
-                .find(|c| (c.version, c.channel, &c.reference) == (n.version, n.channel, &n.reference));
-            match old {
+            match n.find_in(&self.convergence) {
                 None => out.push(format!("new: {}", n.label())),
                 Some(o) => {
                     for ((name, a), (_, b)) in o.figures().into_iter().zip(n.figures()) {
@@ -221,11 +234,7 @@ impl Baseline {
             }
         }
         for o in &self.convergence {
-            if !new
-                .convergence
-                .iter()
-                .any(|c| (c.version, c.channel, &c.reference) == (o.version, o.channel, &o.reference))
-            {
+            if o.find_in(&new.convergence).is_none() {
                 out.push(format!("gone: {}", o.label()));
             }
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use serde::Serialize;
 
-pub use baseline::{Baseline, BaselineConvergence};
+pub use baseline::Baseline;
 pub use junit::junit;
 pub use summary::summary;
 
@@ -35,7 +35,6 @@ pub struct CheckOptions {
     pub update_baselines: bool,
     /// Only these scenarios (by name); all when empty.
     pub only: Vec<String>,
-    /// Transport.
     pub transport: TransportKind,
     /// Scenarios run at once.
     pub jobs: usize,
@@ -115,11 +114,8 @@ impl Failure {
 /// One scenario's verdict.
 #[derive(Debug, Clone)]
 pub struct ScenarioResult {
-    /// Its name.
     pub name: String,
-    /// Its file.
     pub file: PathBuf,
-    /// Its seed.
     pub seed: u64,
     /// The run's report (none when the run itself broke).
     pub report: Option<Report>,
@@ -151,13 +147,6 @@ pub struct CheckRun {
     pub updated_baselines: bool,
 }
 
-impl CheckRun {
-    /// Every scenario passed.
-    pub fn passed(&self) -> bool {
-        self.results.iter().all(ScenarioResult::passed)
-    }
-}
-
 /// Why a check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -177,7 +166,6 @@ pub enum FolderError {
     /// It could not be listed.
     #[error("reading scenario folder {}: {error}", dir.display())]
     Read {
-        /// The folder.
         dir: PathBuf,
         /// Why (in the message, so the one line says it all).
         error: std::io::Error,
@@ -278,7 +266,7 @@ fn check_one(options: &CheckOptions, file: &Path, plan: &Plan) -> ScenarioResult
     };
     let sim_options = SimOptions {
         transport: options.transport,
-        progress: false,
+        progress: None,
     };
     let report = match sim::execute(plan, &sim_options) {
         Ok(r) => r,

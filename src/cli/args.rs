@@ -1,6 +1,10 @@
 //! The command line as clap sees it: every subcommand's flags, their
 //! defaults, and the `value_parser`s that refuse a bad value before anything
 //! runs (clap then prints its usage error and exits 2).
+//!
+//! The doc comments here are also `--help`'s text, where `<out>/<name>/`
+//! reads as a placeholder; rustdoc would take it for an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

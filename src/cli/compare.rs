@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{CompareArgs, UsageError, write_file};
+use super::{CompareArgs, UsageError, progress, write_file};
 use crate::metrics::{self, Report};
 use crate::scenario;
-use crate::sim::{self, SimOptions};
 
 /// Writes compare.md and compare.svg and prints the table. A side that
 /// cannot be read (or run) is bad input: nothing is written.
@@ -35,11 +34,7 @@ fn report_from(path: &Path, args: &CompareArgs) -> anyhow::Result<(String, Repor
             plan.seed = seed;
         }
         eprintln!("running {} ...", path.display());
-        let options = SimOptions {
-            transport: args.transport,
-            progress: true,
-        };
-        let report = sim::execute(&plan, &options)?;
+        let report = progress::execute(&plan, args.transport, true)?;
         return Ok((path.display().to_string(), report));
     }
     let file = if path.is_dir() {

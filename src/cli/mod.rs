@@ -1,4 +1,4 @@
-//! The command line: the clap types in [`args`], one module per subcommand,
+//! The command line: the clap types in `args`, one module per subcommand,
 //! each one library call and what it tells the user.
 //!
 //! A command returns its exit code (0, or 1 when a scenario failed), an
@@ -11,6 +11,7 @@ mod args;
 mod bench;
 mod check;
 mod compare;
+mod progress;
 mod publish;
 mod run;
 mod serve;

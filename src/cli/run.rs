@@ -5,23 +5,19 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{RunArgs, UsageError};
+use super::{RunArgs, UsageError, progress};
 use crate::repro::RunLine;
 use crate::scenario::{self, Plan};
-use crate::sim::{self, SimOptions};
+use crate::sim;
 use crate::{clock, metrics};
 
 /// Checks every file, then runs each scenario, printing its verdict (and
 /// what failed, and how to reproduce it); exit 1 when one failed.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = load_plans(&args)?;
-    let options = SimOptions {
-        transport: args.transport,
-        progress: !args.quiet,
-    };
     let mut failed = 0;
     for (file, plan) in &plans {
-        if !run_one(&args, &options, file, plan)? {
+        if !run_one(&args, file, plan)? {
             failed += 1;
         }
     }
@@ -66,8 +62,9 @@ fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
 }
 
 /// Runs one scenario, writes its reports and prints its verdict; whether it passed.
-fn run_one(args: &RunArgs, options: &SimOptions, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
-    let report = sim::execute(plan, options).with_context(|| format!("running {}", file.display()))?;
+fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
+    let report =
+        progress::execute(plan, args.transport, !args.quiet).with_context(|| format!("running {}", file.display()))?;
     let dir = sim::report_dir(&args.out, plan);
     metrics::write_reports(&dir, &report)?;
     let verdict = if report.passed { "passed" } else { "FAILED" };

@@ -18,12 +18,7 @@ use crate::server::scanner::Build;
 /// machines, changes and samples.
 pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve {
     let n_samples = (end.as_millis() / every.as_millis().max(1)) as usize + 1;
-    let versions: Vec<Version> = machines
-        .iter()
-        .flat_map(|m| m.versions.iter().map(|(_, v)| *v))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let versions = versions_run(machines);
     let vi: BTreeMap<Version, usize> = versions.iter().enumerate().map(|(i, v)| (*v, i)).collect();
     // First sample index at or after t.
     let idx = |t: Duration| (t.as_millis().div_ceil(every.as_millis().max(1)) as usize).min(n_samples);
@@ -57,17 +52,7 @@ pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve
     let total = machines.len().max(1) as f64;
     let mut run = vec![0i64; cells];
     let mut on_run = 0i64;
-    let mut curve = Curve {
-        every_s: every.as_secs_f64(),
-        versions: versions.clone(),
-        times_s: Vec::with_capacity(n_samples),
-        fleet: vec![Vec::with_capacity(n_samples); versions.len()],
-        stable: vec![Vec::with_capacity(n_samples); versions.len()],
-        beta: vec![Vec::with_capacity(n_samples); versions.len()],
-        online: Vec::with_capacity(n_samples),
-        downloads: Vec::new(),
-        egress_bps: Vec::new(),
-    };
+    let mut curve = empty_curve(every, versions.clone(), n_samples);
     let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
     for s in 0..n_samples {
         for (c, r) in run.iter_mut().enumerate() {
@@ -86,6 +71,32 @@ pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve
         curve.online.push(round(on_run as f64 / total));
     }
     curve
+}
+
+/// Every version any machine ran, in order.
+fn versions_run(machines: &[MachineTrack]) -> Vec<Version> {
+    machines
+        .iter()
+        .flat_map(|m| m.versions.iter().map(|(_, v)| *v))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// A curve with room for `n_samples` samples and no download storm yet.
+fn empty_curve(every: Duration, versions: Vec<Version>, n_samples: usize) -> Curve {
+    let per_version = vec![Vec::with_capacity(n_samples); versions.len()];
+    Curve {
+        every_s: every.as_secs_f64(),
+        versions,
+        times_s: Vec::with_capacity(n_samples),
+        fleet: per_version.clone(),
+        stable: per_version.clone(),
+        beta: per_version,
+        online: Vec::with_capacity(n_samples),
+        downloads: Vec::new(),
+        egress_bps: Vec::new(),
+    }
 }
 
 /// Share of machines (of a channel, of those online) on `version` at `t`.
@@ -256,9 +267,9 @@ pub fn off_channel(plan: &Plan, o: &Outcome) -> Vec<OffChannel> {
     out
 }
 
-/// Agent rows as the simulator knows them and as the store holds them.
+/// Agent rows as the simulator knows them and as the store holds them, and
+/// a violation for every row the store lost.
 pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
-    let mut violations = Vec::new();
     let current: BTreeSet<String> = o
         .recorder
         .machines
@@ -267,6 +278,34 @@ pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
         .map(|d| d.to_string())
         .collect();
     let ever: usize = o.recorder.machines.iter().map(|m| m.device_ids.len()).sum();
+    let simulator = RowCounts {
+        total: ever,
+        live: current.len(),
+        orphaned: ever - current.len(),
+    };
+    let server = RowCounts {
+        total: o.store_rows.len(),
+        live: o
+            .store_rows
+            .iter()
+            .filter(|r| current.contains(&r.device_id.to_string()))
+            .count(),
+        orphaned: server_orphans(o),
+    };
+    let agree = simulator == server;
+    (
+        Rows {
+            simulator,
+            server,
+            agree,
+            orphans: orphans(o),
+        },
+        lost_rows(o),
+    )
+}
+
+/// Every device id a machine left behind, with the version its row holds.
+fn orphans(o: &Outcome) -> Vec<Orphan> {
     let mut orphans = Vec::new();
     for m in &o.recorder.machines {
         let Some(now_as) = m.current_device() else {
@@ -282,19 +321,27 @@ pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
             });
         }
     }
-    // The server's own inference: a row is an orphan when a row with the same
-    // machine inside its device id was seen later.
+    orphans
+}
+
+/// The server's own inference: a row is an orphan when a row with the same
+/// machine inside its device id was seen later.
+fn server_orphans(o: &Outcome) -> usize {
     let mut last_seen: BTreeMap<uuid::Uuid, i64> = BTreeMap::new();
     for r in &o.store_rows {
         let e = last_seen.entry(r.device_id.machine()).or_insert(r.last_seen.0);
         *e = (*e).max(r.last_seen.0);
     }
-    let server_orphans = o
-        .store_rows
+    o.store_rows
         .iter()
         .filter(|r| r.last_seen.0 < last_seen[&r.device_id.machine()])
-        .count();
+        .count()
+}
+
+/// A violation for every device id a machine used that has no row.
+fn lost_rows(o: &Outcome) -> Vec<String> {
     let stored: BTreeSet<String> = o.store_rows.iter().map(|r| r.device_id.to_string()).collect();
+    let mut violations = Vec::new();
     for m in &o.recorder.machines {
         for d in &m.device_ids {
             if !stored.contains(&d.to_string()) {
@@ -305,28 +352,5 @@ pub fn rows(o: &Outcome) -> (Rows, Vec<String>) {
             }
         }
     }
-    let simulator = RowCounts {
-        total: ever,
-        live: current.len(),
-        orphaned: ever - current.len(),
-    };
-    let server = RowCounts {
-        total: o.store_rows.len(),
-        live: o
-            .store_rows
-            .iter()
-            .filter(|r| current.contains(&r.device_id.to_string()))
-            .count(),
-        orphaned: server_orphans,
-    };
-    let agree = simulator == server;
-    (
-        Rows {
-            simulator,
-            server,
-            agree,
-            orphans,
-        },
-        violations,
-    )
+    violations
 }

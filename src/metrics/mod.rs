@@ -15,12 +15,11 @@ mod svg;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use analysis::stable_lag_at;
-pub use compare::{compare_markdown, compare_svg};
-pub use convergence::{Convergence, converge};
-pub use document::{Block, Document, Mark, Text, md_table, md_table_aligned};
+pub(crate) use compare::{compare_markdown, compare_svg};
+pub use convergence::Convergence;
+pub(crate) use document::{md_table, md_table_aligned};
 pub use offered::OffReason;
-pub use page::{document, html, markdown};
+pub use page::{html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
     BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,
@@ -67,7 +66,7 @@ pub struct Outcome {
 /// Measures the wall-clock time of a run: the one place a simulation reads
 /// the real clock, and only to report its own speed.
 #[derive(Debug, Clone, Copy)]
-pub struct WallTimer(std::time::Instant);
+pub(crate) struct WallTimer(std::time::Instant);
 
 impl WallTimer {
     /// Starts measuring.
@@ -83,7 +82,7 @@ impl WallTimer {
 }
 
 /// Writes `report.json`, `report.md`, `report.html` and `convergence.svg` into `dir`.
-pub fn write_reports(dir: &std::path::Path, report: &Report) -> anyhow::Result<()> {
+pub(crate) fn write_reports(dir: &std::path::Path, report: &Report) -> anyhow::Result<()> {
     use anyhow::Context;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(report)?;

@@ -71,17 +71,17 @@ impl MachineTrack {
     }
 
     /// Whether it is powered on at `t` (before any report: off).
-    pub fn online_at(&self, t: Duration) -> bool {
+    pub(crate) fn online_at(&self, t: Duration) -> bool {
         at(&self.power, t).unwrap_or(false)
     }
 
     /// Its effective channel at `t`.
-    pub fn channel_at(&self, t: Duration) -> Channel {
+    pub(crate) fn channel_at(&self, t: Duration) -> Channel {
         at(&self.channels, t).unwrap_or(self.channels[0].1)
     }
 
     /// The first time at or after `from` it runs `version` or newer.
-    pub fn reaches(&self, version: Version, from: Duration) -> Option<Duration> {
+    pub(crate) fn reaches(&self, version: Version, from: Duration) -> Option<Duration> {
         if self.version_at(from) >= version {
             return Some(from);
         }
@@ -92,7 +92,7 @@ impl MachineTrack {
     }
 
     /// The id it registers with now.
-    pub fn current_device(&self) -> Option<DeviceId> {
+    pub(crate) fn current_device(&self) -> Option<DeviceId> {
         self.device_ids.last().copied()
     }
 }
@@ -121,7 +121,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Adds a machine; returns its index.
-    pub fn add_machine(
+    pub(crate) fn add_machine(
         &mut self,
         group: usize,
         machine: Uuid,
@@ -145,7 +145,7 @@ impl Recorder {
     }
 
     /// Notes an event of the timeline.
-    pub fn note(&mut self, at: Duration, action: impl Into<String>, outcome: impl Into<String>) {
+    pub(crate) fn note(&mut self, at: Duration, action: impl Into<String>, outcome: impl Into<String>) {
         self.timeline.push(TimelineEntry {
             at_s: at.as_secs_f64(),
             action: action.into(),
@@ -154,7 +154,7 @@ impl Recorder {
     }
 
     /// A machine's effective channel changed.
-    pub fn channel(&mut self, at: Duration, index: usize, channel: Channel) {
+    pub(crate) fn channel(&mut self, at: Duration, index: usize, channel: Channel) {
         let m = &mut self.machines[index];
         if m.channels.last().map(|(_, c)| *c) != Some(channel) {
             m.channels.push((at, channel));
@@ -162,7 +162,7 @@ impl Recorder {
     }
 
     /// Records what an agent reported.
-    pub fn record(&mut self, at: Duration, index: usize, event: &AgentEvent) {
+    pub(crate) fn record(&mut self, at: Duration, index: usize, event: &AgentEvent) {
         let c = &mut self.agents;
         let m = &mut self.machines[index];
         match event {

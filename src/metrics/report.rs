@@ -10,20 +10,21 @@ use super::Outcome;
 use super::analysis;
 use super::convergence::{Convergence, converge};
 use super::offered::OffReason;
-use super::recorder::{AgentCounters, TimelineEntry};
+use super::recorder::{AgentCounters, MachineTrack, TimelineEntry};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
 use crate::scenario::StrandReason;
 use crate::scenario::{Counter, Metric, Plan};
 use crate::server::core::Counters;
 
-/// The report schema version.
-pub const SCHEMA: u32 = 1;
+/// The report schema version (docs/report.md); it changes when a field
+/// changes meaning.
+pub(crate) const SCHEMA: u32 = 1;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    /// [`SCHEMA`].
+    /// The schema version: 1.
     pub schema: u32,
     /// The rmmsim that made it.
     pub rmmsim_version: String,
@@ -370,32 +371,25 @@ fn build_reports(plan: &Plan, o: &Outcome) -> Vec<BuildReport> {
         .collect()
 }
 
-/// Builds the report of a run and judges its expectations.
-pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
-    let machines = &o.recorder.machines;
-    let mut curve = analysis::curve(machines, plan.sample_every, plan.duration);
+/// The download storm's figures, and its curves added to `curve`.
+fn storm(plan: &Plan, o: &Outcome, curve: &mut Curve) -> Downloads {
     let storm = &o.storm;
     let n = curve.times_s.len();
     curve.downloads = (0..n).map(|i| storm.concurrent.get(i).copied().unwrap_or(0)).collect();
     curve.egress_bps = (0..n).map(|i| storm.egress.get(i).copied().unwrap_or(0.0)).collect();
-    let downloads = Downloads {
+    Downloads {
         egress_limit_bps: plan.egress,
         bytes_served: storm.bytes_served,
         peak_concurrent: storm.peak_concurrent,
         peak_egress_bps: storm.peak_egress,
         saturated_s: storm.saturated.as_secs_f64(),
-    };
-    let builds = build_reports(plan, o);
-    let stranded = analysis::stranded(plan, o);
-    let off_channel = analysis::off_channel(plan, o);
-    let (rows, lost) = analysis::rows(o);
-    let stable_lag = analysis::stable_lag(plan, o, &curve);
-    let end = plan.duration;
-    let mut final_versions = BTreeMap::new();
-    for m in machines {
-        *final_versions.entry(m.version_at(end)).or_insert(0) += 1;
     }
-    let machine_ends = machines
+}
+
+/// Where every machine ended.
+fn machine_ends(plan: &Plan, machines: &[MachineTrack]) -> Vec<MachineEnd> {
+    let end = plan.duration;
+    machines
         .iter()
         .map(|m| MachineEnd {
             hostname: m.hostname.clone(),
@@ -406,7 +400,23 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
             online: m.online_at(end),
             device_ids: m.device_ids.iter().map(ToString::to_string).collect(),
         })
-        .collect();
+        .collect()
+}
+
+/// Builds the report of a run and judges its expectations.
+pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
+    let machines = &o.recorder.machines;
+    let mut curve = analysis::curve(machines, plan.sample_every, plan.duration);
+    let downloads = storm(plan, o, &mut curve);
+    let builds = build_reports(plan, o);
+    let stranded = analysis::stranded(plan, o);
+    let off_channel = analysis::off_channel(plan, o);
+    let (rows, lost) = analysis::rows(o);
+    let stable_lag = analysis::stable_lag(plan, o, &curve);
+    let mut final_versions = BTreeMap::new();
+    for m in machines {
+        *final_versions.entry(m.version_at(plan.duration)).or_insert(0) += 1;
+    }
     let mut stranded_by_reason = BTreeMap::new();
     for s in &stranded {
         *stranded_by_reason.entry(s.reason.as_str().to_owned()).or_insert(0) += 1;
@@ -432,7 +442,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         timeline: o.recorder.timeline.clone(),
         builds,
         final_versions,
-        machines: machine_ends,
+        machines: machine_ends(plan, machines),
         stranded,
         stranded_by_reason,
         off_channel,
@@ -523,7 +533,7 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
 
 impl Report {
     /// Machines per version at the end, newest first: `0.6.58: 190, 0.6.47: 10`.
-    pub fn final_versions_line(&self) -> String {
+    pub(crate) fn final_versions_line(&self) -> String {
         let finals: Vec<String> = self
             .final_versions
             .iter()
@@ -535,7 +545,7 @@ impl Report {
 }
 
 /// A measured value for people: durations as `4m 12s`, shares to 4 places.
-pub fn show(value: Option<f64>, is_time: bool) -> String {
+pub(crate) fn show(value: Option<f64>, is_time: bool) -> String {
     match value {
         None if is_time => "never".into(),
         None => "n/a".into(),

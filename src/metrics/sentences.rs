@@ -8,7 +8,7 @@ use super::report::{BuildReport, Report};
 use crate::protocol::Channel;
 
 /// What "off channel" means, for the heading of the list.
-pub const OFF_CHANNEL_MEANS: &str = "Machines running a build their channel does not offer them: a beta build \
+pub(crate) const OFF_CHANNEL_MEANS: &str = "Machines running a build their channel does not offer them: a beta build \
                                      never promoted on a machine on stable, or a rolled-back build.";
 
 /// `1 build`, `3 builds`.
@@ -23,7 +23,7 @@ pub(super) fn plural(n: usize, what: &str) -> String {
 /// Sentences of the report for people, built once for every form of it.
 impl Report {
     /// How far stable trailed beta, and on which platform when there are several.
-    pub fn stable_lag_line(&self) -> String {
+    pub(crate) fn stable_lag_line(&self) -> String {
         let lag = &self.stable_lag;
         let mut line = format!(
             "Stable trailed beta by up to {}, for up to {}; at the end by {}",
@@ -43,7 +43,7 @@ impl Report {
     }
 
     /// The download storm in one sentence, for people.
-    pub fn downloads_line(&self) -> String {
+    pub(crate) fn downloads_line(&self) -> String {
         let d = &self.downloads;
         let mbit = |bps: f64| format!("{:.1} Mbit/s", bps * 8.0 / 1e6);
         let served = bytesize::ByteSize::b(d.bytes_served).display().iec().to_string();
@@ -67,7 +67,7 @@ impl Report {
     }
 
     /// Who runs a build their channel does not offer them at the end.
-    pub fn off_channel_line(&self) -> String {
+    pub(crate) fn off_channel_line(&self) -> String {
         if self.off_channel.is_empty() {
             return "No machine runs a build its channel does not offer.".into();
         }

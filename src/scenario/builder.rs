@@ -1,6 +1,6 @@
 //! Scenarios built in code, as turmoil's `Builder` builds a simulation.
 //!
-//! [`PlanBuilder`] fills the same [`Spec`] a file is read into, and
+//! [`PlanBuilder`] fills the same `spec::Spec` a file is read into, and
 //! [`PlanBuilder::check`] runs the same checks a file goes through: a plan
 //! built here is refused for exactly what a file would be, with an error
 //! that names the key (`fleet[0].site`) and no line, since there is no file.

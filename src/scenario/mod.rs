@@ -9,15 +9,16 @@
 pub mod builder;
 mod check;
 mod plan;
-pub mod spec;
+mod spec;
 
 use std::fmt;
 use std::path::Path;
 
 pub use builder::PlanBuilder;
+pub(crate) use plan::MAX_FLEET;
 pub use plan::{
-    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, MAX_FLEET, Metric, Plan, RegressionGate,
-    SitePlan, StrandReason, Target,
+    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, Metric, Plan, RegressionGate, SitePlan,
+    StrandReason, Target,
 };
 
 /// A scenario that cannot be run, and where it is wrong.

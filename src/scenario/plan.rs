@@ -274,7 +274,7 @@ pub enum Metric {
 }
 
 /// Most machines a fleet may have (after `--scale` too).
-pub const MAX_FLEET: usize = 1_000_000;
+pub(crate) const MAX_FLEET: usize = 1_000_000;
 
 /// Why a machine is behind the newest build at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -11,7 +11,6 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use tokio::task::JoinHandle;
 
 use super::World;
 use crate::agent::Orders;
@@ -368,48 +367,5 @@ impl<'a> Timeline<'a> {
             self.controls[i].go_offline_until(until);
         }
         format!("{n} machines offline")
-    }
-}
-
-/// A progress bar on stderr while the run lasts (nothing when stderr is not a
-/// terminal): simulated days done, and how long it has taken.
-pub struct Progress {
-    bar: indicatif::ProgressBar,
-    task: JoinHandle<()>,
-}
-
-impl Progress {
-    /// Starts ticking in virtual time; `None` when disabled or not on a terminal.
-    pub fn start(plan: &Plan, enabled: bool, origin: tokio::time::Instant) -> Option<Self> {
-        use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-        if !enabled || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            return None;
-        }
-        let total = plan.duration.as_secs().max(1);
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {msg} ({elapsed} wall)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(plan.name.clone());
-        let step = (plan.duration / 200).max(Duration::from_secs(1));
-        let days = plan.duration.as_secs_f64() / 86_400.0;
-        let ticking = bar.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(origin + step, step);
-            loop {
-                tick.tick().await;
-                let done = origin.elapsed().as_secs().min(total);
-                ticking.set_position(done);
-                ticking.set_message(format!("day {:.1} of {days:.1}", done as f64 / 86_400.0));
-            }
-        });
-        Some(Self { bar, task })
-    }
-
-    /// Stops and clears the bar.
-    pub fn finish(self) {
-        self.task.abort();
-        self.bar.finish_and_clear();
     }
 }

@@ -4,6 +4,7 @@
 //! pass in seconds. One seed decides everything random.
 
 mod events;
+mod progress;
 mod transport;
 mod world;
 
@@ -17,10 +18,13 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use transport::{
-    DirectHub, DirectLink, MemHub, MemListener, TcpEnd, TcpHub, TcpHubListener, TransportKind, ensure_open_files,
-};
-pub use world::{MachineModel, World, WorldState};
+pub use progress::{Progress, ProgressSink};
+pub use transport::TransportKind;
+pub(crate) use transport::ensure_open_files;
+/// The in-memory hub: integration tests serve the real server on it.
+pub use transport::MemHub;
+use transport::{DirectHub, TcpHub};
+use world::{MachineModel, World, WorldState};
 
 use crate::agent::{Agent, AgentSpec, Bandwidth, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
 use crate::clock::Clock;
@@ -31,12 +35,21 @@ use crate::server::store::{SqliteStore, Store};
 use crate::server::{self, AppState, Core, CoreConfig, RunOptions};
 
 /// How to run.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct SimOptions {
     /// How agents reach the server.
     pub transport: TransportKind,
-    /// Show a progress bar on stderr (only when it is a terminal).
-    pub progress: bool,
+    /// Hears how far the run has come (`None`: nobody is told).
+    pub progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("transport", &self.transport)
+            .field("progress", &self.progress.as_ref().map(|_| "a sink"))
+            .finish()
+    }
 }
 
 /// Runs a plan and builds its report (expectations judged).
@@ -177,13 +190,16 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         clock,
     };
     let (controls, agents) = spawn_fleet(plan, specs, &fleet);
-    let progress = events::Progress::start(plan, options.progress, origin);
+    let progress = options
+        .progress
+        .clone()
+        .map(|sink| progress::tick(sink, plan.duration, origin));
 
     let mut timeline = events::Timeline::new(plan, &world, &downloads, &controls);
     let (running, counters) = drive(plan, &setup, &world, &mut timeline, running).await?;
     tokio::time::sleep_until(origin + plan.duration).await;
     if let Some(p) = progress {
-        p.finish();
+        p.abort();
     }
     // Freeze the fleet, then read the server's own view (starting it if the
     // run ends while it is down, so its store can be read).
@@ -415,6 +431,6 @@ fn build_world(plan: &Plan, clock: Clock, keys: &[Vec<String>]) -> (Arc<World>, 
 }
 
 /// The folder a scenario's reports go to.
-pub fn report_dir(out: &Path, plan: &Plan) -> PathBuf {
+pub(crate) fn report_dir(out: &Path, plan: &Plan) -> PathBuf {
     out.join(&plan.name)
 }

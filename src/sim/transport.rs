@@ -20,7 +20,7 @@ use crate::server::AppState;
 use crate::server::http::download_bytes;
 use crate::server::session::Session;
 
-pub use tcp::{TcpEnd, TcpHub, TcpHubListener};
+pub use tcp::TcpHub;
 
 /// Which transport a simulation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]

@@ -109,7 +109,7 @@ pub fn run_on(plan: &Plan, transport: TransportKind) -> Report {
         plan,
         &SimOptions {
             transport,
-            progress: false,
+            progress: None,
         },
     )
     .unwrap_or_else(|e| panic!("{e:#}"))

@@ -24,7 +24,7 @@ fn outcome(scenario: &PlanBuilder) -> (Plan, Outcome) {
     let plan = checked(scenario);
     let options = SimOptions {
         transport: TransportKind::WsMem,
-        progress: false,
+        progress: None,
     };
     let o = sim::run(&plan, &options).unwrap_or_else(|e| panic!("{e:#}"));
     (plan, o)

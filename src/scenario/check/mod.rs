@@ -17,7 +17,7 @@ use super::plan::{BuildPlan, ClientPlan, GroupPlan, MAX_FLEET, Plan, RegressionG
 const MAX_SAMPLES: usize = 1_000_000;
 /// Largest build a scenario may declare.
 const MAX_BUILD_BYTES: u64 = 1 << 30;
-use super::spec::{AgentSection, AvailabilitySpec, Dur, FleetSpec, Spec};
+use super::spec::{AgentSection, AvailabilitySpec, BuildSpec, Dur, FleetSpec, ScenarioSection, Spec};
 use crate::agent::{Availability, Timing};
 use crate::protocol::{self, Channel, Platform, Version};
 use crate::server::publish::DigestMode;
@@ -118,23 +118,62 @@ fn availability(spec: &AvailabilitySpec, utc_offset_minutes: i32, boot_spread: D
 /// no file, and expectations have no line).
 pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
     let s = &spec.scenario;
-    let name = s.name.get_ref();
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !valid_name {
-        return Err(at(
-            &s.name,
-            "scenario.name",
-            "1 to 64 of a-z, 0-9, - and _ (it names the report folder)",
-        ));
-    }
+    let name = check_name(&s.name)?;
     let duration = s.duration.get_ref().0;
     if duration.is_zero() {
         return Err(at(&s.duration, "scenario.duration", "must be longer than 0s"));
     }
+    let sample_every = check_sampling(s, duration)?;
+    let gate = check_health_gate(spec)?;
+    let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
+    let max_enrolments_per_minute = check_enrolment_cap(spec)?;
+    built::check_rates(spec)?;
+    let clients = check_clients(spec)?;
+    let builds = check_builds(spec, duration)?;
+    let groups = check_fleet(spec, &clients)?;
+    let events = events::check_events(spec, duration, &clients, &builds, &groups)?;
+    let expects = expects::check_expects(spec, duration, &builds, text)?;
+    Ok(Plan {
+        name: name.clone(),
+        description: s.description.clone(),
+        seed: s.seed.unwrap_or(1),
+        start: s.start,
+        duration,
+        sample_every,
+        gate,
+        egress: spec.server.bandwidth.map(|r| r.0),
+        rescan_every,
+        max_enrolments_per_minute,
+        clients,
+        builds,
+        groups,
+        events,
+        expects,
+        regression: check_regression(spec)?,
+    })
+}
+
+/// The scenario's name, which names its report folder.
+fn check_name(name: &Spanned<String>) -> Check<&String> {
+    let text = name.get_ref();
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(at(
+            name,
+            "scenario.name",
+            "1 to 64 of a-z, 0-9, - and _ (it names the report folder)",
+        ));
+    }
+    Ok(text)
+}
+
+/// `scenario.sample_every`, or a minute: above zero, at most the duration,
+/// and not so fine that the curves outgrow [`MAX_SAMPLES`].
+fn check_sampling(s: &ScenarioSection, duration: Duration) -> Check<Duration> {
     let sample_every = s
         .sample_every
         .as_ref()
@@ -158,40 +197,42 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
             "must be above 0s and at most the duration",
         ));
     }
-    let gate = match &spec.server.health_gate {
-        None => HealthGate::default(),
-        Some(g) => {
-            let rate = *g.max_failure_rate.get_ref();
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(at(
-                    &g.max_failure_rate,
-                    "server.health_gate.max_failure_rate",
-                    "must be between 0 and 1",
-                ));
-            }
-            HealthGate {
-                min_successes: g.min_successes,
-                max_failure_rate: rate,
-            }
-        }
+    Ok(sample_every)
+}
+
+/// `[server.health_gate]`, or the server's default gate.
+fn check_health_gate(spec: &Spec) -> Check<HealthGate> {
+    let Some(g) = &spec.server.health_gate else {
+        return Ok(HealthGate::default());
     };
-    let rescan_every = spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0);
-    let max_enrolments_per_minute = match &spec.server.max_enrolments_per_minute {
-        Some(cap) if *cap.get_ref() == 0 => {
-            return Err(at(
-                cap,
-                "server.max_enrolments_per_minute",
-                "must be at least 1 (leave it out for no cap)",
-            ));
-        }
-        cap => cap.as_ref().map(|c| *c.get_ref()),
-    };
-    built::check_rates(spec)?;
-    let clients = check_clients(spec)?;
-    let builds = check_builds(spec, duration)?;
-    let groups = check_fleet(spec, &clients)?;
-    let events = events::check_events(spec, duration, &clients, &builds, &groups)?;
-    let expects = expects::check_expects(spec, duration, &builds, text)?;
+    let rate = *g.max_failure_rate.get_ref();
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(at(
+            &g.max_failure_rate,
+            "server.health_gate.max_failure_rate",
+            "must be between 0 and 1",
+        ));
+    }
+    Ok(HealthGate {
+        min_successes: g.min_successes,
+        max_failure_rate: rate,
+    })
+}
+
+/// `[server] max_enrolments_per_minute`: at least 1 when given; none is no cap.
+fn check_enrolment_cap(spec: &Spec) -> Check<Option<u32>> {
+    match &spec.server.max_enrolments_per_minute {
+        Some(cap) if *cap.get_ref() == 0 => Err(at(
+            cap,
+            "server.max_enrolments_per_minute",
+            "must be at least 1 (leave it out for no cap)",
+        )),
+        cap => Ok(cap.as_ref().map(|c| *c.get_ref())),
+    }
+}
+
+/// `[gate]`: what `rmmsim check` tolerates against the baseline.
+fn check_regression(spec: &Spec) -> Check<RegressionGate> {
     let mut regression = RegressionGate::default();
     if let Some(g) = &spec.gate {
         if let Some(t) = &g.tolerance {
@@ -204,24 +245,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
             regression.slack = s.0;
         }
     }
-    Ok(Plan {
-        name: name.clone(),
-        description: s.description.clone(),
-        seed: s.seed.unwrap_or(1),
-        start: s.start,
-        duration,
-        sample_every,
-        gate,
-        egress: spec.server.bandwidth.map(|r| r.0),
-        rescan_every,
-        max_enrolments_per_minute,
-        clients,
-        builds,
-        groups,
-        events,
-        expects,
-        regression,
-    })
+    Ok(regression)
 }
 
 fn check_clients(spec: &Spec) -> Check<Vec<ClientPlan>> {
@@ -278,64 +302,70 @@ fn check_builds(spec: &Spec, duration: Duration) -> Check<Vec<BuildPlan>> {
                 format!("{version} is defined twice"),
             ));
         }
-        let platforms = b
-            .platforms
-            .clone()
-            .unwrap_or_else(|| vec!["windows-amd64".parse().unwrap_or_else(|_| unreachable!())]);
-        let unique: BTreeSet<&Platform> = platforms.iter().collect();
-        if platforms.is_empty() || unique.len() != platforms.len() {
-            return Err(at(
-                &b.version,
-                format!("builds[{i}].platforms"),
-                "needs one or more distinct platforms",
-            ));
-        }
-        if let Some(p) = b.published.as_ref().filter(|p| p.get_ref().0 > duration) {
-            return Err(at(
-                p,
-                format!("builds[{i}].published"),
-                "is after the end of the scenario",
-            ));
-        }
-        if let Some(size) = b.size.as_ref().filter(|s| s.get_ref().0 > MAX_BUILD_BYTES) {
-            let why = "at most 1 GiB (the bytes are generated and kept in memory)";
-            return Err(at(size, format!("builds[{i}].size"), why));
-        }
-        let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
-        if let Some(r) = b
-            .install_failure_rate
-            .as_ref()
-            .filter(|_| !(0.0..=1.0).contains(&failure_rate))
-        {
-            return Err(at(
-                r,
-                format!("builds[{i}].install_failure_rate"),
-                "must be between 0 and 1",
-            ));
-        }
-        let digest = match (b.corrupt_digest, b.missing_digest) {
-            (true, true) => {
-                return Err(at(
-                    &b.version,
-                    format!("builds[{i}]"),
-                    "corrupt_digest and missing_digest exclude each other",
-                ));
-            }
-            (true, false) => DigestMode::Corrupt,
-            (false, true) => DigestMode::Missing,
-            (false, false) => DigestMode::Correct,
-        };
-        builds.push(BuildPlan {
-            version,
-            platforms,
-            channel: b.channel.unwrap_or(Channel::Beta),
-            published: b.published.as_ref().map(|p| p.get_ref().0),
-            size: b.size.as_ref().map_or(256 * 1024, |s| s.get_ref().0),
-            failure_rate,
-            digest,
-        });
+        builds.push(check_build(b, i, duration)?);
     }
     Ok(builds)
+}
+
+/// Build `i`: platforms, dates, size, failure rate, digest.
+fn check_build(b: &BuildSpec, i: usize, duration: Duration) -> Check<BuildPlan> {
+    let version = *b.version.get_ref();
+    let platforms = b
+        .platforms
+        .clone()
+        .unwrap_or_else(|| vec!["windows-amd64".parse().unwrap_or_else(|_| unreachable!())]);
+    let unique: BTreeSet<&Platform> = platforms.iter().collect();
+    if platforms.is_empty() || unique.len() != platforms.len() {
+        return Err(at(
+            &b.version,
+            format!("builds[{i}].platforms"),
+            "needs one or more distinct platforms",
+        ));
+    }
+    if let Some(p) = b.published.as_ref().filter(|p| p.get_ref().0 > duration) {
+        return Err(at(
+            p,
+            format!("builds[{i}].published"),
+            "is after the end of the scenario",
+        ));
+    }
+    if let Some(size) = b.size.as_ref().filter(|s| s.get_ref().0 > MAX_BUILD_BYTES) {
+        let why = "at most 1 GiB (the bytes are generated and kept in memory)";
+        return Err(at(size, format!("builds[{i}].size"), why));
+    }
+    let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
+    if let Some(r) = b
+        .install_failure_rate
+        .as_ref()
+        .filter(|_| !(0.0..=1.0).contains(&failure_rate))
+    {
+        return Err(at(
+            r,
+            format!("builds[{i}].install_failure_rate"),
+            "must be between 0 and 1",
+        ));
+    }
+    let digest = match (b.corrupt_digest, b.missing_digest) {
+        (true, true) => {
+            return Err(at(
+                &b.version,
+                format!("builds[{i}]"),
+                "corrupt_digest and missing_digest exclude each other",
+            ));
+        }
+        (true, false) => DigestMode::Corrupt,
+        (false, true) => DigestMode::Missing,
+        (false, false) => DigestMode::Correct,
+    };
+    Ok(BuildPlan {
+        version,
+        platforms,
+        channel: b.channel.unwrap_or(Channel::Beta),
+        published: b.published.as_ref().map(|p| p.get_ref().0),
+        size: b.size.as_ref().map_or(256 * 1024, |s| s.get_ref().0),
+        failure_rate,
+        digest,
+    })
 }
 
 /// Resolves `client/site`.
@@ -410,6 +440,28 @@ fn spread_used(agent: &AgentSection, groups: &[GroupPlan]) -> Check<()> {
     }
 }
 
+/// Fleet entry `i`'s timing: its own download, bandwidth, install and
+/// restart times over `[agent]`'s, and its own heartbeat.
+fn fleet_timing(defaults: &AgentSection, f: &FleetSpec, i: usize) -> Check<Timing> {
+    let agent = AgentSection {
+        jitter: defaults.jitter.clone(),
+        reconnect_min: defaults.reconnect_min.clone(),
+        reconnect_max: defaults.reconnect_max.clone(),
+        heartbeat: defaults.heartbeat.clone(),
+        download: f.download.or(defaults.download),
+        bandwidth: f.bandwidth.or(defaults.bandwidth),
+        install: f.install.or(defaults.install),
+        restart: f.restart.or(defaults.restart),
+        ..Default::default()
+    };
+    timing(&agent, f.heartbeat.as_ref()).map_err(|mut p| {
+        if p.key == "heartbeat" {
+            p.key = format!("fleet[{i}].heartbeat");
+        }
+        p
+    })
+}
+
 fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
     let mut groups: Vec<GroupPlan> = Vec::new();
     let defaults = &spec.agent;
@@ -439,23 +491,7 @@ fn check_fleet(spec: &Spec, clients: &[ClientPlan]) -> Check<Vec<GroupPlan>> {
             ));
         }
         let (client, site) = find_site(clients, &f.site, format!("fleet[{i}].site"))?;
-        let mut agent = AgentSection { ..Default::default() };
-        agent.jitter = defaults.jitter.clone();
-        agent.reconnect_min = defaults.reconnect_min.clone();
-        agent.reconnect_max = defaults.reconnect_max.clone();
-        agent.heartbeat = defaults.heartbeat.clone();
-        agent.download = f.download.or(defaults.download);
-        agent.bandwidth = f.bandwidth.or(defaults.bandwidth);
-        agent.install = f.install.or(defaults.install);
-        agent.restart = f.restart.or(defaults.restart);
-        let timing = timing(&agent, f.heartbeat.as_ref()).map_err(|mut p| {
-            p.key = if p.key == "heartbeat" {
-                format!("fleet[{i}].heartbeat")
-            } else {
-                p.key
-            };
-            p
-        })?;
+        let timing = fleet_timing(defaults, f, i)?;
         let tz = clients[client].sites[site].utc_offset_minutes;
         let avail = f
             .availability
