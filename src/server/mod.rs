@@ -24,9 +24,12 @@
 //! - [`store`]: persistence (SQLite).
 //! - [`http`]: the axum app, WebSocket and downloads.
 //! - [`publish`]: writing builds and sidecars (U8–U10).
+//! - [`files`]: opening files of the downloads folder without following
+//!   symlinks, and only as the scan saw them.
 
 pub mod catalog;
 pub mod core;
+pub mod files;
 pub mod http;
 pub mod publish;
 pub mod rules;
@@ -35,4 +38,4 @@ pub mod session;
 pub mod store;
 
 pub use self::core::{Core, CoreConfig, CoreError, HealthGate};
-pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process};
+pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, DownloadServing, RunOptions, app, run, run_in_process};
