@@ -79,6 +79,9 @@ error_codes! {
         ClientExists,
         /// The client has a site of that name.
         SiteExists,
+        /// A download whose file is no longer the one the last scan saw
+        /// (rewritten, replaced, a symlink): refused until the next scan.
+        BuildChanged,
     }
 }
 
@@ -91,7 +94,7 @@ impl ErrorCode {
             | FrameTooLarge | UnknownUpdate | Internal => true,
             BadBody | InvalidBody | InvalidPath | InvalidName | Unauthorized | NotFound | MethodNotAllowed
             | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists => false,
+            | ClientExists | SiteExists | BuildChanged => false,
         }
     }
 
@@ -105,7 +108,7 @@ impl ErrorCode {
             NotFound => Some(404),
             MethodNotAllowed => Some(405),
             HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists => Some(409),
+            | ClientExists | SiteExists | BuildChanged => Some(409),
             Internal => Some(500),
             UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame
             | FrameTooLarge | UnknownUpdate => None,

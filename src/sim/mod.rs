@@ -28,7 +28,7 @@ use crate::metrics::{Outcome, WallTimer};
 use crate::scenario::Plan;
 use crate::server::core::Counters;
 use crate::server::store::{SqliteStore, Store};
-use crate::server::{self, AppState, Core, CoreConfig, RunOptions};
+use crate::server::{self, AppState, Core, CoreConfig, DownloadServing, RunOptions};
 
 /// How to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,7 +102,8 @@ impl ServerSetup {
     fn start(&self) -> anyhow::Result<Running> {
         let store = SqliteStore::open(&self.db).context("opening the simulation database")?;
         let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
-        let state = AppState::new(core, "simulation");
+        // Builds from memory, read on this thread: nothing waits on the blocking pool.
+        let state = AppState::with_downloads(core, "simulation", DownloadServing::Memory);
         let (stop, stopped) = oneshot::channel::<()>();
         let options = RunOptions {
             rescan_every: None,

@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod delivery;
+mod downloads;
 mod identity;
 mod persistence;
 mod rollouts;

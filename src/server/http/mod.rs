@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod downloads;
 mod error;
+mod stream;
 mod views;
 mod ws;
 
@@ -19,7 +20,7 @@ use axum::serve::Listener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use downloads::download_bytes;
+pub use downloads::{DownloadServing, download_bytes};
 pub use error::ApiError;
 
 use super::core::{Core, CoreError};
@@ -31,6 +32,7 @@ struct Shared {
     admin_token: String,
     shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
+    download_serving: DownloadServing,
 }
 
 /// What every handler shares: the core behind one lock, the admin token, and
@@ -39,15 +41,27 @@ struct Shared {
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
-    /// State around a core.
+    /// State around a core; builds are streamed from disk
+    /// ([`DownloadServing::Stream`]).
     pub fn new(core: Core, admin_token: impl Into<String>) -> Self {
+        Self::with_downloads(core, admin_token, DownloadServing::default())
+    }
+
+    /// State around a core that serves builds as `download_serving` says.
+    pub fn with_downloads(core: Core, admin_token: impl Into<String>, download_serving: DownloadServing) -> Self {
         let (shutdown, _) = watch::channel(false);
         Self(Arc::new(Shared {
             core: Mutex::new(core),
             admin_token: admin_token.into(),
             shutdown,
             next_conn: AtomicU64::new(1),
+            download_serving,
         }))
+    }
+
+    /// How builds are served.
+    pub fn download_serving(&self) -> DownloadServing {
+        self.0.download_serving
     }
 
     /// Locks the core. Every use is short and never spans an `.await`. A
