@@ -2,6 +2,7 @@
 //! WebSocket. Test names carry the rule they check (U1–U12 of
 //! `update-model.md`).
 
+mod arbitrary_input;
 mod bad_input;
 mod common;
 mod delivery;
