@@ -88,6 +88,9 @@ error_codes! {
         SiteExists,
         /// `/ws` while the server holds `max_connections` agent sessions.
         ServerBusy,
+        /// A download whose file is no longer the one the last scan saw
+        /// (rewritten, replaced, a symlink): refused until the next scan.
+        BuildChanged,
     }
 }
 
@@ -100,7 +103,7 @@ impl ErrorCode {
             | FrameTooLarge | UnknownUpdate | Internal | IdentityConflict | EnrolmentRateLimited => true,
             BadBody | InvalidBody | InvalidPath | InvalidName | Unauthorized | NotFound | MethodNotAllowed
             | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists | ServerBusy => false,
+            | ClientExists | SiteExists | ServerBusy | BuildChanged => false,
         }
     }
 
@@ -114,7 +117,7 @@ impl ErrorCode {
             NotFound => Some(404),
             MethodNotAllowed => Some(405),
             HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists => Some(409),
+            | ClientExists | SiteExists | BuildChanged => Some(409),
             Internal => Some(500),
             ServerBusy => Some(503),
             UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame

@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
 
 use super::rules;
-use super::scanner::{Build, DIGEST_SUFFIX, Scan};
+use super::scanner::{Build, DIGEST_SUFFIX, FileStamp, Scan};
 
 /// What a download name refers to (see [`Catalog::servable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,11 @@ impl Catalog {
         self.scan.builds.iter().filter(move |b| b.version == version)
     }
 
+    /// How the scan saw a build's file (see [`FileStamp`]).
+    pub fn stamp(&self, file: &str) -> Option<&FileStamp> {
+        self.scan.stamps.get(file)
+    }
+
     /// The build a download name refers to: the build itself or its
     /// `.sha256`. Nothing else in the folder is ever served.
     pub fn servable(&self, name: &str) -> Option<Servable<'_>> {
@@ -113,7 +118,7 @@ mod tests {
         };
         let scan = Scan {
             builds: vec![build.clone()],
-            skipped: Vec::new(),
+            ..Scan::default()
         };
         let catalog = Catalog::new(scan, Timestamp(0));
         assert_eq!(catalog.servable(&build.file), Some(Servable::Build(&build)));

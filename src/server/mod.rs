@@ -26,10 +26,13 @@
 //! - [`publish`]: writing builds and sidecars (U8–U10).
 //! - [`failpoint`]: where `serve` may be told to abort mid-promote or
 //!   mid-rollback, to test that a restart finishes it.
+//! - [`files`]: opening files of the downloads folder without following
+//!   symlinks, and only as the scan saw them.
 
 pub mod catalog;
 pub mod core;
 pub mod failpoint;
+pub mod files;
 pub mod http;
 pub mod publish;
 pub mod rules;
@@ -38,4 +41,6 @@ pub mod session;
 pub mod store;
 
 pub use self::core::{Core, CoreConfig, CoreError, DEFAULT_MAX_ENROLMENTS_PER_MINUTE, HealthGate};
-pub use self::http::{AppState, DEFAULT_RESCAN_EVERY, RunOptions, app, run, run_in_process, without_nagle};
+pub use self::http::{
+    AppState, DEFAULT_RESCAN_EVERY, DownloadServing, RunOptions, app, run, run_in_process, without_nagle,
+};

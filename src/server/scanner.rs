@@ -2,14 +2,16 @@
 //! finds. The grammar is exact; every file that is not offered is kept with
 //! the reason (the original skipped them silently).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::files::{FileError, read_companion};
 use crate::protocol::{Channel, Platform, Version};
 
 /// Every build file name starts with this.
@@ -95,6 +97,39 @@ pub struct Scan {
     pub builds: Vec<Build>,
     /// What may not, with reasons.
     pub skipped: Vec<Skipped>,
+    /// Each build file as the scan saw it, by file name: a download serves
+    /// the file only while it is still this one.
+    #[serde(skip)]
+    pub stamps: BTreeMap<String, FileStamp>,
+}
+
+/// Which file a build was when it was scanned, and how it looked: a file
+/// opened later is the scanned one when its stamp is equal. A file rewritten
+/// in place keeps its inode but (nearly always) changes its size or mtime; a
+/// file renamed over it, or a symlink swapped in, is another inode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStamp {
+    /// The device holding the file.
+    pub dev: u64,
+    /// The inode.
+    pub ino: u64,
+    /// The size in bytes.
+    pub len: u64,
+    /// The modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+}
+
+impl FileStamp {
+    /// The stamp of a file's metadata (of the file itself, never of a
+    /// symlink's target: callers pass `symlink_metadata` or an open file's).
+    pub fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
 }
 
 /// Parses a build file name (U6). Per-site names fail on purpose.
@@ -185,7 +220,8 @@ pub fn sidecars_of(dir: &Path, version: Version) -> io::Result<Vec<Sidecar>> {
         if !entry.file_type()?.is_file() {
             continue;
         }
-        let channel = parse_channel(Some(&fs::read(entry.path())?));
+        let content = read_companion(&entry.path()).map_err(io::Error::other)?;
+        let channel = parse_channel(Some(&content));
         sidecars.push(Sidecar {
             file: file.to_owned(),
             channel,
@@ -230,6 +266,7 @@ pub fn scan_dir(dir: &Path) -> io::Result<Scan> {
         }
     }
     let mut builds = Vec::new();
+    let mut stamps = BTreeMap::new();
     for name in &names {
         let base = name
             .strip_suffix(DIGEST_SUFFIX)
@@ -244,7 +281,10 @@ pub fn scan_dir(dir: &Path) -> io::Result<Scan> {
             continue;
         }
         match read_build(dir, name, &names) {
-            Ok(build) => builds.push(build),
+            Ok((build, stamp)) => {
+                stamps.insert(build.file.clone(), stamp);
+                builds.push(build);
+            }
             Err(reason) => skipped.push(Skipped {
                 file: name.clone(),
                 reason,
@@ -253,32 +293,45 @@ pub fn scan_dir(dir: &Path) -> io::Result<Scan> {
     }
     builds.sort_by(|a, b| (&a.platform, a.version).cmp(&(&b.platform, b.version)));
     skipped.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(Scan { builds, skipped })
+    Ok(Scan {
+        builds,
+        skipped,
+        stamps,
+    })
 }
 
-fn read_build(dir: &Path, name: &str, names: &BTreeSet<String>) -> Result<Build, SkipReason> {
+fn read_build(dir: &Path, name: &str, names: &BTreeSet<String>) -> Result<(Build, FileStamp), SkipReason> {
     let (platform, version) = parse_build_name(name)?;
-    let unreadable = |e: io::Error| SkipReason::Unreadable(e.to_string());
+    let unreadable = |e: FileError| SkipReason::Unreadable(e.to_string());
     let digest_name = companion(name, DIGEST_SUFFIX);
     if !names.contains(&digest_name) {
         return Err(SkipReason::MissingDigest);
     }
-    let sha256 = parse_digest(&fs::read_to_string(dir.join(&digest_name)).map_err(unreadable)?)?;
+    let digest = read_companion(&dir.join(&digest_name)).map_err(unreadable)?;
+    let digest = String::from_utf8(digest).map_err(|_| SkipReason::Unreadable("not UTF-8".into()))?;
+    let sha256 = parse_digest(&digest)?;
     let channel_name = companion(name, CHANNEL_SUFFIX);
     let channel = if names.contains(&channel_name) {
-        parse_channel(Some(&fs::read(dir.join(&channel_name)).map_err(unreadable)?))
+        parse_channel(Some(&read_companion(&dir.join(&channel_name)).map_err(unreadable)?))
     } else {
         parse_channel(None)
     };
-    let size = fs::metadata(dir.join(name)).map_err(unreadable)?.len();
-    Ok(Build {
+    // The file itself: a symlink swapped in since the folder was listed is
+    // not a build.
+    let meta = fs::symlink_metadata(dir.join(name)).map_err(|e| unreadable(e.into()))?;
+    if !meta.is_file() {
+        return Err(SkipReason::NotAFile);
+    }
+    let stamp = FileStamp::of(&meta);
+    let build = Build {
         file: name.to_owned(),
         platform,
         version,
         channel,
         sha256,
-        size,
-    })
+        size: stamp.len,
+    };
+    Ok((build, stamp))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::metrics::{Outcome, WallTimer};
 use crate::scenario::Plan;
 use crate::server::core::Counters;
 use crate::server::store::{SqliteStore, Store};
-use crate::server::{self, AppState, Core, CoreConfig, RunOptions};
+use crate::server::{self, AppState, Core, CoreConfig, DownloadServing, RunOptions};
 
 /// How to run.
 #[derive(Clone, Default)]
@@ -115,7 +115,8 @@ impl ServerSetup {
     fn start(&self) -> anyhow::Result<Running> {
         let store = SqliteStore::open(&self.db).context("opening the simulation database")?;
         let core = Core::open(Box::new(store), self.clock, self.config.clone()).context("starting the server")?;
-        let state = AppState::new(core, "simulation");
+        // Builds from memory, read on this thread: nothing waits on the blocking pool.
+        let state = AppState::with_downloads(core, "simulation", DownloadServing::Memory);
         let (stop, stopped) = oneshot::channel::<()>();
         // No idle timeout: simulated agents heartbeat as their scenario says
         // (hours apart in some), and an agent that goes offline closes its

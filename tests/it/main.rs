@@ -3,10 +3,12 @@
 //! but for a few smoke tests on 127.0.0.1:0 (`common.rs` says how). Test
 //! names carry the rule they check (U1–U12 of `update-model.md`).
 
+mod arbitrary_input;
 mod bad_input;
 mod common;
 mod crash;
 mod delivery;
+mod downloads;
 mod harness;
 mod identity;
 mod limits;

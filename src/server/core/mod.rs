@@ -593,6 +593,11 @@ impl Core {
         Ok(())
     }
 
+    /// Counts a build download that is streamed from disk (never cached).
+    pub fn count_download(&mut self) {
+        self.counters.downloads += 1;
+    }
+
     /// Counts a build download and returns its bytes if they were read
     /// since the last scan. A miss is read from disk by the caller, off the
     /// lock, and handed back with [`remember_download`](Self::remember_download).

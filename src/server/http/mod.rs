@@ -7,6 +7,7 @@ mod downloads;
 mod error;
 pub mod limits;
 mod listen;
+mod stream;
 mod views;
 mod ws;
 
@@ -23,7 +24,7 @@ use tracing::{info, warn};
 
 use self::limits::Gauges;
 
-pub use downloads::download_bytes;
+pub use downloads::{DownloadServing, download_bytes};
 pub use error::ApiError;
 pub use listen::without_nagle;
 
@@ -37,6 +38,7 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
     gauges: Arc<Gauges>,
+    download_serving: DownloadServing,
 }
 
 /// What every handler shares: the core behind one lock, the admin token, and
@@ -45,8 +47,14 @@ struct Shared {
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
-    /// State around a core.
+    /// State around a core; builds are streamed from disk
+    /// ([`DownloadServing::Stream`]).
     pub fn new(core: Core, admin_token: impl Into<String>) -> Self {
+        Self::with_downloads(core, admin_token, DownloadServing::default())
+    }
+
+    /// State around a core that serves builds as `download_serving` says.
+    pub fn with_downloads(core: Core, admin_token: impl Into<String>, download_serving: DownloadServing) -> Self {
         let (shutdown, _) = watch::channel(false);
         Self(Arc::new(Shared {
             core: Mutex::new(core),
@@ -54,7 +62,13 @@ impl AppState {
             shutdown,
             next_conn: AtomicU64::new(1),
             gauges: Arc::default(),
+            download_serving,
         }))
+    }
+
+    /// How builds are served.
+    pub fn download_serving(&self) -> DownloadServing {
+        self.0.download_serving
     }
 
     /// Locks the core. Every use is short and never spans an `.await`. A
