@@ -25,8 +25,8 @@ pub use availability::Availability;
 use availability::Schedule;
 pub use bandwidth::StormFigures;
 pub(crate) use bandwidth::{Bandwidth, Transfer, parse_rate};
-pub use link::{Dial, url_path};
 pub(crate) use link::{Connector, Link, WsConnector};
+pub use link::{Dial, url_path};
 pub(crate) use orders::{OrderWatch, Orders, orders};
 
 use crate::clock::{Clock, Timestamp};

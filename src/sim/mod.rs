@@ -19,10 +19,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use progress::{Progress, ProgressSink};
-pub use transport::TransportKind;
-pub(crate) use transport::ensure_open_files;
 /// The in-memory hub: integration tests serve the real server on it.
 pub use transport::MemHub;
+pub use transport::TransportKind;
+pub(crate) use transport::ensure_open_files;
 use transport::{DirectHub, TcpHub};
 use world::{MachineModel, World, WorldState};
 

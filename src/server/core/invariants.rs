@@ -36,7 +36,11 @@ impl Touched {
                 Change::Update(u) => t.updates.push((u.id, u.agent_id)),
                 Change::Site(s) => t.sites.push(s.id),
                 Change::Blocked(_) => t.blocked = true,
-                Change::Client(_) | Change::Rollout(_) | Change::Intent(_) | Change::IntentDone(_) | Change::SiteMove(_) => {}
+                Change::Client(_)
+                | Change::Rollout(_)
+                | Change::Intent(_)
+                | Change::IntentDone(_)
+                | Change::SiteMove(_) => {}
             }
         }
         t

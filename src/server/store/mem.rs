@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     AgentRow, BlockedRow, Change, ClientRow, IntentRow, RolloutRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError,
-    UpdateRow,
-    UpdateStatus,
+    UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, ClientId, Platform, SiteId, UpdateId, Version};
