@@ -3,12 +3,11 @@
 //! what agents are offered agree (design.md, Crash consistency). And one
 //! server per database: a second `serve` on the same file exits at once.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
 
 use hyper::StatusCode;
 use rmmsim::protocol::{Channel, Platform};
@@ -19,88 +18,11 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Api, PATIENCE, SiteKey, TOKEN, WsAgent, publish_into, update_version, v};
+use crate::process::{Served, wait_exit};
 
 /// The three platforms every case publishes 0.6.48 for: three sidecars.
 fn platforms() -> [Platform; 3] {
     ["darwin-arm64", "linux-amd64", "windows-amd64"].map(|p| p.parse().unwrap())
-}
-
-/// A `rmmsim serve` child process on 127.0.0.1:0 over `dir`.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Served {
-    fn command(dir: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rmmsim"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--rescan-every",
-            "0s",
-            "--admin-token",
-            TOKEN,
-        ])
-        .arg("--downloads")
-        .arg(dir.join("downloads"))
-        .arg("--db")
-        .arg(dir.join("rmmsim.sqlite3"))
-        .env_remove("RMMSIM_FAILPOINT")
-        .env_remove("RMMSIM_ADMIN_TOKEN");
-        cmd
-    }
-
-    /// Starts it and waits for the line saying where it listens.
-    fn start(dir: &Path, failpoint: Option<&str>) -> Self {
-        let mut cmd = Self::command(dir);
-        if let Some(fp) = failpoint {
-            cmd.env("RMMSIM_FAILPOINT", fp);
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads every line until the process ends, so its pipe never fills.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx.recv_timeout(PATIENCE).expect("serve says where it listens");
-        Self {
-            child,
-            addr: addr.parse().unwrap(),
-        }
-    }
-
-    fn api(&self) -> Api {
-        Api::tcp(self.addr, TOKEN)
-    }
-
-    /// Its exit, waited for at most [`PATIENCE`].
-    fn exit(&mut self) -> ExitStatus {
-        wait_exit(&mut self.child).expect("the process ends")
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
-    for _ in 0..PATIENCE.as_millis() / 20 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    None
 }
 
 /// A POST whose server may die before it answers: the raw answer, empty
@@ -205,7 +127,9 @@ fn steps(op: &str) -> Vec<(String, usize)> {
 
 /// Kills the server with `failpoint` armed at the request `path` makes.
 async fn crash_at(dir: &Path, failpoint: &str, path: &str) {
-    let mut served = Served::start(dir, Some(failpoint));
+    let mut cmd = Served::command(dir);
+    cmd.env("RMMSIM_FAILPOINT", failpoint);
+    let mut served = Served::spawn(cmd);
     let (s, body) = served.api().post("/api/updates/rescan", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let answer = post_raw(served.addr, path, json!({ "force": true })).await;
@@ -218,14 +142,14 @@ async fn crash_at(dir: &Path, failpoint: &str, path: &str) {
 async fn a_promote_killed_at_any_step_is_finished_by_the_restart() {
     for (failpoint, changed) in steps("promote") {
         let dir = folder();
-        let served = Served::start(dir.path(), None);
+        let served = Served::start(dir.path());
         sites(&served.api()).await;
         served.kill();
         crash_at(dir.path(), &failpoint, "/api/updates/rollouts/0.6.48/promote").await;
         let stable = sidecars(dir.path()).iter().filter(|&&c| c == Channel::Stable).count();
         assert_eq!(stable, changed, "{failpoint}: sidecars flipped at the crash");
 
-        let served = Served::start(dir.path(), None);
+        let served = Served::start(dir.path());
         let api = served.api();
         assert_eq!(sidecars(dir.path()), [Channel::Stable; 3], "{failpoint}");
         assert_eq!(rollout_statuses(&api).await, ["promoted"; 3], "{failpoint}");
@@ -261,7 +185,7 @@ async fn a_promote_killed_at_any_step_is_finished_by_the_restart() {
 async fn a_rollback_killed_at_any_step_is_finished_by_the_restart() {
     for (failpoint, changed) in steps("rollback") {
         let dir = folder();
-        let served = Served::start(dir.path(), None);
+        let served = Served::start(dir.path());
         sites(&served.api()).await;
         served.kill();
         crash_at(dir.path(), &failpoint, "/api/updates/rollouts/0.6.48/rollback").await;
@@ -271,7 +195,7 @@ async fn a_rollback_killed_at_any_step_is_finished_by_the_restart() {
             "{failpoint}: sidecars left at the crash"
         );
 
-        let served = Served::start(dir.path(), None);
+        let served = Served::start(dir.path());
         let api = served.api();
         assert_eq!(sidecars(dir.path()), [], "{failpoint}: every sidecar of 0.6.48 is gone");
         assert_eq!(rollout_statuses(&api).await, ["rolled_back"; 3], "{failpoint}");
@@ -311,7 +235,7 @@ async fn a_rollback_killed_at_any_step_is_finished_by_the_restart() {
 #[tokio::test]
 async fn a_second_server_on_one_database_exits_at_once_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Served::start(dir.path(), None);
+    let first = Served::start(dir.path());
     let mut second = Served::command(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -321,7 +245,7 @@ async fn a_second_server_on_one_database_exits_at_once_naming_the_first() {
     let mut stderr = String::new();
     second.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
-    let pid = first.child.id();
+    let pid = first.pid();
     assert!(stderr.contains(&format!("process {pid}")), "{stderr}");
     assert!(stderr.contains("rmmsim.sqlite3"), "{stderr}");
     // The first still serves; once it is killed (no clean exit), the lock
@@ -329,5 +253,5 @@ async fn a_second_server_on_one_database_exits_at_once_naming_the_first() {
     let (s, _) = first.api().get("/healthz").await;
     assert_eq!(s, StatusCode::OK);
     first.kill();
-    Served::start(dir.path(), None).kill();
+    Served::start(dir.path()).kill();
 }

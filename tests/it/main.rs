@@ -13,6 +13,7 @@ mod harness;
 mod identity;
 mod limits;
 mod persistence;
+mod process;
 mod rollouts;
 mod scan;
 mod scan_race;

@@ -10,6 +10,7 @@ use rmmsim::server::HealthGate;
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::process::Served;
 
 async fn expect_error(agent: &mut WsAgent, code: ErrorCode) -> String {
     match agent.recv().await {
@@ -274,79 +275,31 @@ async fn a_hello_on_another_platform_re_resolves_the_pending_update() {
     assert!(first["error"].as_str().unwrap().contains("linux-amd64"), "{first}");
 }
 
-/// `rmmsim serve` as a child process, killed when dropped.
-struct Serve {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rmmsim"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-token",
-                TOKEN,
-                "--rescan-every",
-                "0s",
-            ])
-            .args(["--log-level", "warn", "--db"])
-            .arg(dir.path().join("db.sqlite3"))
-            .arg("--downloads")
-            .arg(dir.path().join("downloads"))
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("serve prints its address").unwrap();
-        let addr = first
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {first:?}"))
-            .parse()
-            .unwrap();
-        // Keep reading its output so the pipe never fills.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr, _dir: dir }
-    }
-
-    fn api(&self) -> Api {
-        Api::tcp(self.addr, TOKEN)
-    }
-
-    async fn site(&self, client: u64, name: &str) -> SiteKey {
-        let (_, site) = self
-            .api()
-            .post(&format!("/api/clients/{client}/sites"), json!({ "name": name }))
-            .await;
-        SiteKey {
-            key: site["site_key"].as_str().unwrap().into(),
-            site_id: site["id"].as_u64().unwrap(),
-            client_id: client,
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A site of `client` on a `rmmsim serve` process.
+async fn site_on(serve: &Served, client: u64, name: &str) -> SiteKey {
+    let (_, site) = serve
+        .api()
+        .post(&format!("/api/clients/{client}/sites"), json!({ "name": name }))
+        .await;
+    SiteKey {
+        key: site["site_key"].as_str().unwrap().into(),
+        site_id: site["id"].as_u64().unwrap(),
+        client_id: client,
     }
 }
 
 #[tokio::test]
 async fn serve_caps_enrolments_per_site_key_per_minute() {
-    let serve = Serve::start(&["--max-enrolments-per-minute", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Served::command(dir.path());
+    cmd.args(["--max-enrolments-per-minute", "2"]);
+    let serve = Served::spawn(cmd);
     let (_, client) = serve.api().post("/api/clients", json!({ "name": "acme" })).await;
     let client = client["id"].as_u64().unwrap();
-    let (hq, branch) = (serve.site(client, "hq").await, serve.site(client, "branch").await);
+    let (hq, branch) = (
+        site_on(&serve, client, "hq").await,
+        site_on(&serve, client, "branch").await,
+    );
     let first = DeviceId::Bare(machine());
     for device in [first, DeviceId::Bare(machine())] {
         WsAgent::connect(serve.addr)
