@@ -152,38 +152,14 @@ async fn serve_socket(state: AppState, ws: WebSocket, limits: SessionLimits) {
                     break;
                 }
                 None => {
-                    socket.close(CLOSE_REPLACED, "replaced by a newer connection").await;
+                    close_for(&mut socket, Closing::Replaced).await;
                     break;
                 }
             },
             frame = socket.ws.recv() => frame,
         };
-        let replies = match frame {
-            None | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
-                refuse_too_large(&mut socket).await;
-                break;
-            }
-            Some(Ok(Message::Text(text))) => session.on_text(&mut state.core(), text.as_str()),
-            Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
-                refuse_too_large(&mut socket).await;
-                break;
-            }
-            Some(Ok(Message::Binary(_))) => {
-                smallvec::smallvec![ServerMessage::error(
-                    ErrorCode::BinaryFrame,
-                    "binary frames are not part of the protocol; send JSON text",
-                )]
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Replies::new(),
-            Some(Err(e)) => {
-                if is_overflow(&e) {
-                    socket.overflowed();
-                } else if is_too_large(e) {
-                    refuse_too_large(&mut socket).await;
-                }
-                break;
-            }
+        let Some(replies) = answer(frame, &mut session, &state, &mut socket).await else {
+            break;
         };
         // Any frame from an admitted agent starts its idle clock over.
         if session.agent().is_some() {
@@ -192,19 +168,59 @@ async fn serve_socket(state: AppState, ws: WebSocket, limits: SessionLimits) {
         if send_all(&mut socket, &replies).await.is_err() {
             break;
         }
-        match session.closing_reason() {
-            Some(Closing::Refused) => {
-                socket.close(close_code::POLICY, "refused").await;
-                break;
-            }
-            Some(Closing::Replaced) => {
-                socket.close(CLOSE_REPLACED, "replaced by a newer connection").await;
-                break;
-            }
-            None => {}
+        if let Some(closing) = session.closing_reason() {
+            close_for(&mut socket, closing).await;
+            break;
         }
     }
     session.on_close(&mut state.core());
+}
+
+/// The replies to one frame read from the socket; `None` ends the
+/// connection (the peer left, or the frame could not be read or was too
+/// large, which was answered).
+async fn answer(
+    frame: Option<Result<Message, axum::Error>>,
+    session: &mut Session,
+    state: &AppState,
+    socket: &mut Socket,
+) -> Option<Replies> {
+    let replies = match frame {
+        None | Some(Ok(Message::Close(_))) => return None,
+        Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
+            refuse_too_large(socket).await;
+            return None;
+        }
+        Some(Ok(Message::Text(text))) => session.on_text(&mut state.core(), text.as_str()),
+        Some(Ok(Message::Binary(b))) if b.len() > MAX_FRAME_BYTES => {
+            refuse_too_large(socket).await;
+            return None;
+        }
+        Some(Ok(Message::Binary(_))) => {
+            smallvec::smallvec![ServerMessage::error(
+                ErrorCode::BinaryFrame,
+                "binary frames are not part of the protocol; send JSON text",
+            )]
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Replies::new(),
+        Some(Err(e)) => {
+            if is_overflow(&e) {
+                socket.overflowed();
+            } else if is_too_large(e) {
+                refuse_too_large(socket).await;
+            }
+            return None;
+        }
+    };
+    Some(replies)
+}
+
+/// The close the server sends when it ends a session itself.
+async fn close_for(socket: &mut Socket, closing: Closing) {
+    match closing {
+        Closing::Refused => socket.close(close_code::POLICY, "refused").await,
+        Closing::Replaced => socket.close(CLOSE_REPLACED, "replaced by a newer connection").await,
+    }
 }
 
 async fn send_all(socket: &mut Socket, replies: &Replies) -> Result<(), SendFailed> {
