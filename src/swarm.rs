@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::agent::{Agent, AgentEvent, AgentSpec, Availability, Dial, Observer, Orders, Timing, WsConnector};
-use crate::clock::Clock;
-use crate::protocol::{Platform, Version};
+use crate::clock::{Clock, Timestamp};
+use crate::protocol::{ErrorCode, Platform, Version};
 
 /// What a swarm runs.
 #[derive(Debug, Clone)]
@@ -73,8 +73,15 @@ pub struct StepReport {
     pub lost: u64,
     /// Connects that failed since the start.
     pub connect_failures: u64,
-    /// Frames the server refused since the start.
+    /// Frames the server refused since the start, hellos included.
     pub refused: u64,
+    /// Hellos the server refused since the start (a wrong site key, the
+    /// enrolment cap): the agent was not admitted, and tries again later.
+    #[serde(default)]
+    pub hello_refused: u64,
+    /// Agents not connected at the end of the window whose last hello was refused.
+    #[serde(default)]
+    pub refused_agents: usize,
     /// Window start and end, Unix milliseconds (to line up server samples).
     pub start_unix_ms: i64,
     /// Window end.
@@ -98,19 +105,80 @@ pub struct Rtt {
     pub max: f64,
 }
 
+/// A refused hello: the server's error frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The error code.
+    pub code: ErrorCode,
+    /// The server's words.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = serde_json::to_value(self.code).unwrap_or_default();
+        write!(f, "{}: {}", code.as_str().unwrap_or("?"), self.message)
+    }
+}
+
+/// The swarm stopped: the server refused every agent's hello, so there is
+/// nothing to measure.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server refused the hello of every agent ({agents}): {}",
+    .refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+)]
+pub struct AllRefused {
+    /// Agents started.
+    pub agents: usize,
+    /// Each distinct refusal (by code), first seen first.
+    pub refusals: Vec<Refusal>,
+}
+
+/// Told of each kind of refused hello the first time it happens.
+type RefusalSink = Box<dyn Fn(&Refusal) + Send + Sync>;
+
 /// Shared by every agent of the swarm.
 struct Stats {
     connected: Vec<AtomicBool>,
+    /// Per agent: its last hello was refused, and it has not connected since.
+    refused_now: Vec<AtomicBool>,
     rtt: Mutex<Histogram<u64>>,
     lost: AtomicU64,
     connect_failures: AtomicU64,
     refused: AtomicU64,
+    hello_refused: AtomicU64,
+    /// Each distinct refusal (by code), first seen first.
+    refusals: Mutex<Vec<Refusal>>,
+    on_refusal: RefusalSink,
+}
+
+impl Stats {
+    /// Counts a refused hello; the first of its code is told at once.
+    fn hello_refused(&self, index: usize, refusal: Refusal) {
+        self.connected[index].store(false, Ordering::Relaxed);
+        self.refused_now[index].store(true, Ordering::Relaxed);
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.hello_refused.fetch_add(1, Ordering::Relaxed);
+        let mut seen = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.iter().all(|r| r.code != refusal.code) {
+            (self.on_refusal)(&refusal);
+            seen.push(refusal);
+        }
+    }
+
+    fn count(flags: &[AtomicBool]) -> usize {
+        flags.iter().filter(|c| c.load(Ordering::Relaxed)).count()
+    }
 }
 
 impl Observer for Stats {
     fn observe(&self, index: usize, event: AgentEvent) {
         match event {
-            AgentEvent::Connected { .. } => self.connected[index].store(true, Ordering::Relaxed),
+            AgentEvent::Connected { .. } => {
+                self.refused_now[index].store(false, Ordering::Relaxed);
+                self.connected[index].store(true, Ordering::Relaxed);
+            }
             AgentEvent::ConnectionLost => {
                 self.connected[index].store(false, Ordering::Relaxed);
                 self.lost.fetch_add(1, Ordering::Relaxed);
@@ -122,6 +190,7 @@ impl Observer for Stats {
             AgentEvent::Refused { .. } => {
                 self.refused.fetch_add(1, Ordering::Relaxed);
             }
+            AgentEvent::HelloRefused { code, message } => self.hello_refused(index, Refusal { code, message }),
             AgentEvent::Acked { rtt } => {
                 let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
                 let mut h = self.rtt.lock().unwrap_or_else(|p| p.into_inner());
@@ -219,12 +288,26 @@ pub(crate) mod timing {
     pub const CONNECTED_POLL: Duration = Duration::from_millis(200);
 }
 
-/// Runs the swarm; calls `report` with each measured step.
-pub async fn run(config: SwarmConfig, mut report: impl FnMut(&StepReport)) -> anyhow::Result<()> {
-    let mut swarm = Swarm::new(&config)?;
+/// Runs the swarm; calls `report` with each measured step, and
+/// `on_refusal` at once with the first refused hello of each error code
+/// (every one is counted in the step reports). When the server refuses
+/// every agent of a step, it reports the step unmeasured and stops with
+/// [`AllRefused`].
+pub async fn run(
+    config: SwarmConfig,
+    mut report: impl FnMut(&StepReport),
+    on_refusal: impl Fn(&Refusal) + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let mut swarm = Swarm::new(&config, Box::new(on_refusal))?;
     for (k, &step) in config.steps.iter().enumerate() {
         swarm.start_agents(&config, step);
         swarm.wait_connected(&config, step).await;
+        if swarm.all_refused(step) {
+            let now = Clock::Wall.now();
+            report(&swarm.snapshot(&config, step, now, now));
+            let refusals = swarm.stats.refusals.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            return Err(AllRefused { agents: step, refusals }.into());
+        }
         tokio::time::sleep(config.heartbeat).await;
         let last = k + 1 == config.steps.len();
         loop {
@@ -250,14 +333,19 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn new(config: &SwarmConfig) -> anyhow::Result<Self> {
+    fn new(config: &SwarmConfig, on_refusal: RefusalSink) -> anyhow::Result<Self> {
         let most = config.steps.iter().copied().max().unwrap_or(0);
+        let flags = || (0..most).map(|_| AtomicBool::new(false)).collect();
         let stats = Arc::new(Stats {
-            connected: (0..most).map(|_| AtomicBool::new(false)).collect(),
+            connected: flags(),
+            refused_now: flags(),
             rtt: Mutex::new(histogram()?),
             lost: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            hello_refused: AtomicU64::new(0),
+            refusals: Mutex::new(Vec::new()),
+            on_refusal,
         });
         let sources: Vec<IpAddr> = if config.server.ip().is_loopback() && config.sources > 1 {
             (1..=config.sources.min(250))
@@ -326,28 +414,38 @@ impl Swarm {
     }
 
     fn connected(&self) -> usize {
-        self.stats
-            .connected
-            .iter()
-            .filter(|c| c.load(Ordering::Relaxed))
-            .count()
+        Stats::count(&self.stats.connected)
     }
 
-    /// Until `step` agents are connected, or the stragglers' time is up.
+    fn refused_agents(&self) -> usize {
+        Stats::count(&self.stats.refused_now)
+    }
+
+    /// Whether the server refused the hello of every one of `step` agents.
+    fn all_refused(&self, step: usize) -> bool {
+        self.connected() == 0 && self.refused_agents() >= step
+    }
+
+    /// Until each of `step` agents is connected or refused, or the
+    /// stragglers' time is up.
     async fn wait_connected(&self, config: &SwarmConfig, step: usize) {
         let deadline = tokio::time::Instant::now() + config.heartbeat * 3 + timing::STRAGGLERS;
-        while self.connected() < step && tokio::time::Instant::now() < deadline {
+        while self.connected() + self.refused_agents() < step && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(timing::CONNECTED_POLL).await;
         }
     }
 
     /// One measurement window.
     async fn measure(&self, config: &SwarmConfig, step: usize) -> StepReport {
-        let stats = &self.stats;
-        stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
+        self.stats.rtt.lock().unwrap_or_else(|p| p.into_inner()).reset();
         let start = Clock::Wall.now();
         tokio::time::sleep(config.window).await;
-        let end = Clock::Wall.now();
+        self.snapshot(config, step, start, Clock::Wall.now())
+    }
+
+    /// The step's report of the window from `start` to `end`.
+    fn snapshot(&self, config: &SwarmConfig, step: usize, start: Timestamp, end: Timestamp) -> StepReport {
+        let stats = &self.stats;
         // The window's heartbeats are the histogram's: one snapshot under one lock.
         let (heartbeats, rtt, rtt_us) = {
             let h = stats.rtt.lock().unwrap_or_else(|p| p.into_inner());
@@ -369,6 +467,8 @@ impl Swarm {
             lost: stats.lost.load(Ordering::Relaxed),
             connect_failures: stats.connect_failures.load(Ordering::Relaxed),
             refused: stats.refused.load(Ordering::Relaxed),
+            hello_refused: stats.hello_refused.load(Ordering::Relaxed),
+            refused_agents: self.refused_agents(),
             start_unix_ms: start.millis(),
             end_unix_ms: end.millis(),
             rtt_us,
@@ -394,6 +494,8 @@ mod tests {
             lost: 0,
             connect_failures: 0,
             refused: 0,
+            hello_refused: 0,
+            refused_agents: 0,
             start_unix_ms: 0,
             end_unix_ms: 1000,
             rtt_us: h

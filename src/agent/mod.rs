@@ -106,6 +106,14 @@ pub(crate) enum AgentEvent {
     ConnectFailed,
     /// The server refused a frame.
     Refused { code: ErrorCode },
+    /// The server refused the agent's `hello` (it then closes the
+    /// connection): a wrong site key, an identity conflict, the enrolment cap.
+    HelloRefused {
+        /// Why.
+        code: ErrorCode,
+        /// The server's words.
+        message: String,
+    },
     /// The server closed a session the agent did not mean to leave.
     ConnectionLost,
     /// An `update` arrived.
@@ -450,8 +458,8 @@ impl<C: Connector> Agent<C> {
                 });
                 Some(link)
             }
-            Some(ServerMessage::Error { code, .. }) => {
-                self.observe(AgentEvent::Refused { code });
+            Some(ServerMessage::Error { code, message }) => {
+                self.observe(AgentEvent::HelloRefused { code, message });
                 None
             }
             _ => {

@@ -67,12 +67,16 @@ pub fn junit(run: &CheckRun) -> String {
             put(Event::Text(BytesText::new(&f.line())));
             put(Event::End(BytesEnd::new(tag)));
         }
-        let out = format!(
-            "{}\nreports: {}\nseed: {}",
-            r.file.display(),
-            r.report_dir.join("report.md").display(),
-            r.seed
-        );
+        let out = if r.is_bad_file() {
+            r.file.display().to_string()
+        } else {
+            format!(
+                "{}\nreports: {}\nseed: {}",
+                r.file.display(),
+                r.report_dir.join("report.md").display(),
+                r.seed
+            )
+        };
         put(Event::Start(BytesStart::new("system-out")));
         put(Event::Text(BytesText::new(&out)));
         put(Event::End(BytesEnd::new("system-out")));

@@ -4,6 +4,7 @@
 
 mod baseline;
 mod junit;
+mod line;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 pub use baseline::Baseline;
 pub use junit::junit;
+pub use line::ScenarioLine;
 pub use summary::summary;
 
 use crate::metrics::{Report, WallTimer, write_reports};
@@ -52,24 +54,27 @@ pub enum FailureKind {
     Invariant,
     /// The run itself broke (or its reports could not be written).
     Error,
+    /// The scenario file is wrong: nothing ran.
+    File,
 }
 
 impl FailureKind {
-    /// `expectation`, `gate`, `invariant` or `error`.
+    /// `expectation`, `gate`, `invariant`, `error` or `file`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Expectation => "expectation",
             Self::Gate => "gate",
             Self::Invariant => "invariant",
             Self::Error => "error",
+            Self::File => "file",
         }
     }
 
-    /// The JUnit element it is reported as: a run that broke is an
-    /// `<error>`, anything the run measured is a `<failure>`.
+    /// The JUnit element it is reported as: a run that broke (or never
+    /// started) is an `<error>`, anything the run measured is a `<failure>`.
     pub fn junit_element(self) -> &'static str {
         match self {
-            Self::Error => "error",
+            Self::Error | Self::File => "error",
             Self::Expectation | Self::Gate | Self::Invariant => "failure",
         }
     }
@@ -134,6 +139,45 @@ impl ScenarioResult {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// A finished run of `plan` from `file`, judged by its own expectations
+    /// and the model's invariants (what `rmmsim run` holds it to).
+    pub fn judged(file: &Path, plan: &Plan, report: Report, report_dir: PathBuf) -> Self {
+        Self {
+            name: plan.name.clone(),
+            file: file.to_owned(),
+            seed: plan.seed,
+            failures: broken_promises(&report, file).collect(),
+            report: Some(report),
+            baseline: None,
+            changes: Vec::new(),
+            report_dir,
+        }
+    }
+
+    /// A scenario file that could not be read or checked: nothing ran. It
+    /// is named after its file (its name may be what is wrong).
+    fn bad_file(file: &str) -> Self {
+        let path = PathBuf::from(file);
+        let name = path
+            .file_stem()
+            .map_or_else(|| file.to_owned(), |s| s.to_string_lossy().into_owned());
+        Self {
+            name,
+            file: path,
+            seed: 0,
+            report: None,
+            baseline: None,
+            failures: Vec::new(),
+            changes: Vec::new(),
+            report_dir: PathBuf::new(),
+        }
+    }
+
+    /// Whether it never ran because its file is wrong.
+    pub fn is_bad_file(&self) -> bool {
+        self.failures.iter().any(|f| f.kind == FailureKind::File)
+    }
 }
 
 /// A whole check.
@@ -145,6 +189,35 @@ pub struct CheckRun {
     pub wall_s: f64,
     /// Whether baselines were rewritten.
     pub updated_baselines: bool,
+}
+
+impl CheckRun {
+    /// The check that stopped at its wrong scenario files: one result per
+    /// file, each a [`FailureKind::File`], so JUnit and the summary show
+    /// them as a CI's other failures.
+    pub fn bad_files(errors: &[ScenarioError]) -> Self {
+        let mut results: Vec<ScenarioResult> = Vec::new();
+        for e in errors {
+            if results.last().is_none_or(|r| r.file != Path::new(&e.file)) {
+                results.push(ScenarioResult::bad_file(&e.file));
+            }
+            let failure = Failure {
+                kind: FailureKind::File,
+                figure: "scenario file".into(),
+                observed: e.to_string(),
+                allowed: "a valid scenario file".into(),
+                detail: String::new(),
+            };
+            if let Some(r) = results.last_mut() {
+                r.failures.push(failure);
+            }
+        }
+        Self {
+            results,
+            wall_s: 0.0,
+            updated_baselines: false,
+        }
+    }
 }
 
 /// Why a check could not run.
@@ -170,9 +243,23 @@ pub enum FolderError {
         /// Why (in the message, so the one line says it all).
         error: std::io::Error,
     },
-    /// It holds no scenario file, or none that `--only` names.
+    /// It holds no scenario file.
     #[error("no scenarios to check in {}", .0.display())]
     Empty(PathBuf),
+    /// `--only` names a scenario the folder does not hold.
+    #[error(
+        "no scenario named {} in {}; it holds: {}",
+        .unknown.join(", "),
+        .dir.display(),
+        .known.join(", ")
+    )]
+    UnknownOnly {
+        dir: PathBuf,
+        /// The names it does not hold.
+        unknown: Vec<String>,
+        /// The names it holds, sorted.
+        known: Vec<String>,
+    },
 }
 
 /// The scenario files of a folder, sorted.
@@ -208,21 +295,7 @@ fn read_baseline(path: &Path) -> anyhow::Result<Option<Baseline>> {
 /// Runs the check. Every file is read and validated before anything runs.
 pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + Send) -> Result<CheckRun, CheckError> {
     let timer = WallTimer::start();
-    let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
-    let mut errors = Vec::new();
-    for file in scenario_files(&options.dir)? {
-        match scenario::load(&file) {
-            Ok(plan) if options.only.is_empty() || options.only.contains(&plan.name) => plans.push((file, plan)),
-            Ok(_) => {}
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(CheckError::Files(errors));
-    }
-    if plans.is_empty() {
-        return Err(FolderError::Empty(options.dir.clone()).into());
-    }
+    let plans = load_plans(options)?;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<ScenarioResult>>> = Mutex::new(vec![None; plans.len()]);
     let progress = Mutex::new(&mut progress);
@@ -250,6 +323,37 @@ pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + S
         wall_s: timer.elapsed().as_secs_f64(),
         updated_baselines: options.update_baselines,
     })
+}
+
+/// Every scenario of the folder that `--only` names (all when it names
+/// none), in file-name order; every wrong file, or an unknown name, first.
+fn load_plans(options: &CheckOptions) -> Result<Vec<(PathBuf, Plan)>, CheckError> {
+    let mut plans: Vec<(PathBuf, Plan)> = Vec::new();
+    let mut errors = Vec::new();
+    for file in scenario_files(&options.dir)? {
+        match scenario::load(&file) {
+            Ok(plan) => plans.push((file, plan)),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CheckError::Files(errors));
+    }
+    if plans.is_empty() {
+        return Err(FolderError::Empty(options.dir.clone()).into());
+    }
+    let unknown: Vec<String> = (options.only.iter())
+        .filter(|name| !plans.iter().any(|(_, p)| &p.name == *name))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        let mut known: Vec<String> = plans.iter().map(|(_, p)| p.name.clone()).collect();
+        known.sort();
+        let dir = options.dir.clone();
+        return Err(FolderError::UnknownOnly { dir, unknown, known }.into());
+    }
+    plans.retain(|(_, p)| options.only.is_empty() || options.only.contains(&p.name));
+    Ok(plans)
 }
 
 /// Runs one scenario, writes its reports, and judges it.

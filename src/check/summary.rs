@@ -9,23 +9,65 @@ use std::time::Duration;
 use super::{CheckRun, ScenarioResult};
 use crate::clock::short;
 use crate::metrics::{ChannelConvergence, Report};
+use crate::protocol::Version;
 
-/// The convergence a scenario is about: the one with the latest reference
-/// event (the last promote, else the last build landing) among builds not
-/// rolled back, stable first on a tie.
-pub fn headline(report: &Report) -> Option<(String, &ChannelConvergence)> {
+/// The rollout a scenario is about: the build and channel with the latest
+/// reference event (the last promote or build landing; stable first on a
+/// tie), a build rolled back included: a scenario that rolls a build back
+/// is about that build, not about the one the fleet started on.
+pub fn headline(report: &Report) -> Option<Headline<'_>> {
     report
         .builds
         .iter()
-        .filter(|b| b.rolled_back_s.is_none())
-        .flat_map(|b| b.convergence.iter().map(move |c| (b.version, c)))
+        .flat_map(|b| b.convergence.iter().map(move |c| (b, c)))
         .filter(|(_, c)| c.figures.population > 0)
         .max_by(|(_, a), (_, b)| {
             (a.reference_s, a.channel == crate::protocol::Channel::Stable)
                 .partial_cmp(&(b.reference_s, b.channel == crate::protocol::Channel::Stable))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
-        .map(|(v, c)| (format!("{v} {} (from {})", c.channel, c.reference), c))
+        .map(|(b, c)| Headline {
+            version: b.version,
+            convergence: c,
+            rolled_back_s: b.rolled_back_s,
+        })
+}
+
+/// A scenario's headline rollout.
+#[derive(Debug, Clone, Copy)]
+pub struct Headline<'a> {
+    /// The build.
+    pub version: Version,
+    /// Its convergence on the channel, from the reference event.
+    pub convergence: &'a ChannelConvergence,
+    /// When it was rolled back (`None`: it was not).
+    pub rolled_back_s: Option<f64>,
+}
+
+impl Headline<'_> {
+    /// `1.0.1 stable (from promote)`, the key its baseline is found by.
+    fn key(&self) -> String {
+        let c = self.convergence;
+        format!("{} {} (from {})", self.version, c.channel, c.reference)
+    }
+
+    /// The key, and for a build rolled back when and how far it had got:
+    /// `0.8.1 stable (from promote; rolled back 30m later, 84 of 200 reached it)`.
+    fn label(&self) -> String {
+        let c = self.convergence;
+        match self.rolled_back_s {
+            None => self.key(),
+            Some(at) => format!(
+                "{} {} (from {}; rolled back {} later, {} of {} reached it)",
+                self.version,
+                c.channel,
+                c.reference,
+                time(Some(at - c.reference_s)),
+                c.figures.reached,
+                c.figures.population
+            ),
+        }
+    }
 }
 
 fn time(s: Option<f64>) -> String {
@@ -63,11 +105,16 @@ fn row(r: &ScenarioResult, link_base: &Path) -> Vec<String> {
     let mark = if r.passed() { "✅" } else { "❌" };
     let cells = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
     let Some(report) = &r.report else {
-        return cells(&[mark, &r.name, "run failed", "", "", "", "", "", ""]);
+        let what = if r.is_bad_file() {
+            "bad scenario file"
+        } else {
+            "run failed"
+        };
+        return cells(&[mark, &r.name, what, "", "", "", "", "", ""]);
     };
     let chart = link_base.join(&r.name).join("convergence.svg");
     let chart = format!("[chart]({})", chart.display());
-    let Some((label, c)) = headline(report) else {
+    let Some(headline) = headline(report) else {
         let (stranded, orphans) = (
             report.stranded.len().to_string(),
             report.rows.server.orphaned.to_string(),
@@ -75,16 +122,17 @@ fn row(r: &ScenarioResult, link_base: &Path) -> Vec<String> {
         return cells(&[mark, &r.name, "no rollout", "", "", "", &stranded, &orphans, &chart]);
     };
     let base = r.baseline.as_ref();
+    let key = headline.key();
     let was = base.and_then(|b| {
         b.convergence
             .iter()
-            .find(|x| label == format!("{} {} (from {})", x.version, x.channel, x.reference))
+            .find(|x| key == format!("{} {} (from {})", x.version, x.channel, x.reference))
     });
-    let f = &c.figures;
+    let f = &headline.convergence.figures;
     vec![
         mark.to_owned(),
         r.name.clone(),
-        label,
+        headline.label(),
         timed(f.t50_s, was.map(|w| w.t50_s)),
         timed(f.t90_s, was.map(|w| w.t90_s)),
         timed(f.t99_s, was.map(|w| w.t99_s)),

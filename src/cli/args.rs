@@ -100,6 +100,10 @@ pub struct CheckArgs {
     /// relative to the summary's folder); e.g. the URL the reports are published at.
     #[arg(long)]
     pub link_base: Option<String>,
+    /// One JSON object per scenario on stdout (docs/ci.md); everything for
+    /// people goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rmmsim compare`.
@@ -231,6 +235,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// One JSON object per scenario on stdout (docs/ci.md); everything for
+    /// people goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `rmmsim serve`.

@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{CheckArgs, UsageError, write_file};
-use crate::check::{self, CheckError, CheckOptions, CheckRun, ScenarioResult};
+use super::{CheckArgs, UsageError, Voice, write_file};
+use crate::check::{self, CheckError, CheckOptions, CheckRun, ScenarioLine, ScenarioResult};
 
-/// Runs every scenario of the folder, prints each verdict (and how to
-/// reproduce a failure), writes JUnit and the summary when asked; exit 1
-/// when a scenario failed.
+/// Runs every scenario of the folder, prints each verdict as it comes (and
+/// how to reproduce a failure), writes JUnit and the summary when asked;
+/// exit 1 when a scenario failed. Wrong scenario files stop it before
+/// anything runs (exit 2), but still get their JUnit, summary and JSON.
 pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let options = CheckOptions {
         dir: args.dir.clone(),
@@ -21,26 +22,27 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
-    let run = check::run(&options, |r| {
-        let verdict = if r.passed() { "passed" } else { "FAILED" };
-        let wall = r.report.as_ref().map_or(0.0, |rep| rep.wall.wall_s);
-        eprintln!("  {}: {verdict} ({wall:.1} s)", r.name);
-    })
-    .map_err(|e| match e {
-        CheckError::Files(errors) => UsageError::many(errors),
-        CheckError::Io(e) => UsageError::new(format!("{e:#}")),
-    })?;
-    for r in &run.results {
-        print_result(&options, &run, r);
-    }
+    let voice = Voice::new(args.json);
+    let run = match check::run(&options, |r| print_result(voice, &options, args.update_baselines, r)) {
+        Ok(run) => run,
+        Err(CheckError::Files(errors)) => {
+            let run = CheckRun::bad_files(&errors);
+            for r in &run.results {
+                voice.json(|| ScenarioLine::of(r, String::new).to_json());
+            }
+            write_outputs(&args, &run)?;
+            return Err(UsageError::many(errors).into());
+        }
+        Err(CheckError::Io(e)) => return Err(UsageError::new(e.to_string()).into()),
+    };
     write_outputs(&args, &run)?;
     let failed = run.results.iter().filter(|r| !r.passed()).count();
-    println!(
+    voice.say(format_args!(
         "check: {} passed, {failed} failed in {:.0} s; reports in {}",
         run.results.len() - failed,
         run.wall_s,
         args.out.display()
-    );
+    ));
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -48,35 +50,35 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// One scenario's verdict: what failed and how to reproduce it, and with
-/// `--update-baselines` what changed.
-fn print_result(options: &CheckOptions, run: &CheckRun, r: &ScenarioResult) {
-    let expectations = r.report.as_ref().map_or(0, |rep| rep.expectations.len());
+/// One scenario's verdict, once, as it finishes: what failed and how to
+/// reproduce it, and with `--update-baselines` what changed; with `--json`
+/// its line on stdout and the rest on stderr.
+fn print_result(voice: Voice, options: &CheckOptions, updated: bool, r: &ScenarioResult) {
+    voice.json(|| ScenarioLine::of(r, || check::repro(options, r)).to_json());
+    let wall = r.report.as_ref().map_or(0.0, |rep| rep.wall.wall_s);
     if r.passed() {
-        let baseline = if run.updated_baselines {
-            "baseline written"
-        } else {
-            "baseline held"
-        };
+        let expectations = r.report.as_ref().map_or(0, |rep| rep.expectations.len());
+        let baseline = if updated { "baseline written" } else { "baseline held" };
         let s = if expectations == 1 { "" } else { "s" };
-        println!("{}: passed ({expectations} expectation{s}, {baseline})", r.name);
+        voice.say(format_args!(
+            "{}: passed ({expectations} expectation{s}, {baseline}) in {wall:.1} s",
+            r.name
+        ));
     } else {
-        println!("{}: FAILED", r.name);
+        voice.say(format_args!("{}: FAILED in {wall:.1} s", r.name));
         for f in &r.failures {
-            println!("  {}", f.line());
+            voice.say(format_args!("  {}", f.line()));
         }
-        println!("  reproduce: {}", check::repro(options, r));
+        voice.say(format_args!("  reproduce: {}", check::repro(options, r)));
     }
-    if run.updated_baselines {
+    if updated {
         let what = if r.changes.is_empty() {
             "unchanged".to_owned()
         } else {
             r.changes.join("\n    ")
         };
-        println!(
-            "  baseline {}: {what}",
-            check::baseline_path(&options.baselines, &r.name).display()
-        );
+        let path = check::baseline_path(&options.baselines, &r.name);
+        voice.say(format_args!("  baseline {}: {what}", path.display()));
     }
 }
 
@@ -88,11 +90,19 @@ fn write_outputs(args: &CheckArgs, run: &CheckRun) -> anyhow::Result<()> {
     if let Some(path) = &args.summary {
         let base = match &args.link_base {
             Some(url) => PathBuf::from(url),
-            None => relative(path.parent().unwrap_or(Path::new(".")), &args.out),
+            None => relative(folder_of(path), &args.out),
         };
         write_file(path, &check::summary(run, &base))?;
     }
     Ok(())
+}
+
+/// The folder a file is in: `.` for a bare file name.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// `to` as seen from the folder `from` (both relative to the working folder).
@@ -115,5 +125,28 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
         PathBuf::from(".")
     } else {
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A summary given as a bare file name is in the working folder: its
+    /// links are relative to it, never absolute.
+    #[test]
+    fn links_are_relative_to_the_summarys_folder() {
+        assert_eq!(
+            relative(folder_of(Path::new("summary.md")), Path::new("reports")),
+            Path::new("reports")
+        );
+        assert_eq!(
+            relative(folder_of(Path::new("out/s.md")), Path::new("reports")),
+            Path::new("../reports")
+        );
+        assert_eq!(
+            relative(folder_of(Path::new("reports/s.md")), Path::new("reports")),
+            Path::new(".")
+        );
     }
 }

@@ -66,6 +66,36 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where a command's words go: with `--json` its JSON lines on stdout and
+/// every line for people on stderr, so stdout holds nothing else; without,
+/// the lines for people on stdout.
+#[derive(Debug, Clone, Copy)]
+struct Voice {
+    json: bool,
+}
+
+impl Voice {
+    fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// A line for people.
+    fn say(self, line: std::fmt::Arguments<'_>) {
+        if self.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    /// A JSON line, made only when `--json` asks for it.
+    fn json(self, line: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", line());
+        }
+    }
+}
+
 /// Writes a file, creating its folder.
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{RunArgs, UsageError, progress};
+use super::{RunArgs, UsageError, Voice, progress};
+use crate::check::{ScenarioLine, ScenarioResult};
 use crate::repro::RunLine;
 use crate::scenario::{self, Plan};
 use crate::sim;
@@ -61,36 +62,15 @@ fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
     }
 }
 
-/// Runs one scenario, writes its reports and prints its verdict; whether it passed.
+/// Runs one scenario, writes its reports and prints its verdict (with
+/// `--json`, its line on stdout and the rest on stderr); whether it passed.
 fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
     let report =
         progress::execute(plan, args.transport, !args.quiet).with_context(|| format!("running {}", file.display()))?;
     let dir = sim::report_dir(&args.out, plan);
     metrics::write_reports(&dir, &report)?;
-    let verdict = if report.passed { "passed" } else { "FAILED" };
-    println!(
-        "{}: {verdict}, {} machines over {} in {:.1} s ({:.0} heartbeats/s) -> {}",
-        plan.name,
-        report.scenario.fleet,
-        clock::short(plan.duration),
-        report.wall.wall_s,
-        report.wall.heartbeats_per_wall_s,
-        dir.join("report.md").display()
-    );
-    for e in report.expectations.iter().filter(|e| !e.passed) {
-        println!(
-            "  FAIL {}: observed {}, allowed {} ({}:{})",
-            e.label,
-            e.observed_text,
-            e.allowed,
-            file.display(),
-            e.line
-        );
-    }
-    for v in &report.violations {
-        println!("  INVARIANT BROKEN: {v}");
-    }
-    if !report.passed {
+    let result = ScenarioResult::judged(file, plan, report, dir);
+    let reproduce = || {
         let line = RunLine {
             file,
             seed: plan.seed,
@@ -98,7 +78,38 @@ fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
             out: None,
             transport: args.transport,
         };
-        println!("  reproduce: {line}");
+        line.to_string()
+    };
+    let voice = Voice::new(args.json);
+    voice.json(|| ScenarioLine::of(&result, reproduce).to_json());
+    let Some(report) = &result.report else {
+        return Ok(false);
+    };
+    let verdict = if report.passed { "passed" } else { "FAILED" };
+    voice.say(format_args!(
+        "{}: {verdict}, {} machines over {} in {:.1} s ({:.0} heartbeats/s) -> {}",
+        plan.name,
+        report.scenario.fleet,
+        clock::short(plan.duration),
+        report.wall.wall_s,
+        report.wall.heartbeats_per_wall_s,
+        result.report_dir.join("report.md").display()
+    ));
+    for e in report.expectations.iter().filter(|e| !e.passed) {
+        voice.say(format_args!(
+            "  FAIL {}: observed {}, allowed {} ({}:{})",
+            e.label,
+            e.observed_text,
+            e.allowed,
+            file.display(),
+            e.line
+        ));
+    }
+    for v in &report.violations {
+        voice.say(format_args!("  INVARIANT BROKEN: {v}"));
+    }
+    if !report.passed {
+        voice.say(format_args!("  reproduce: {}", reproduce()));
     }
     Ok(report.passed)
 }

@@ -6,11 +6,13 @@ use anyhow::Context;
 
 use super::{SwarmArgs, UsageError, shutdown_signal};
 use crate::sim;
-use crate::swarm::{self, StepReport, SwarmConfig, timing};
+use crate::swarm::{self, Refusal, StepReport, SwarmConfig, timing};
 
 /// Connects the agents (raising the open-files limit for them), then prints
 /// each measured step: a line for people on stderr, a JSON line on stdout.
-/// Runs until the ramp ends, or with `--agents` until Ctrl-C or SIGTERM.
+/// Runs until the ramp ends, or with `--agents` until Ctrl-C or SIGTERM; a
+/// refused hello is told on stderr at once, and when the server refuses
+/// every agent it stops with an error (exit 1).
 pub fn swarm(args: SwarmArgs) -> anyhow::Result<ExitCode> {
     let server = swarm::parse_server(&args.server)?;
     let hold = args.agents.is_some();
@@ -41,7 +43,7 @@ pub fn swarm(args: SwarmArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
         tokio::select! {
-            result = swarm::run(config, print_step) => result,
+            result = swarm::run(config, print_step, print_refusal) => result,
             () = shutdown_signal() => Ok(()),
         }
     })?;
@@ -49,8 +51,12 @@ pub fn swarm(args: SwarmArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_step(step: &StepReport) {
+    let refused = match step.refused_agents {
+        0 => String::new(),
+        n => format!(", {n} refused ({} hellos refused)", step.hello_refused),
+    };
     eprintln!(
-        "{} agents, {} connected: {:.0} heartbeats/s, round trip p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{} agents, {} connected{refused}: {:.0} heartbeats/s, round trip p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         step.agents,
         step.connected,
         step.heartbeats as f64 / step.window_s.max(1e-9),
@@ -59,4 +65,10 @@ fn print_step(step: &StepReport) {
         step.rtt_ms.max
     );
     println!("{}", serde_json::to_string(step).unwrap_or_default());
+}
+
+/// The first refused hello of each kind, as it happens; the rest are counted
+/// in the JSON lines (`hello_refused`, `refused_agents`).
+fn print_refusal(refusal: &Refusal) {
+    eprintln!("rmmsim swarm: the server refused a hello: {refusal} (refused agents try again later)");
 }

@@ -177,7 +177,7 @@ impl Recorder {
                 }
             }
             AgentEvent::ConnectFailed => c.connect_failures += 1,
-            AgentEvent::Refused { .. } => c.refusals += 1,
+            AgentEvent::Refused { .. } | AgentEvent::HelloRefused { .. } => c.refusals += 1,
             AgentEvent::ConnectionLost => c.connections_lost += 1,
             AgentEvent::Offered { busy, .. } => {
                 c.offers += 1;

@@ -32,6 +32,12 @@ fn write_scenario(dir: &Path, name: &str, heartbeat: Duration) {
 }
 
 fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = check_output(dir, args);
+    (out.status.code(), text(&out))
+}
+
+/// `rmmsim check` of `dir/scenarios` with these arguments too.
+fn check_output(dir: &Path, args: &[&str]) -> std::process::Output {
     let common = [
         "check",
         "scenarios",
@@ -42,8 +48,7 @@ fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
         "--jobs",
         "2",
     ];
-    let out = rmmsim(dir, &[&common[..], args].concat());
-    (out.status.code(), text(&out))
+    rmmsim(dir, &[&common[..], args].concat())
 }
 
 /// (tests, failures) of a JUnit file, and the failure messages.
@@ -175,15 +180,37 @@ fn a_bad_scenario_stops_the_check_before_anything_runs() {
     let bad = good.replace("\nheartbeat = \"1m\"\n", "\nheartbeat = \"sixty\"\n");
     write(&d.join("scenarios"), "bad", &bad);
     let line = bad.lines().position(|l| l.starts_with("heartbeat = ")).unwrap() + 1;
-    let (code, text) = check(d, &[]);
+    let (code, text) = check(d, &["--junit", "junit.xml"]);
     assert_eq!(code, Some(2), "{text}");
-    assert!(
-        text.contains(&format!(
-            "bad.toml:{line}:13: `agent.heartbeat`: invalid duration `sixty`"
-        )),
-        "{text}"
-    );
+    let error = format!("bad.toml:{line}:13: `agent.heartbeat`: invalid duration `sixty`");
+    assert!(text.contains(&error), "{text}");
     assert!(!d.join("out").exists(), "nothing ran");
+    // CI's JUnit step still shows it: an error test case for the file.
+    let xml = std::fs::read_to_string(d.join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(r#"<testsuite name="scenarios""#) && xml.contains(r#"errors="1""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase classname="rmmsim.scenarios" name="bad""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<error type="file" message="scenario file: observed "#)
+            && xml.contains("invalid duration `sixty`"),
+        "{xml}"
+    );
+    // And its JSON line.
+    let out = check_output(d, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect(&stderr);
+    assert_eq!(
+        (&line["scenario"], &line["seed"], &line["verdict"]),
+        (&"bad".into(), &serde_json::Value::Null, &"error".into())
+    );
+    assert_eq!(line["failures"][0]["kind"], "file", "{line}");
+    assert!(stderr.contains(&error), "{stderr}");
 }
 
 #[test]
@@ -211,4 +238,162 @@ fn compare_puts_two_runs_side_by_side() {
     assert!(svg.starts_with("<svg") && svg.contains("(solid) vs") && svg.contains("1.0.1"));
     let bad = rmmsim(d, &["compare", "nothing.json", "slow.toml"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// The JSON lines of a run: every line of stdout parses, sorted by scenario.
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(stdout);
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{text}")))
+        .collect();
+    lines.sort_by_key(|l| l["scenario"].as_str().unwrap_or_default().to_owned());
+    lines
+}
+
+/// A folder of two scenarios with baselines: `quick` passes, `hurried`
+/// fails an expectation (t90 at most a second).
+fn quick_and_hurried() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("scenarios")).unwrap();
+    write_scenario(&d.join("scenarios"), "quick", secs(60));
+    let t90 = Expect::new("t90").version(NEW).channel(Channel::Stable).max(secs(1));
+    write(
+        &d.join("scenarios"),
+        "hurried",
+        &scenario("hurried", secs(60)).expect(t90).to_toml(),
+    );
+    let (code, text) = check(d, &["--update-baselines"]);
+    assert_eq!(code, Some(1), "{text}");
+    dir
+}
+
+/// `--json`: one object per scenario and nothing else on stdout (verdict,
+/// failures with observed and allowed, key figures, report paths); the
+/// lines for people on stderr.
+#[test]
+fn check_json_is_one_line_per_scenario_and_nothing_else_on_stdout() {
+    let dir = quick_and_hurried();
+    let d = dir.path();
+    let out = check_output(d, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let lines = json_lines(&out.stdout);
+    let [hurried, quick] = &lines[..] else {
+        panic!("{lines:?}")
+    };
+    assert_eq!(
+        (&quick["schema"], &quick["scenario"], &quick["verdict"], &quick["seed"]),
+        (&1.into(), &"quick".into(), &"passed".into(), &11.into())
+    );
+    assert_eq!(quick["failures"], serde_json::json!([]));
+    assert!(quick["reproduce"].is_null(), "{quick}");
+    let promoted = quick["figures"]["convergence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["version"] == "1.0.1" && c["channel"] == "stable" && c["reference"] == "promote")
+        .expect("1.0.1 on stable from its promote");
+    assert_eq!(promoted["population"], 30);
+    for t in ["t50_s", "t90_s", "t99_s", "t100_s"] {
+        assert!(promoted[t].as_f64().unwrap() > 0.0, "{t}: {promoted}");
+    }
+    assert!(promoted["rolled_back_s"].is_null(), "{promoted}");
+    assert_eq!(quick["figures"]["stranded"], 0);
+    assert_eq!(quick["figures"]["orphan_rows"], 0);
+    for (key, file) in [
+        ("json", "report.json"),
+        ("md", "report.md"),
+        ("html", "report.html"),
+        ("chart", "convergence.svg"),
+    ] {
+        assert_eq!(quick["reports"][key], format!("out/quick/{file}"));
+        assert!(d.join("out/quick").join(file).is_file(), "{file}");
+    }
+    assert_eq!(hurried["verdict"], "failed");
+    assert_eq!(hurried["failures"].as_array().unwrap().len(), 1, "{hurried}");
+    let failure = &hurried["failures"][0];
+    assert_eq!(
+        (&failure["kind"], &failure["figure"], &failure["allowed"]),
+        (&"expectation".into(), &"t90 1.0.1 (stable)".into(), &"≤ 1s".into())
+    );
+    assert!(!failure["observed"].as_str().unwrap().is_empty(), "{failure}");
+    assert!(
+        hurried["reproduce"].as_str().unwrap().contains("--only hurried"),
+        "{hurried}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("quick: passed") && stderr.contains("hurried: FAILED"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check: 1 passed, 1 failed"), "{stderr}");
+}
+
+/// For people: each verdict printed once (not again on stderr); a summary
+/// given as a bare file name links relatively, never with an absolute
+/// path; an `--only` naming no scenario lists those there are.
+#[test]
+fn each_verdict_is_printed_once_and_summary_links_are_relative() {
+    let dir = quick_and_hurried();
+    let d = dir.path();
+    let (code, text) = check(d, &["--summary", "summary.md"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(text.matches("quick: passed").count(), 1, "{text}");
+    assert_eq!(text.matches("hurried: FAILED").count(), 1, "{text}");
+    let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
+    assert!(summary.contains("[chart](out/quick/convergence.svg)"), "{summary}");
+    assert!(!summary.contains(d.to_str().unwrap()), "no absolute path: {summary}");
+
+    let (code, text) = check(d, &["--only", "quick", "--only", "quik"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("error: no scenario named quik in scenarios; it holds: hurried, quick"),
+        "{text}"
+    );
+}
+
+/// A scenario that rolls its build back is about that build: the summary's
+/// headline is the rolled-out build from its promote, not the starting
+/// build's zeros.
+#[test]
+fn the_headline_of_a_rollback_is_the_build_rolled_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("scenarios")).unwrap();
+    let rollback = one_update("rollback", 5, "2026-01-05T00:00:00Z", hours(3), mins(10))
+        .health_gate(0, 1.0)
+        .agent(|a| a.heartbeat(mins(5)))
+        .client(Client::new("c").site("s"))
+        .fleet(Fleet::new(20, "c/s", OLD))
+        .event(hours(1), Event::promote(NEW))
+        .event(hours(1) + mins(10), Event::rollback(NEW))
+        .expect(Expect::new("fraction_on").version(OLD).min(1.0));
+    write(&d.join("scenarios"), "rollback", &rollback.to_toml());
+    let (code, text) = check(d, &["--update-baselines", "--summary", "out/summary.md"]);
+    assert_eq!(code, Some(0), "{text}");
+    let summary = std::fs::read_to_string(d.join("out/summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| ✅ | rollback |"))
+        .expect(&summary);
+    assert!(
+        row.contains("| 1.0.1 stable (from promote; rolled back 10m later, ") && row.contains(" of 20 reached it) |"),
+        "{row}"
+    );
+    assert!(!row.contains("1.0.0"), "{row}");
+    // The JSON line says when each build was rolled back.
+    let out = rmmsim(d, &["run", "scenarios/rollback.toml", "--out", "out", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect(&stderr);
+    let rolled_back: Vec<_> = line["figures"]["convergence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["version"].as_str().unwrap(), c["rolled_back_s"].as_f64()))
+        .collect();
+    assert!(
+        rolled_back.contains(&("1.0.1", Some(4200.0))) && rolled_back.contains(&("1.0.0", None)),
+        "{line}"
+    );
 }

@@ -87,6 +87,60 @@ fn exit_codes_and_reports() {
     assert!(!d.join("r3").exists(), "nothing ran");
 }
 
+/// `run --json`: one JSON object per scenario is all of stdout (verdict,
+/// what failed with its observed and allowed values, the key figures, the
+/// report paths); the lines for people go to stderr, and no progress bar
+/// is drawn there when it is not a terminal.
+#[test]
+fn run_json_is_one_line_per_scenario_and_nothing_else_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pass.toml"), scenario("tiny", mins(10)).to_toml()).unwrap();
+    std::fs::write(d.join("fail.toml"), scenario("tiny-fail", secs(1)).to_toml()).unwrap();
+    let out = rmmsim(d, &["run", "pass.toml", "fail.toml", "--out", "r", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    let [pass, fail] = &lines[..] else { panic!("{stdout}") };
+    assert_eq!(
+        (&pass["schema"], &pass["scenario"], &pass["verdict"]),
+        (&1.into(), &"tiny".into(), &"passed".into())
+    );
+    assert_eq!((&pass["file"], &pass["seed"]), (&"pass.toml".into(), &9.into()));
+    assert_eq!(pass["reports"]["json"], "r/tiny/report.json");
+    let convergence = pass["figures"]["convergence"].as_array().unwrap();
+    let promoted = convergence
+        .iter()
+        .find(|c| c["version"] == "1.0.1" && c["channel"] == "stable")
+        .expect("1.0.1 on stable");
+    assert_eq!(
+        (&promoted["reference"], &promoted["population"]),
+        (&"promote".into(), &5.into())
+    );
+    assert!(promoted["t100_s"].as_f64().unwrap() >= promoted["t50_s"].as_f64().unwrap());
+    assert_eq!(pass["figures"]["stranded"], 0);
+    assert_eq!(pass["figures"]["orphan_rows"], 0);
+    assert_eq!(fail["verdict"], "failed");
+    assert_eq!(fail["failures"].as_array().unwrap().len(), 1, "{fail}");
+    let failure = &fail["failures"][0];
+    assert_eq!(
+        (&failure["kind"], &failure["figure"]),
+        (&"expectation".into(), &"t90 1.0.1 (stable)".into())
+    );
+    assert_eq!(failure["allowed"], "≤ 1s");
+    assert!(!failure["observed"].as_str().unwrap().is_empty(), "{failure}");
+    assert_eq!(fail["reproduce"], "rmmsim run fail.toml --seed 9");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tiny: passed") && stderr.contains("FAIL t90 1.0.1 (stable)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("day ") && !stderr.contains('\r'),
+        "no progress bar: {stderr}"
+    );
+}
+
 /// Values a flag refuses are usage errors (exit 2) naming the flag and what
 /// it takes, found before anything connects or runs.
 #[test]
