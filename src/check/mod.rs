@@ -19,7 +19,7 @@ pub use summary::summary;
 
 use crate::metrics::{Report, WallTimer, write_reports};
 use crate::repro::{CheckLine, RunLine};
-use crate::scenario::{self, Plan, ScenarioError};
+use crate::scenario::{self, Plan, SameName, ScenarioErrors};
 use crate::sim::{self, SimOptions, TransportKind};
 
 /// What to check.
@@ -150,9 +150,15 @@ pub struct CheckRun {
 /// Why a check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// Scenario files that are wrong: nothing ran.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Files(Vec<ScenarioError>),
+    /// Scenario files that are wrong (each with all its errors), or that
+    /// share a scenario name: nothing ran.
+    #[error("{}", .errors.iter().map(ToString::to_string).chain(.same_names.iter().map(ToString::to_string)).collect::<Vec<_>>().join("\n"))]
+    Files {
+        /// Each bad file's errors.
+        errors: Vec<ScenarioErrors>,
+        /// Files whose scenario has the name of an earlier one.
+        same_names: Vec<SameName>,
+    },
     /// The scenario folder could not be read, or holds nothing to check.
     /// (A baseline or a report that cannot be read or written fails its
     /// scenario instead: a [`FailureKind::Error`].)
@@ -175,8 +181,8 @@ pub enum FolderError {
     Empty(PathBuf),
 }
 
-/// The scenario files of a folder, sorted.
-fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+/// The scenario files (`*.toml`) of a folder, sorted.
+pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
     let entries = std::fs::read_dir(dir).map_err(|error| FolderError::Read {
         dir: dir.to_owned(),
         error,
@@ -212,14 +218,15 @@ pub fn run(options: &CheckOptions, mut progress: impl FnMut(&ScenarioResult) + S
     let mut errors = Vec::new();
     for file in scenario_files(&options.dir)? {
         match scenario::load(&file) {
-            Ok(plan) if options.only.is_empty() || options.only.contains(&plan.name) => plans.push((file, plan)),
-            Ok(_) => {}
+            Ok(plan) => plans.push((file, plan)),
             Err(e) => errors.push(e),
         }
     }
-    if !errors.is_empty() {
-        return Err(CheckError::Files(errors));
+    let same_names = scenario::same_names(plans.iter().map(|(f, p)| (f.as_path(), p)));
+    if !errors.is_empty() || !same_names.is_empty() {
+        return Err(CheckError::Files { errors, same_names });
     }
+    plans.retain(|(_, plan)| options.only.is_empty() || options.only.contains(&plan.name));
     if plans.is_empty() {
         return Err(FolderError::Empty(options.dir.clone()).into());
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::{CheckArgs, UsageError, write_file};
 use crate::check::{self, CheckError, CheckOptions, CheckRun, ScenarioResult};
+use crate::scenario::ScenarioErrors;
 
 /// Runs every scenario of the folder, prints each verdict (and how to
 /// reproduce a failure), writes JUnit and the summary when asked; exit 1
@@ -27,7 +28,12 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {}: {verdict} ({wall:.1} s)", r.name);
     })
     .map_err(|e| match e {
-        CheckError::Files(errors) => UsageError::many(errors),
+        CheckError::Files { errors, same_names } => UsageError::many(
+            errors
+                .iter()
+                .flat_map(ScenarioErrors::lines)
+                .chain(same_names.iter().map(ToString::to_string)),
+        ),
         CheckError::Io(e) => UsageError::new(format!("{e:#}")),
     })?;
     for r in &run.results {
