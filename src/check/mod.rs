@@ -21,7 +21,7 @@ pub use summary::summary;
 
 use crate::metrics::{Report, WallTimer, write_reports};
 use crate::repro::{CheckLine, RunLine};
-use crate::scenario::{self, Plan, ScenarioError};
+use crate::scenario::{self, Plan, SameName, ScenarioErrors};
 use crate::sim::{self, SimOptions, TransportKind};
 
 /// What to check.
@@ -195,22 +195,25 @@ impl CheckRun {
     /// The check that stopped at its wrong scenario files: one result per
     /// file, each a [`FailureKind::File`], so JUnit and the summary show
     /// them as a CI's other failures.
-    pub fn bad_files(errors: &[ScenarioError]) -> Self {
+    pub fn bad_files(errors: &[ScenarioErrors], same_names: &[SameName]) -> Self {
+        let file_failure = |observed: String| Failure {
+            kind: FailureKind::File,
+            figure: "scenario file".into(),
+            observed,
+            allowed: "a valid scenario file".into(),
+            detail: String::new(),
+        };
         let mut results: Vec<ScenarioResult> = Vec::new();
         for e in errors {
-            if results.last().is_none_or(|r| r.file != Path::new(&e.file)) {
-                results.push(ScenarioResult::bad_file(&e.file));
-            }
-            let failure = Failure {
-                kind: FailureKind::File,
-                figure: "scenario file".into(),
-                observed: e.to_string(),
-                allowed: "a valid scenario file".into(),
-                detail: String::new(),
-            };
-            if let Some(r) = results.last_mut() {
-                r.failures.push(failure);
-            }
+            let Some(first) = e.errors.first() else { continue };
+            let mut result = ScenarioResult::bad_file(&first.file);
+            result.failures = e.lines().into_iter().map(file_failure).collect();
+            results.push(result);
+        }
+        for same in same_names {
+            let mut result = ScenarioResult::bad_file(&same.second.display().to_string());
+            result.failures.push(file_failure(same.to_string()));
+            results.push(result);
         }
         Self {
             results,
@@ -223,9 +226,15 @@ impl CheckRun {
 /// Why a check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// Scenario files that are wrong: nothing ran.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Files(Vec<ScenarioError>),
+    /// Scenario files that are wrong (each with all its errors), or that
+    /// share a scenario name: nothing ran.
+    #[error("{}", .errors.iter().map(ToString::to_string).chain(.same_names.iter().map(ToString::to_string)).collect::<Vec<_>>().join("\n"))]
+    Files {
+        /// Each bad file's errors.
+        errors: Vec<ScenarioErrors>,
+        /// Files whose scenario has the name of an earlier one.
+        same_names: Vec<SameName>,
+    },
     /// The scenario folder could not be read, or holds nothing to check.
     /// (A baseline or a report that cannot be read or written fails its
     /// scenario instead: a [`FailureKind::Error`].)
@@ -262,8 +271,8 @@ pub enum FolderError {
     },
 }
 
-/// The scenario files of a folder, sorted.
-fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
+/// The scenario files (`*.toml`) of a folder, sorted.
+pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>, FolderError> {
     let entries = std::fs::read_dir(dir).map_err(|error| FolderError::Read {
         dir: dir.to_owned(),
         error,
@@ -336,8 +345,9 @@ fn load_plans(options: &CheckOptions) -> Result<Vec<(PathBuf, Plan)>, CheckError
             Err(e) => errors.push(e),
         }
     }
-    if !errors.is_empty() {
-        return Err(CheckError::Files(errors));
+    let same_names = scenario::same_names(plans.iter().map(|(f, p)| (f.as_path(), p)));
+    if !errors.is_empty() || !same_names.is_empty() {
+        return Err(CheckError::Files { errors, same_names });
     }
     if plans.is_empty() {
         return Err(FolderError::Empty(options.dir.clone()).into());

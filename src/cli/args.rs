@@ -59,6 +59,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Two reports (or two scenario files, run first) side by side.
     Compare(CompareArgs),
+    /// Check scenario files without running them: every error of each, or what it holds.
+    Validate(ValidateArgs),
     /// Measure the simulator's speed and a server's capacity; writes reports/bench/.
     Bench(BenchArgs),
     /// One simulator throughput run, printed as JSON (what `bench` runs in a child process).
@@ -239,6 +241,14 @@ pub struct RunArgs {
     /// people goes to stderr.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `rmmsim validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files, or folders (every *.toml in each).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
 }
 
 /// `rmmsim serve`.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::{CheckArgs, UsageError, Voice, write_file};
 use crate::check::{self, CheckError, CheckOptions, CheckRun, ScenarioLine, ScenarioResult};
+use crate::scenario::ScenarioErrors;
 
 /// Runs every scenario of the folder, prints each verdict as it comes (and
 /// how to reproduce a failure), writes JUnit and the summary when asked;
@@ -25,15 +26,17 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let voice = Voice::new(args.json);
     let run = match check::run(&options, |r| print_result(voice, &options, args.update_baselines, r)) {
         Ok(run) => run,
-        Err(CheckError::Files(errors)) => {
-            let run = CheckRun::bad_files(&errors);
+        Err(CheckError::Files { errors, same_names }) => {
+            let run = CheckRun::bad_files(&errors, &same_names);
             for r in &run.results {
                 voice.json(|| ScenarioLine::of(r, String::new).to_json());
             }
             write_outputs(&args, &run)?;
-            return Err(UsageError::many(errors).into());
+            let lines =
+                (errors.iter().flat_map(ScenarioErrors::lines)).chain(same_names.iter().map(ToString::to_string));
+            return Err(UsageError::many(lines).into());
         }
-        Err(CheckError::Io(e)) => return Err(UsageError::new(e.to_string()).into()),
+        Err(CheckError::Io(e)) => return Err(UsageError::new(format!("{e:#}")).into()),
     };
     write_outputs(&args, &run)?;
     let failed = run.results.iter().filter(|r| !r.passed()).count();

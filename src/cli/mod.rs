@@ -16,6 +16,7 @@ mod publish;
 mod run;
 mod serve;
 mod swarm;
+mod validate;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ use anyhow::Context;
 
 pub use args::{
     BenchArgs, BenchSimArgs, CheckArgs, Cli, Command, CompareArgs, DigestArg, PublishArgs, RunArgs, ServeArgs, Steps,
-    SwarmArgs,
+    SwarmArgs, ValidateArgs,
 };
 
 /// Bad usage or input, found before anything ran: `main` prints each
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Swarm(args) => swarm::swarm(args),
         Command::Check(args) => check::check(args),
         Command::Compare(args) => compare::compare(args),
+        Command::Validate(args) => validate::validate(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchSim(args) => bench::bench_sim(args),
     }

@@ -30,11 +30,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Every file read, checked, seeded and scaled before anything runs; every
-/// bad one is named.
+/// bad one is named with all its errors, and two files with one scenario
+/// name are refused (the second's reports would replace the first's).
 fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for file in &args.files {
+        if file.is_dir() {
+            errors.push(format!(
+                "{0} is a folder, not a scenario file: to run every scenario in it, use `rmmsim check {0}`",
+                file.display()
+            ));
+            continue;
+        }
         match scenario::load(file) {
             Ok(mut plan) => {
                 if let Some(seed) = args.seed {
@@ -52,9 +60,11 @@ fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
                 }
                 plans.push((file.clone(), plan));
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => errors.extend(e.lines()),
         }
     }
+    let same = scenario::same_names(plans.iter().map(|(f, p)| (f.as_path(), p)));
+    errors.extend(same.iter().map(ToString::to_string));
     if errors.is_empty() {
         Ok(plans)
     } else {

@@ -44,6 +44,9 @@ impl FromStr for Version {
             input: s.chars().take(64).collect(),
             reason,
         };
+        if let Some(reason) = miscounted(s) {
+            return Err(err(reason.to_owned()));
+        }
         // semver does the numeric parsing (leading zeros, overflow, empty
         // parts); we only narrow it to the three-number form.
         let v = semver::Version::parse(s).map_err(|e| err(e.to_string()))?;
@@ -54,6 +57,25 @@ impl FromStr for Version {
             return Err(err(format!("build metadata `+{}` is not allowed", v.build)));
         }
         Ok(Self::new(v.major, v.minor, v.patch))
+    }
+}
+
+/// What is wrong with numbers-and-dots that are not three numbers, in
+/// words (`1.0`: the patch number is missing); `None` for anything else,
+/// which semver describes.
+fn miscounted(s: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if !parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    match parts.len() {
+        1 => Some("the minor and patch numbers are missing"),
+        2 => Some("the patch number is missing"),
+        3 => None,
+        _ => Some("more than three numbers"),
     }
 }
 
@@ -115,6 +137,27 @@ mod tests {
             let err = bad.parse::<Version>().unwrap_err();
             assert!(err.to_string().contains("MAJOR.MINOR.PATCH"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_missing_or_extra_number_is_named() {
+        let reason = |s: &str| s.parse::<Version>().unwrap_err().to_string();
+        assert_eq!(
+            reason("1.0"),
+            "invalid version `1.0`: the patch number is missing (expected MAJOR.MINOR.PATCH, e.g. 0.6.58)"
+        );
+        assert!(
+            reason("7").contains(": the minor and patch numbers are missing ("),
+            "{}",
+            reason("7")
+        );
+        assert!(
+            reason("0.6.58.1").contains(": more than three numbers ("),
+            "{}",
+            reason("0.6.58.1")
+        );
+        // Anything else is semver's to describe.
+        assert!(reason("1.0.x").contains("unexpected character"), "{}", reason("1.0.x"));
     }
 
     #[test]

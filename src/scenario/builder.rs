@@ -45,7 +45,7 @@ use super::spec::{
     AgentSection, BoundSpec, BuildSpec, ClientSpec, Dur, EventSpec, ExpectSpec, FleetSpec, GateSection, GateSpec, Rate,
     ScenarioSection, ServerSection, SiteSpec, Size, Spec, UtcOffset,
 };
-use super::{Plan, ScenarioError};
+use super::{Plan, ScenarioErrors};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
 
@@ -140,17 +140,12 @@ impl PlanBuilder {
         fn gate_slack(slack: Duration) { gate(s).slack = Some(Dur(slack)) }
     }
 
-    /// Runs the checks a file goes through and returns the plan. An error
-    /// names the scenario (in place of a file) and the key, with no line;
-    /// the plan's expectations have line 0.
-    pub fn check(&self) -> Result<Plan, ScenarioError> {
-        super::check::check(&self.0, None).map_err(|p| ScenarioError {
-            file: self.0.scenario.name.get_ref().clone(),
-            line: 0,
-            col: 0,
-            key: p.key,
-            message: p.message,
-        })
+    /// Runs the checks a file goes through and returns the plan, or every
+    /// problem: each error names the scenario (in place of a file) and the
+    /// key, with no line; the plan's expectations have line 0.
+    pub fn check(&self) -> Result<Plan, ScenarioErrors> {
+        super::check::check(&self.0, None)
+            .map_err(|problems| ScenarioErrors::of(self.0.scenario.name.get_ref(), None, problems))
     }
 
     /// The scenario as a file: reading it back gives the plan

@@ -86,10 +86,16 @@ fn scanner_agrees(bytes: &[u8]) {
 }
 
 /// The fuzz target `scenario_parse`: parsing and checking never panic, and
-/// an error's line is inside the text.
+/// every error's line is inside the text, in file order, at most
+/// `MAX_ERRORS` of them listed.
 fn scenario_parses_or_says_where(text: &str) {
-    if let Err(e) = rmmsim::scenario::parse("fuzz.toml", text) {
-        assert!(e.line >= 1 && e.line <= text.lines().count() + 1, "{e}");
+    if let Err(errors) = rmmsim::scenario::parse("fuzz.toml", text) {
+        assert!(!errors.errors.is_empty() && errors.errors.len() <= rmmsim::scenario::MAX_ERRORS);
+        for e in &errors.errors {
+            assert!(e.line >= 1 && e.line <= text.lines().count() + 1, "{e}");
+        }
+        let lines: Vec<usize> = errors.errors.iter().map(|e| e.line).collect();
+        assert!(lines.is_sorted(), "{errors}");
     }
 }
 

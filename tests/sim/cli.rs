@@ -63,7 +63,9 @@ fn exit_codes_and_reports() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
     assert!(
-        t.contains(&format!("bad.toml:{count_line}:9: `fleet[0].count`: invalid type")),
+        t.contains(&format!(
+            "bad.toml:{count_line}:9: `fleet[0].count`: expected a whole number, found a string"
+        )),
         "{t}"
     );
     assert!(!d.join("r2").exists(), "nothing ran");

@@ -9,7 +9,7 @@ pub use rmmsim::protocol::{Channel, Platform, Version};
 pub use rmmsim::scenario::builder::{
     AgentDefaults, AvailabilitySpec, Build, Client, Event, Expect, Fleet, PlanBuilder, Site,
 };
-use rmmsim::scenario::{self, Plan};
+use rmmsim::scenario::{self, Plan, ScenarioError, ScenarioErrors};
 use rmmsim::sim::{self, SimOptions, TransportKind};
 
 /// The build most tests' fleets start on, stable from the start.
@@ -138,6 +138,12 @@ pub fn assert_passed(r: &Report) {
         "{}: expectations failed: {failed:#?}, violations: {:#?}",
         r.scenario.name, r.violations
     );
+}
+
+/// The one error of a scenario refused for one thing.
+pub fn only_error(errors: ScenarioErrors) -> ScenarioError {
+    assert_eq!((errors.errors.len(), errors.more), (1, 0), "{errors}");
+    errors.errors.into_iter().next().unwrap_or_else(|| unreachable!())
 }
 
 /// Runs the `rmmsim` binary in `dir`.

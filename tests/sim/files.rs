@@ -31,10 +31,12 @@ fn line_of(text: &str, needle: &str) -> usize {
         + 1
 }
 
-/// Checks `text` is refused at the line holding `at`, under `key`, with a
-/// message containing `says`.
+/// Checks `text` is refused for one thing, at the line holding `at`, under
+/// `key`, with a message containing `says`.
 fn refused(text: &str, at: &str, key: &str, says: &str) {
-    let e = scenario::parse("scenarios/x.toml", text).expect_err("should be refused");
+    let errors = scenario::parse("scenarios/x.toml", text).expect_err("should be refused");
+    assert_eq!(errors.errors.len(), 1, "{errors}");
+    let e = &errors.errors[0];
     let shown = e.to_string();
     let line = line_of(text, at);
     assert!(
@@ -73,7 +75,7 @@ fn type_and_syntax_errors_name_line_and_key() {
         &with("count = 2", "count = \"two\""),
         "count = \"two\"",
         "fleet[0].count",
-        "invalid type",
+        "expected a whole number, found a string",
     );
     let text = with("count = 2", "count = 2\ncolour = \"red\"");
     refused(

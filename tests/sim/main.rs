@@ -1,11 +1,13 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
 //! convergence arithmetic, office-hours mornings, the periodic rescan,
-//! random fleets against the model's promises, bad scenario files, scenarios
-//! built in code and the `rmmsim run` command line. Tests build their
+//! random fleets against the model's promises, bad scenario files (every
+//! error of one at once), scenarios built in code, and the `rmmsim run`,
+//! `check` and `validate` command lines. Tests build their
 //! scenarios with `scenario::PlanBuilder` (and write the files the command
 //! line reads with its `to_toml`); only the tests of the file format write
 //! TOML.
 
+mod all_errors;
 mod builder;
 mod check;
 mod cli;
@@ -24,3 +26,4 @@ mod scenarios;
 mod stable_lag;
 mod timeline;
 mod transports;
+mod validate;

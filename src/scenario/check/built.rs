@@ -3,7 +3,7 @@
 //! `±HH:MM` within 14:59), so these checks only ever stop a spec built with
 //! `PlanBuilder`, and such a spec has no lines to point at.
 
-use super::{Check, Problem};
+use super::{Check, Problem, Problems};
 use crate::scenario::spec::{MAX_UTC_OFFSET, Spec, UtcOffset};
 
 /// A problem with no span of its own: a file's values are checked as they
@@ -13,12 +13,13 @@ fn unplaced(key: String, message: &str) -> Problem {
         offset: 0,
         key,
         message: message.to_owned(),
+        refers: &[],
     }
 }
 
 /// Rates above 0. Reading a file refuses any other (`parse_rate`); a spec
 /// built in code holds bytes per second as given.
-pub(super) fn check_rates(spec: &Spec) -> Check<()> {
+pub(super) fn check_rates(spec: &Spec, p: &mut Problems) {
     let fleet = spec
         .fleet
         .iter()
@@ -28,13 +29,12 @@ pub(super) fn check_rates(spec: &Spec) -> Check<()> {
         ("server.bandwidth".to_owned(), spec.server.bandwidth),
         ("agent.bandwidth".to_owned(), spec.agent.bandwidth),
     ];
-    match rates
+    for (key, _) in rates
         .into_iter()
         .chain(fleet)
-        .find(|(_, r)| r.is_some_and(|r| !(r.0.is_finite() && r.0 > 0.0)))
+        .filter(|(_, r)| r.is_some_and(|r| !(r.0.is_finite() && r.0 > 0.0)))
     {
-        Some((key, _)) => Err(unplaced(key, "must be above 0 bytes per second")),
-        None => Ok(()),
+        p.add(unplaced(key, "must be above 0 bytes per second"));
     }
 }
 

@@ -1,13 +1,15 @@
 //! `[[events]]`: exactly one action each, every reference resolved.
 
-use std::time::Duration;
-
 use toml::Spanned;
 
-use super::{Check, Problem, at, find_site};
+use super::fleet::find_site;
+use super::{Check, End, Problems, at};
 use crate::protocol::{Platform, Version, VersionError};
 use crate::scenario::plan::{Action, BuildPlan, ClientPlan, EventPlan, GroupPlan, Target};
 use crate::scenario::spec::{Dur, EventSpec, Spec};
+
+/// The keys a version reference is resolved against.
+const BUILD_KEYS: &[&str] = &["builds[].version"];
 
 pub(super) fn build_ref(builds: &[BuildPlan], v: &Spanned<Version>, key: String) -> Check<Version> {
     let version = *v.get_ref();
@@ -15,21 +17,21 @@ pub(super) fn build_ref(builds: &[BuildPlan], v: &Spanned<Version>, key: String)
         Ok(version)
     } else {
         let known: Vec<String> = builds.iter().map(|b| b.version.to_string()).collect();
-        Err(at(
-            v,
-            key,
-            format!("no build {version} in [[builds]] (defined: {})", known.join(", ")),
-        ))
+        let why = format!("no build {version} in [[builds]] (defined: {})", known.join(", "));
+        Err(at(v, key, why).refers(BUILD_KEYS))
     }
 }
 
+/// Every event (with the publishes of builds that have `published`), in
+/// time order.
 pub(super) fn check_events(
     spec: &Spec,
-    duration: Duration,
+    end: End,
     clients: &[ClientPlan],
     builds: &[BuildPlan],
     groups: &[GroupPlan],
-) -> Check<Vec<EventPlan>> {
+    p: &mut Problems,
+) -> Vec<EventPlan> {
     let mut events: Vec<EventPlan> = builds
         .iter()
         .filter_map(|b| {
@@ -40,43 +42,49 @@ pub(super) fn check_events(
         })
         .collect();
     for (i, e) in spec.events.iter().enumerate() {
-        let action = check_event(e, i, clients, builds, groups)?;
-        let when = e.get_ref().at.get_ref().0;
-        if when > duration {
-            return Err(at(
-                &e.get_ref().at,
-                format!("events[{i}].at"),
-                "is after the end of the scenario",
-            ));
+        let when = &e.get_ref().at;
+        if let Some(late) = end.after(when, format!("events[{i}].at"), "at") {
+            p.add(late);
         }
+        let Some(action) = check_event(e, i, clients, builds, groups, p) else {
+            continue;
+        };
         if let Action::Publish(v) = action {
             if events.iter().any(|x| x.action == Action::Publish(v)) {
-                let p = e.get_ref().publish.as_ref().unwrap_or_else(|| unreachable!());
-                return Err(at(
-                    p,
-                    format!("events[{i}].publish"),
-                    format!("{v} is already published (by its `published` key or an earlier event)"),
-                ));
+                let publish = e.get_ref().publish.as_ref().unwrap_or_else(|| unreachable!());
+                let why = format!("{v} is already published (by its `published` key or an earlier event)");
+                p.add(at(publish, format!("events[{i}].publish"), why));
             }
         }
-        events.push(EventPlan { at: when, action });
+        events.push(EventPlan {
+            at: when.get_ref().0,
+            action,
+        });
     }
     // Stable: events at the same time keep their file order.
     events.sort_by_key(|e| e.at);
-    Ok(events)
+    events
 }
 
+/// Event `i`'s action; `None` with its problems recorded.
 fn check_event(
     e: &Spanned<EventSpec>,
     i: usize,
     clients: &[ClientPlan],
     builds: &[BuildPlan],
     groups: &[GroupPlan],
-) -> Check<Action> {
-    check_shape(e, i)?;
+    p: &mut Problems,
+) -> Option<Action> {
+    p.ok(check_shape(e, i))?;
+    let target = p.ok(check_target(e.get_ref(), i, clients, groups));
+    p.ok(action(e, i, target, builds))
+}
+
+/// What event `i` does; `target` is `None` when it names one that does not
+/// exist (that problem is recorded already).
+fn action(e: &Spanned<EventSpec>, i: usize, target: Option<Target>, builds: &[BuildPlan]) -> Check<Action> {
     let spec = e.get_ref();
     let key = |k: &str| format!("events[{i}].{k}");
-    let target = check_target(spec, i, clients, groups)?;
     if let Some(v) = &spec.publish {
         let version = build_ref(builds, v, key("publish"))?;
         if builds.iter().any(|b| b.version == version && b.published.is_some()) {
@@ -102,13 +110,13 @@ fn check_event(
         return Ok(Action::Rollback(build_ref(builds, v, key("rollback"))?));
     }
     if let Some(u) = &spec.update {
-        return update(u, key("update"), target, builds);
+        return update(u, key("update"), target.unwrap_or(Target::All), builds);
     }
     if let Some(c) = &spec.set_channel {
         return set_channel(c, key("set_channel"), target);
     }
     if let Some(f) = &spec.disconnect {
-        return disconnect(f, spec.for_.as_ref(), i, target);
+        return disconnect(f, spec.for_.as_ref(), i, target.unwrap_or(Target::All));
     }
     let down = spec
         .server_restart
@@ -169,11 +177,13 @@ fn update(u: &Spanned<String>, key: String, target: Target, builds: &[BuildPlan]
     Ok(Action::Update { target, version })
 }
 
-/// `set_channel = "beta" | "stable" | "inherit"` on a group, site or client.
-fn set_channel(c: &Spanned<String>, key: String, target: Target) -> Check<Action> {
-    if target == Target::All {
+/// `set_channel = "beta" | "stable" | "inherit"` on a group, site or client
+/// (`None`: one that does not exist).
+fn set_channel(c: &Spanned<String>, key: String, target: Option<Target>) -> Check<Action> {
+    if target == Some(Target::All) {
         return Err(at(c, key, "needs a group, site or client"));
     }
+    let target = target.unwrap_or(Target::All);
     let channel = match c.get_ref().as_str() {
         "inherit" => None,
         other => Some(
@@ -219,22 +229,21 @@ fn check_target(spec: &EventSpec, i: usize, clients: &[ClientPlan], groups: &[Gr
             .map(Target::Group)
             .ok_or_else(|| {
                 let known: Vec<&str> = groups.iter().map(|x| x.name.as_str()).collect();
-                at(
-                    g,
-                    key("group"),
-                    format!("no fleet entry named `{}` (defined: {})", g.get_ref(), known.join(", ")),
-                )
+                let why = format!("no fleet entry named `{}` (defined: {})", g.get_ref(), known.join(", "));
+                at(g, key("group"), why).refers(&["fleet[].name"])
             }),
         (None, Some(s), None) => find_site(clients, s, key("site")).map(|(c, s)| Target::Site(c, s)),
         (None, None, Some(c)) => clients
             .iter()
             .position(|x| &x.name == c.get_ref())
             .map(Target::Client)
-            .ok_or_else(|| at(c, key("client"), format!("no client named `{}`", c.get_ref()))),
-        _ => Err(Problem {
-            offset: spec.at.span().start,
-            key: format!("events[{i}]"),
-            message: "give at most one of group, site, client".into(),
-        }),
+            .ok_or_else(|| {
+                at(c, key("client"), format!("no client named `{}`", c.get_ref())).refers(&["clients[].name"])
+            }),
+        _ => Err(at(
+            &spec.at,
+            format!("events[{i}]"),
+            "give at most one of group, site, client",
+        )),
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::events::build_ref;
-use super::{Check, at, fmt_dur};
+use super::{Check, End, Problem, Problems, at, fmt_dur};
 use crate::protocol::{Channel, Version};
 use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric, StrandReason};
 use crate::scenario::spec::{BoundSpec, ExpectSpec, Spec};
@@ -30,36 +30,51 @@ fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
 
 pub(super) fn check_expects(
     spec: &Spec,
-    duration: Duration,
+    end: End,
     builds: &[BuildPlan],
     text: Option<&str>,
-) -> Check<Vec<Expectation>> {
+    p: &mut Problems,
+) -> Vec<Expectation> {
     let mut out = Vec::new();
     for (i, e) in spec.expect.iter().enumerate() {
-        let x = e.get_ref();
-        let key = |k: &str| format!("expect[{i}].{k}");
-        let when = x.at.as_ref().map(|a| a.get_ref().0);
-        let metric = metric(x, i, when.unwrap_or(duration), builds)?;
-        unused_keys(x, i, &metric)?;
-        if let Some(a) = x.at.as_ref().filter(|a| a.get_ref().0 > duration) {
-            return Err(at(a, key("at"), "is after the end of the scenario"));
+        if let Some(mut x) = check_expect(e.get_ref(), i, end, builds, p) {
+            x.line = text.map_or(0, |text| crate::scenario::line_col(text, e.span().start).0);
+            out.push(x);
         }
-        let is_time = matches!(metric, Metric::Convergence { .. });
-        let min = x.min.as_ref().map(|b| bound(b, key("min"), is_time)).transpose()?;
-        let max = x.max.as_ref().map(|b| bound(b, key("max"), is_time)).transpose()?;
-        if min.is_none() && max.is_none() {
-            return Err(at(&x.metric, format!("expect[{i}]"), "needs min, max or both"));
-        }
-        let line = text.map_or(0, |text| crate::scenario::line_col(text, e.span().start).0);
-        out.push(Expectation {
-            label: label(x, when),
-            metric,
-            min,
-            max,
-            line,
-        });
     }
-    Ok(out)
+    out
+}
+
+/// Expectation `i` (with line 0); `None` with its problems recorded. An
+/// unknown metric's keys are not judged, nor the value of a key the metric
+/// does not use.
+fn check_expect(x: &ExpectSpec, i: usize, end: End, builds: &[BuildPlan], p: &mut Problems) -> Option<Expectation> {
+    let key = |k: &str| format!("expect[{i}].{k}");
+    let when = x.at.as_ref().map(|a| a.get_ref().0);
+    let metric = p.ok(metric(x, i, when.unwrap_or(end.duration), builds))?;
+    let unused = unused_keys(x, i, &metric);
+    let at_unused = unused.iter().any(|u| u.key == key("at"));
+    unused.into_iter().for_each(|u| p.add(u));
+    if let Some(late) =
+        x.at.as_ref()
+            .filter(|_| !at_unused)
+            .and_then(|a| end.after(a, key("at"), "at"))
+    {
+        p.add(late);
+    }
+    let is_time = matches!(metric, Metric::Convergence { .. });
+    let min = x.min.as_ref().and_then(|b| p.ok(bound(b, key("min"), is_time)));
+    let max = x.max.as_ref().and_then(|b| p.ok(bound(b, key("max"), is_time)));
+    if x.min.is_none() && x.max.is_none() {
+        p.add(at(&x.metric, format!("expect[{i}]"), "needs min, max or both"));
+    }
+    Some(Expectation {
+        label: label(x, when),
+        metric,
+        min,
+        max,
+        line: 0,
+    })
 }
 
 /// Every metric name, for the error that lists them.
@@ -138,9 +153,9 @@ fn channel(x: &ExpectSpec) -> Option<Channel> {
     x.channel.as_ref().map(|c| *c.get_ref())
 }
 
-/// A key the metric does not use is an error, not a silent no-op: a
-/// `channel` on a counter would otherwise read as if it narrowed it.
-fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Check<()> {
+/// Each key the metric does not use: an error, not a silent no-op (a
+/// `channel` on a counter would otherwise read as if it narrowed it).
+fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Vec<Problem> {
     let versioned = matches!(
         metric,
         Metric::FractionOn { .. } | Metric::Convergence { .. } | Metric::OffChannel { .. }
@@ -162,14 +177,18 @@ fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Check<()> {
         ),
     ];
     let name = x.metric.get_ref();
-    match given.into_iter().find(|(_, span, used)| span.is_some() && !used) {
-        Some((key, Some(span), _)) => Err(super::Problem {
-            offset: span.start,
-            key: format!("expect[{i}].{key}"),
-            message: format!("`{name}` does not use `{key}`"),
-        }),
-        _ => Ok(()),
-    }
+    given
+        .into_iter()
+        .filter(|(_, _, used)| !used)
+        .filter_map(|(key, span, _)| {
+            span.map(|span| Problem {
+                offset: span.start,
+                key: format!("expect[{i}].{key}"),
+                message: format!("`{name}` does not use `{key}`"),
+                refers: &[],
+            })
+        })
+        .collect()
 }
 
 fn label(x: &ExpectSpec, when: Option<Duration>) -> String {
