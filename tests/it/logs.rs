@@ -200,6 +200,13 @@ async fn u13_signature_filters_narrow_and_bad_values_answer_400() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// One success passes the beta part; new errors at most 2 per machine-hour.
+const FIELD_GATE: HealthGate = HealthGate {
+    min_successes: 1,
+    max_failure_rate: 0.5,
+    max_new_error_rate: Some(2.0),
+};
+
 /// A beta agent updated to 0.6.48 and kept on it for an hour, heartbeating
 /// every 4 minutes (under the idle timeout).
 async fn an_hour_on_0_6_48(server: &MemServer) -> WsAgent {
@@ -219,12 +226,7 @@ async fn an_hour_on_0_6_48(server: &MemServer) -> WsAgent {
 
 #[tokio::test(start_paused = true)]
 async fn u13_u09_field_health_gate_refuses_a_build_with_frequent_new_errors() {
-    let gate = HealthGate {
-        min_successes: 1,
-        max_failure_rate: 0.5,
-        max_new_error_rate: Some(2.0),
-    };
-    let server = MemServer::mem_with_gate(gate).await;
+    let server = MemServer::mem_with_gate(FIELD_GATE).await;
     let mut a = an_hour_on_0_6_48(&server).await;
     for n in 0..3 {
         log(&mut a, "0.6.48", "error", &format!("service {n} crashed")).await;
@@ -252,12 +254,7 @@ async fn u13_u09_field_health_gate_refuses_a_build_with_frequent_new_errors() {
 
 #[tokio::test(start_paused = true)]
 async fn u13_u09_field_health_gate_passes_rare_new_errors_and_is_off_by_default() {
-    let gate = HealthGate {
-        min_successes: 1,
-        max_failure_rate: 0.5,
-        max_new_error_rate: Some(2.0),
-    };
-    let server = MemServer::mem_with_gate(gate).await;
+    let server = MemServer::mem_with_gate(FIELD_GATE).await;
     let mut a = an_hour_on_0_6_48(&server).await;
     log(&mut a, "0.6.48", "error", "service 1 crashed").await;
     log(&mut a, "0.6.48", "warn", "service 1 slow").await;
@@ -271,7 +268,7 @@ async fn u13_u09_field_health_gate_passes_rare_new_errors_and_is_off_by_default(
     // Without the limit the same field never refuses.
     let server = MemServer::mem_with_gate(HealthGate {
         max_new_error_rate: None,
-        ..gate
+        ..FIELD_GATE
     })
     .await;
     let mut a = an_hour_on_0_6_48(&server).await;
