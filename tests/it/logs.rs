@@ -11,6 +11,7 @@ use rmmsim::server::{HealthGate, SERVER_HOSTNAME};
 use serde_json::{Value, json};
 
 use crate::common::*;
+use crate::process::Served;
 
 /// Sends a `log` frame, then a heartbeat: its `ack` says the frame was handled.
 async fn log(agent: &mut WsAgent, version: &str, level: &str, message: &str) {
@@ -280,4 +281,41 @@ async fn u13_u09_field_health_gate_passes_rare_new_errors_and_is_off_by_default(
         .post("/api/updates/rollouts/0.6.48/promote", json!({}))
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn u13_serve_sets_the_field_gate_and_counts_refused_enrolments_under_the_pseudo_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = Served::command(dir.path());
+    bad.args(["--max-new-error-rate", "-1"]);
+    let status = bad.stderr(std::process::Stdio::null()).status().unwrap();
+    assert_eq!(status.code(), Some(2), "a negative rate is bad usage");
+    let mut cmd = Served::command(dir.path());
+    cmd.args(["--max-new-error-rate", "0.5", "--max-enrolments-per-minute", "1"]);
+    let serve = Served::spawn(cmd);
+    let api = serve.api();
+    assert_eq!(api.rollouts().await["gate"]["max_new_error_rate"], 0.5);
+    let (_, client) = api.post("/api/clients", json!({ "name": "acme" })).await;
+    let path = format!("/api/clients/{}/sites", client["id"]);
+    let (_, site) = api.post(&path, json!({ "name": "hq" })).await;
+    let key = site["site_key"].as_str().unwrap();
+    let mut first = WsAgent::connect(serve.addr).await;
+    first.hello_as(DeviceId::Bare(machine()), "0.6.47", key).await;
+    for _ in 0..3 {
+        let mut refused = WsAgent::connect(serve.addr).await;
+        refused
+            .send_json(json!({
+                "type": "hello", "device_id": machine().to_string(), "hostname": "pc",
+                "os": "windows", "arch": "amd64", "version": "0.6.47", "site_key": key,
+            }))
+            .await;
+        assert_eq!(refused.close_code().await, Some(1008));
+    }
+    let rows = signatures(&api, "?level=warn").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["signature"],
+        "hello from <uuid> refused: site <num> enrolled <num> new agents in the last minute; try again later"
+    );
+    assert_eq!(rows[0]["count"], 3);
 }
