@@ -275,6 +275,11 @@ pub struct ServeArgs {
     /// Health gate: highest failure rate a promote accepts (U9).
     #[arg(long, default_value_t = HealthGate::default().max_failure_rate)]
     pub max_failure_rate: f64,
+    /// Health gate (this project's addition, off unless given): refuse a
+    /// promote when an `error` log signature first seen on the version is
+    /// logged more than this many times per machine-hour on it (U13).
+    #[arg(long, value_parser = non_negative_rate)]
+    pub max_new_error_rate: Option<f64>,
     /// Rescan the downloads folder this often ("0s": only on POST /api/updates/rescan).
     #[arg(long, default_value_t = server::DEFAULT_RESCAN_EVERY.into())]
     pub rescan_every: humantime::Duration,
@@ -356,6 +361,14 @@ fn positive_scale(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
         _ => Err("must be a positive number (above 0, finite; e.g. 0.5 or 10)".into()),
+    }
+}
+
+/// `--max-new-error-rate`: a rate of 0 or more, finite.
+fn non_negative_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        _ => Err("must be a number of events per machine-hour, 0 or more (e.g. 0.5)".into()),
     }
 }
 

@@ -106,6 +106,7 @@ fn open_core(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<Cor
         gate: HealthGate {
             min_successes: args.min_successes,
             max_failure_rate: args.max_failure_rate,
+            max_new_error_rate: args.max_new_error_rate,
         },
         seed: os_random(),
         max_enrolments_per_minute: Some(args.max_enrolments_per_minute).filter(|&cap| cap > 0),

@@ -62,6 +62,9 @@ error_codes! {
         InvalidBody,
         /// A path segment that does not parse (an id, a version).
         InvalidPath,
+        /// A query parameter that is unknown or does not parse (a version,
+        /// a time).
+        InvalidQuery,
         /// A client or site name that is empty, too long or holds a `/`.
         InvalidName,
         /// No admin token, or the wrong one.
@@ -101,9 +104,9 @@ impl ErrorCode {
         match self {
             BadJson | UnknownType | InvalidMessage | HelloRequired | AlreadyHello | UnknownSiteKey | BinaryFrame
             | FrameTooLarge | UnknownUpdate | Internal | IdentityConflict | EnrolmentRateLimited => true,
-            BadBody | InvalidBody | InvalidPath | InvalidName | Unauthorized | NotFound | MethodNotAllowed
-            | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked | AlreadyOnVersion | NoBuild
-            | ClientExists | SiteExists | ServerBusy | BuildChanged => false,
+            BadBody | InvalidBody | InvalidPath | InvalidQuery | InvalidName | Unauthorized | NotFound
+            | MethodNotAllowed | HealthGate | AlreadyPromoted | AlreadyRolledBack | VersionBlocked
+            | AlreadyOnVersion | NoBuild | ClientExists | SiteExists | ServerBusy | BuildChanged => false,
         }
     }
 
@@ -112,7 +115,7 @@ impl ErrorCode {
     pub fn http_status(self) -> Option<u16> {
         use ErrorCode::*;
         match self {
-            BadJson | BadBody | InvalidBody | InvalidPath | InvalidName => Some(400),
+            BadJson | BadBody | InvalidBody | InvalidPath | InvalidQuery | InvalidName => Some(400),
             Unauthorized => Some(401),
             NotFound => Some(404),
             MethodNotAllowed => Some(405),

@@ -15,7 +15,7 @@
 //! | U10 rollback | [`Core::rollback`], [`publish::remove_sidecar`] |
 //! | U11 rollouts are rows | [`store::RolloutRow`], [`Core::rollouts`] |
 //! | U12 device id | [`Core::hello`], [`crate::protocol::DeviceId`] |
-//! | U13 log feedback | not implemented: [`Core::log`] only counts and logs |
+//! | U13 log feedback | [`logsig::signature_of`], [`Core::log`], [`Core::log_signatures`], [`self_log`] (the pseudo-agent) |
 //!
 //! - [`scanner`], [`rules`], [`catalog`]: pure decisions over the downloads
 //!   folder (U2, U3, U6, U7).
@@ -28,19 +28,25 @@
 //!   mid-rollback, to test that a restart finishes it.
 //! - [`files`]: opening files of the downloads folder without following
 //!   symlinks, and only as the scan saw them.
+//! - [`logsig`]: a log message normalised into its signature (U13).
+//! - [`self_log`]: the server's own warnings and errors, counted for its
+//!   pseudo-agent `GuruRMM Server` (U13).
 
 pub mod catalog;
 pub mod core;
 pub mod failpoint;
 pub mod files;
 pub mod http;
+pub mod logsig;
 pub mod publish;
 pub mod rules;
 pub mod scanner;
+pub mod self_log;
 pub mod session;
 pub mod store;
 
-pub use self::core::{Core, CoreConfig, CoreError, DEFAULT_MAX_ENROLMENTS_PER_MINUTE, HealthGate};
+pub use self::core::{Core, CoreConfig, CoreError, DEFAULT_MAX_ENROLMENTS_PER_MINUTE, HealthGate, SignatureFilter};
 pub use self::http::{
     AppState, DEFAULT_RESCAN_EVERY, DownloadServing, RunOptions, app, run, run_in_process, without_nagle,
 };
+pub use self::self_log::SERVER_HOSTNAME;

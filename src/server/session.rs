@@ -3,7 +3,6 @@
 //! transport both drive this same type.
 
 use tokio::sync::mpsc::{self, Receiver, Sender};
-use tracing::{error, warn};
 
 use super::core::{Connection, Core, CoreError};
 use crate::protocol::{AgentId, AgentMessage, ErrorCode, ServerMessage, decode_agent_message};
@@ -119,7 +118,7 @@ impl Session {
                 Ok(Replies::new())
             }
         };
-        result.unwrap_or_else(|e| smallvec::smallvec![error_frame(agent, &e)])
+        result.unwrap_or_else(|e| smallvec::smallvec![error_frame(core, Some(agent), &e)])
     }
 
     /// Forgets the connection; call it once the socket is gone.
@@ -145,21 +144,24 @@ impl Session {
                 smallvec::smallvec![ServerMessage::Welcome { agent_id: agent }]
             }
             Err(CoreError::UnknownSiteKey) => {
-                warn!("hello from {} refused: unknown site key", hello.device_id);
+                let device = hello.device_id;
+                core.self_log()
+                    .warn(&format!("hello from {device} refused: unknown site key"));
                 self.refuse(ErrorCode::UnknownSiteKey, "the site key admits no site".into())
             }
             Err(e @ CoreError::IdentityConflict { .. }) => {
-                warn!("hello refused: {e}");
+                core.self_log().warn(&format!("hello refused: {e}"));
                 self.refuse(ErrorCode::IdentityConflict, e.to_string())
             }
             Err(e @ CoreError::EnrolmentRateLimited { .. }) => {
-                warn!("hello from {} refused: {e}", hello.device_id);
+                core.self_log()
+                    .warn(&format!("hello from {} refused: {e}", hello.device_id));
                 self.refuse(ErrorCode::EnrolmentRateLimited, e.to_string())
             }
             Err(e @ CoreError::Invalid { .. }) => {
                 smallvec::smallvec![ServerMessage::error(ErrorCode::InvalidMessage, e.to_string())]
             }
-            Err(e) => smallvec::smallvec![error_frame(AgentId(0), &e)],
+            Err(e) => smallvec::smallvec![error_frame(core, None, &e)],
         }
     }
 
@@ -170,12 +172,17 @@ impl Session {
     }
 }
 
-fn error_frame(agent: AgentId, e: &CoreError) -> ServerMessage {
+/// The `error` frame for a refused frame; the server's own failures are
+/// logged and counted for its pseudo-agent (U13).
+fn error_frame(core: &Core, agent: Option<AgentId>, e: &CoreError) -> ServerMessage {
     match e {
         CoreError::UnknownUpdate(_) => ServerMessage::error(ErrorCode::UnknownUpdate, e.to_string()),
         CoreError::Invalid { .. } => ServerMessage::error(ErrorCode::InvalidMessage, e.to_string()),
         _ => {
-            error!("agent {agent}: {e}");
+            match agent {
+                Some(agent) => core.self_log().error(&format!("agent {agent}: {e}")),
+                None => core.self_log().error(&format!("hello failed: {e}")),
+            }
             ServerMessage::error(ErrorCode::Internal, "internal error; logged on the server")
         }
     }

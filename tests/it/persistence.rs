@@ -11,6 +11,7 @@ async fn state_survives_a_restart_agents_pending_updates_blocked_versions_rollou
     let gate = HealthGate {
         min_successes: 0,
         max_failure_rate: 1.0,
+        max_new_error_rate: None,
     };
     let server = TestServer::with_gate(gate).await;
     let key = server.site("acme", "hq", Some(Channel::Beta)).await;

@@ -15,6 +15,7 @@ fn no_gate() -> HealthGate {
     HealthGate {
         min_successes: 0,
         max_failure_rate: 1.0,
+        max_new_error_rate: None,
     }
 }
 
@@ -108,6 +109,7 @@ async fn u09_the_health_gate_refuses_with_its_numbers_unless_forced() {
     let server = TestServer::mem_with_gate(HealthGate {
         min_successes: 2,
         max_failure_rate: 0.25,
+        max_new_error_rate: None,
     })
     .await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;
@@ -254,6 +256,7 @@ async fn u11_every_beta_build_gets_a_rollout_row_that_counts_and_records_its_his
     let server = TestServer::mem_with_gate(HealthGate {
         min_successes: 1,
         max_failure_rate: 0.5,
+        max_new_error_rate: None,
     })
     .await;
     let beta_key = server.site("acme", "lab", Some(Channel::Beta)).await;

@@ -148,6 +148,7 @@ async fn made_up_enrolments_after_the_publish_do_not_pass_the_gate() {
     let server = TestServer::with_gate(HealthGate {
         min_successes: 3,
         max_failure_rate: 0.5,
+        max_new_error_rate: None,
     })
     .await;
     let beta = server.site("acme", "lab", Some(Channel::Beta)).await;

@@ -245,6 +245,7 @@ fn check_health_gate(spec: &Spec) -> Check<HealthGate> {
     Ok(HealthGate {
         min_successes: g.min_successes,
         max_failure_rate: rate,
+        max_new_error_rate: None,
     })
 }
 

@@ -8,7 +8,8 @@ use super::traffic::pending_row;
 use super::{Core, CoreError};
 use crate::protocol::{self, AgentId, Channel, ClientId, ErrorCode, NAME_RULE, SiteId, Version};
 use crate::server::catalog::Catalog;
-use crate::server::scanner::{self, Scan};
+use crate::server::scanner::{self, Scan, SkipReason};
+use crate::server::self_log::SelfLevel;
 use crate::server::store::{
     AgentRow, Change, ClientRow, RolloutRow, RolloutStatus, SiteRow, UpdateReason, UpdateRow, UpdateStatus,
 };
@@ -227,11 +228,34 @@ impl Core {
             })
             .collect();
         self.write(new_rows)?;
+        self.note_new_skips(&scan);
         self.catalog = Catalog::new(scan, now);
         self.targets.clear();
         self.download_cache.clear();
         self.scan_generation += 1;
         Ok(())
+    }
+
+    /// Counts, for the server's pseudo-agent (U13), each file this scan
+    /// skips that the last one did not skip for the same reason: a scan
+    /// problem is counted once, not at every periodic rescan. Files skipped
+    /// by design (per-site builds, hidden files of a publish in progress)
+    /// are not problems.
+    fn note_new_skips(&self, scan: &Scan) {
+        let before = &self.catalog.scan().skipped;
+        for s in &scan.skipped {
+            if matches!(s.reason, SkipReason::PerSite | SkipReason::Hidden) {
+                continue;
+            }
+            // Skipped files are sorted by name.
+            let known = before.binary_search_by(|b| b.file.cmp(&s.file));
+            if known.is_ok_and(|i| before[i].reason == s.reason) {
+                continue;
+            }
+            let event = format!("scan skipped {}: {}", s.file, s.reason);
+            info!("{event}");
+            self.self_log.record(SelfLevel::Warn, &event);
+        }
     }
 
     /// Counts applied scans, so a background scan can tell whether another

@@ -6,7 +6,10 @@
 //! - no pending update targets a blocked version;
 //! - the device index and the agent rows agree one to one (U12);
 //! - at most one pending update per agent row (U4): a new pending row never
-//!   replaces another one that its batch did not end.
+//!   replaces another one that its batch did not end;
+//! - the server's pseudo-agent (U13) is no agent row: every row is a
+//!   machine (`pseudo` false, an id above 0), so no update, fleet figure or
+//!   row count ever includes it.
 //!
 //! They are cheap enough for a heartbeat: after each batch only what the
 //! batch touched is checked (a few map lookups, plus the sizes of the
@@ -123,11 +126,16 @@ impl Core {
         );
     }
 
-    /// One agent row and its device index entry point at each other (U12).
+    /// One agent row and its device index entry point at each other (U12);
+    /// it is a machine, not the server's pseudo-agent (U13).
     fn check_agent(&self, id: AgentId) {
         let row = self.agents.get(&id);
         debug_assert!(row.is_some(), "agent {id} was written but has no row in memory");
         let Some(row) = row else { return };
+        debug_assert!(
+            !row.pseudo && id != super::SERVER_AGENT_ID,
+            "agent {id} is the server's pseudo-agent, which is not an agent row"
+        );
         let indexed = self.devices.get(&row.device_id);
         debug_assert_eq!(
             indexed,

@@ -11,6 +11,9 @@ mod admin;
 mod enrolment;
 mod gate;
 mod invariants;
+mod logs;
+#[cfg(test)]
+mod logs_tests;
 mod release;
 #[cfg(test)]
 mod release_tests;
@@ -40,6 +43,7 @@ use super::catalog::Catalog;
 use super::failpoint::{self, Failpoint};
 use super::publish::PublishError;
 use super::rules;
+use super::self_log::{SelfLevel, SelfLog};
 use super::store::{
     AgentRow, Change, ClientRow, IntentRow, RolloutRow, SiteMoveRow, SiteRow, Store, StoreError, UpdateRow,
     UpdateStatus,
@@ -47,7 +51,10 @@ use super::store::{
 
 pub use admin::{ChannelTarget, ManualUpdate, ScanTicket};
 pub use enrolment::DEFAULT_MAX_ENROLMENTS_PER_MINUTE;
-pub use gate::GateCheck;
+pub use gate::{GateCheck, NewError};
+pub use logs::{
+    MAX_LEVEL_BYTES, MAX_SAMPLE_BYTES, MAX_SIGNATURES, SERVER_AGENT_ID, SignatureFilter, normal_level, server_version,
+};
 pub use release::{Promotion, Rollback};
 pub use traffic::REDISPATCH_LOG_EVERY;
 
@@ -85,13 +92,19 @@ impl Targets {
     }
 }
 
-/// The promote health gate (U9): enough beta successes, few enough failures.
+/// The promote health gate (U9): enough beta successes, few enough
+/// failures; and, this project's addition (off by default), few enough new
+/// errors in the field (U13).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct HealthGate {
     /// Successful updates to the version on the gated platform.
     pub min_successes: u64,
     /// failures / (successes + failures), at most.
     pub max_failure_rate: f64,
+    /// Each `error` signature first seen on the candidate version may be
+    /// logged at most this often per machine-hour on it; `None`: not
+    /// checked (the default).
+    pub max_new_error_rate: Option<f64>,
 }
 
 impl Default for HealthGate {
@@ -99,6 +112,7 @@ impl Default for HealthGate {
         Self {
             min_successes: 3,
             max_failure_rate: 0.2,
+            max_new_error_rate: None,
         }
     }
 }
@@ -315,6 +329,13 @@ pub struct Core {
     /// When each agent's last `[RE-DISPATCH]` line was logged, and how many
     /// re-sends went unlogged since (the line is rate-limited per agent).
     redispatch_log: FastMap<AgentId, (Timestamp, u64)>,
+    /// Log signatures and machine time per version (U13).
+    logs: logs::LogBook,
+    /// The server's own warnings and errors, drained into `logs` under
+    /// [`server_agent`](Self::server_agent).
+    self_log: SelfLog,
+    /// The server's pseudo-agent (U13).
+    server_agent: AgentRow,
 }
 
 impl Core {
@@ -350,8 +371,12 @@ impl Core {
             download_cache: FastMap::default(),
             enrolments: enrolment::Windows::default(),
             redispatch_log: FastMap::default(),
+            logs: logs::LogBook::default(),
+            self_log: SelfLog::new(clock),
+            server_agent: logs::server_agent(clock.now()),
         };
-        let snapshot = core.store.load()?;
+        let mut snapshot = core.store.load()?;
+        core.logs = logs::LogBook::load(&mut snapshot);
         core.max_update_id = snapshot.max_update_id;
         let rows = snapshot.clients.into_iter().map(Change::Client);
         let rows = rows.chain(snapshot.sites.into_iter().map(Change::Site));
@@ -375,6 +400,7 @@ impl Core {
     fn write(&mut self, changes: Vec<Change>) -> Result<(), CoreError> {
         if let Err(e) = self.store.commit(&changes) {
             self.max_update_id = self.committed_update_id;
+            self.self_log.record(SelfLevel::Error, &format!("commit failed: {e}"));
             return Err(e.into());
         }
         let touched = cfg!(debug_assertions).then(|| invariants::Touched::of(&changes));
@@ -577,18 +603,28 @@ impl Core {
         self.push_overflows
     }
 
-    /// Writes the `last_seen` of every agent that heartbeated since the last
-    /// flush. Heartbeats change only `last_seen` most of the time, so it is
-    /// written in batches (by `server::run` every few seconds, and on
-    /// shutdown) instead of once per heartbeat; memory is always current.
+    /// Writes, in one transaction, the `last_seen` of every agent that
+    /// heartbeated since the last flush and what changed in the log
+    /// signatures and machine time (U13), the server's own events drained
+    /// in first. Heartbeats change only `last_seen` most of the time, and
+    /// `log` frames only counts, so they are written in batches (by
+    /// `server::run` every few seconds, and on shutdown) instead of once per
+    /// frame; memory is always current. A failed flush keeps everything to
+    /// write for the next one.
     pub fn flush(&mut self) -> Result<(), CoreError> {
-        let stamps: Vec<(AgentId, Timestamp)> = self
+        self.drain_self_log();
+        let mut batch = self.logs.batch();
+        batch.stamps = self
             .unflushed
             .iter()
             .filter_map(|id| self.agents.get(id))
             .map(|a| (a.id, a.last_seen))
             .collect();
-        self.store.touch(&stamps)?;
+        if let Err(e) = self.store.flush(&batch) {
+            self.self_log.record(SelfLevel::Error, &format!("flush failed: {e}"));
+            return Err(e.into());
+        }
+        self.logs.flushed();
         self.unflushed.clear();
         Ok(())
     }

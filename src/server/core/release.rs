@@ -88,16 +88,7 @@ impl Core {
         }
         let gate = self.gate_check(version, scope)?;
         if !gate.passed && !force {
-            let message = format!(
-                "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}), \
-                 over {} machines; {} outcomes ignored; pass force to override",
-                gate.successes,
-                gate.min_successes,
-                gate.failure_rate,
-                gate.max_failure_rate,
-                gate.counted,
-                gate.ignored
-            );
+            let message = refusal(version, &gate);
             let details = serde_json::to_value(&gate).ok();
             return Err(CoreError::Conflict {
                 code: ErrorCode::HealthGate,
@@ -382,4 +373,35 @@ impl Core {
         }
         Ok((running.len(), pushed))
     }
+}
+
+/// Why the health gate refused a promote, for people: the beta figures,
+/// and each new error signature over the limit with its rate (U13).
+fn refusal(version: Version, gate: &GateCheck) -> String {
+    let mut message = format!(
+        "health gate refused {version}: {} successes (at least {} needed), failure rate {:.2} (at most {:.2}), \
+         over {} machines; {} outcomes ignored",
+        gate.successes, gate.min_successes, gate.failure_rate, gate.max_failure_rate, gate.counted, gate.ignored
+    );
+    let over: Vec<String> = gate
+        .new_errors
+        .iter()
+        .filter(|e| e.over)
+        .map(|e| match e.rate_per_machine_hour {
+            Some(rate) => format!("#{} `{}` {rate:.2}/machine-hour", e.id, e.signature),
+            None => format!(
+                "#{} `{}` {} times in no measured machine-hours",
+                e.id, e.signature, e.count
+            ),
+        })
+        .collect();
+    if let (false, Some(max)) = (over.is_empty(), gate.max_new_error_rate) {
+        message.push_str(&format!(
+            "; error signatures new in {version} over {max:.2}/machine-hour ({:.2} machine-hours on it): {}",
+            gate.machine_hours,
+            over.join(", ")
+        ));
+    }
+    message.push_str("; pass force to override");
+    message
 }

@@ -88,6 +88,7 @@ impl Fixture {
             gate: HealthGate {
                 min_successes: 1,
                 max_failure_rate: 0.5,
+                max_new_error_rate: None,
             },
             seed: 7,
             max_enrolments_per_minute: None,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{Connection, Core, CoreError};
 use crate::clock::Timestamp;
@@ -113,6 +113,7 @@ impl Core {
             channel: None,
             enrolled_at: now,
             last_seen: now,
+            pseudo: false,
         })
     }
 
@@ -159,6 +160,9 @@ impl Core {
     pub fn heartbeat(&mut self, id: AgentId, version: Version) -> Result<Option<UpdateOffer>, CoreError> {
         let now = self.now();
         let row = self.agents.get(&id).ok_or_else(|| CoreError::not_found("agent", id))?;
+        // U13's machine time: since the session's last hello or heartbeat,
+        // if the agent ran this version all along.
+        let connected_on = (row.version == version).then(|| now.since(row.last_seen));
         let moved = (row.version != version).then(|| AgentRow {
             version,
             last_seen: now,
@@ -203,6 +207,9 @@ impl Core {
         // committed: a heartbeat whose commit fails changes nothing.
         if let Some(row) = self.agents.get_mut(&id) {
             row.last_seen = now;
+        }
+        if let Some(spent) = connected_on {
+            self.logs.accrue(version, spent);
         }
         self.unflushed.insert(id);
         self.counters.heartbeats += 1;
@@ -312,12 +319,6 @@ impl Core {
         self.write(changes)
     }
 
-    /// U13 will group these by signature; for now they are counted and logged.
-    pub fn log(&mut self, id: AgentId, level: &str, message: &str) {
-        self.counters.logs += 1;
-        debug!(agent = %id, level, "agent log: {message}");
-    }
-
     /// Registers the connection an admitted agent talks over. A row has one
     /// session: an older connection of the row is forgotten, which closes
     /// its push channel, and its session ends (it closes with
@@ -366,7 +367,8 @@ impl Core {
             Ok(()) => true,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
                 self.push_overflows += 1;
-                warn!("push to agent {id} dropped: its session has not taken the earlier ones");
+                let message = format!("push to agent {id} dropped: its session has not taken the earlier ones");
+                self.self_log.warn(&message);
                 false
             }
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,

@@ -1,18 +1,22 @@
 //! The admin REST API (design.md, HTTP API).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 
 use super::error::{ApiError, JsonBody, path_param};
 use super::views::{
-    AgentDetail, AgentView, BlockedView, ClientView, RolloutView, RolloutsView, StatsView, VersionsView,
+    AgentDetail, AgentView, BlockedView, ClientView, RolloutView, RolloutsView, SignatureDetail, SignatureVersionView,
+    StatsView, VersionsView,
 };
 use super::{AppState, SessionLimits};
 use crate::protocol::{AgentId, Channel, ClientId, ErrorCode, Platform, SiteId, Version};
-use crate::server::core::{ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback};
-use crate::server::store::{ClientRow, RolloutRow, SiteRow};
+use crate::server::core::{
+    ChannelTarget, Core, CoreError, ManualUpdate, Promotion, Rollback, SERVER_AGENT_ID, SignatureFilter,
+};
+use crate::server::store::{ClientRow, RolloutRow, SignatureId, SignatureRow, SiteRow};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
@@ -28,10 +32,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// `GET /api/agents`
+/// `GET /api/agents`: the server's pseudo-agent (id 0, `pseudo: true`),
+/// then every agent row.
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Vec<AgentView>> {
     let core = state.core();
-    Ok(Json(core.agents().map(|a| AgentView::new(&core, a)).collect()))
+    let rows = std::iter::once(core.server_agent()).chain(core.agents());
+    Ok(Json(rows.map(|a| AgentView::new(&core, a)).collect()))
 }
 
 fn agent_view(core: &Core, id: AgentId) -> Result<AgentView, ApiError> {
@@ -45,6 +51,14 @@ fn agent_view(core: &Core, id: AgentId) -> Result<AgentView, ApiError> {
 pub async fn get_agent(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<AgentDetail> {
     let id: AgentId = path_param("agent id", &id)?;
     let mut core = state.core();
+    if id == SERVER_AGENT_ID {
+        let agent = AgentView::new(&core, core.server_agent());
+        return Ok(Json(AgentDetail {
+            agent,
+            updates: Vec::new(),
+            site_moves: Vec::new(),
+        }));
+    }
     let agent = agent_view(&core, id)?;
     let updates = core.updates_of(id)?;
     let site_moves = core.site_moves_of(id)?;
@@ -192,7 +206,7 @@ pub async fn versions(State(state): State<AppState>) -> ApiResult<VersionsView> 
 /// `POST /api/updates/rescan`
 pub async fn rescan(State(state): State<AppState>) -> ApiResult<VersionsView> {
     super::rescan_off_lock(&state, false).await.map_err(|e| {
-        tracing::error!("rescan failed: {e}");
+        state.self_log().error(&format!("rescan failed: {e}"));
         ApiError::new(ErrorCode::Internal, "rescan failed; logged on the server")
     })?;
     Ok(Json(VersionsView::new(&state.core())))
@@ -275,5 +289,75 @@ pub async fn stats(
         open_files: rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft),
         connections,
         push_overflows: core.push_overflows(),
+        log_events_dropped: core.log_events_dropped() + state.self_log().dropped(),
     }))
+}
+
+/// The query of `GET /api/logs/signatures`: every filter is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureQuery {
+    version: Option<String>,
+    level: Option<String>,
+    since: Option<String>,
+    new_in: Option<String>,
+}
+
+/// Parses a query parameter, answering 400 `invalid_query` with what was
+/// expected.
+fn query_param<T: std::str::FromStr>(name: &str, raw: Option<String>) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|e: T::Err| ApiError::new(ErrorCode::InvalidQuery, format!("query parameter `{name}`: {e}")))
+    })
+    .transpose()
+}
+
+impl SignatureQuery {
+    /// The filter it asks for.
+    fn filter(self) -> Result<SignatureFilter, ApiError> {
+        if self.level.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "query parameter `level`: empty (give a level such as error, or leave it out)",
+            ));
+        }
+        Ok(SignatureFilter {
+            version: query_param("version", self.version)?,
+            level: self.level,
+            since: query_param("since", self.since)?,
+            new_in: query_param("new_in", self.new_in)?,
+        })
+    }
+}
+
+/// `GET /api/logs/signatures?version=&level=&since=&new_in=` (U13)
+pub async fn log_signatures(
+    State(state): State<AppState>,
+    query: Result<Query<SignatureQuery>, QueryRejection>,
+) -> ApiResult<Vec<SignatureRow>> {
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let filter = query.filter()?;
+    Ok(Json(state.core().log_signatures(&filter)?))
+}
+
+/// `GET /api/logs/signatures/{id}` (U13): the signature and its versions.
+pub async fn log_signature(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<SignatureDetail> {
+    let id: SignatureId = path_param("signature id", &id)?;
+    let mut core = state.core();
+    let signature = core
+        .log_signature(id)
+        .ok_or_else(|| ApiError::not_found(format!("log signature {id} not found")))?;
+    let versions = core
+        .signature_versions(id)?
+        .into_iter()
+        .map(|row| {
+            let hours = core.machine_hours_on(row.version);
+            SignatureVersionView::new(row, hours)
+        })
+        .collect();
+    Ok(Json(SignatureDetail { signature, versions }))
 }

@@ -19,6 +19,7 @@ use crate::protocol::ErrorCode;
 use crate::server::catalog::Servable;
 use crate::server::files::{self, FileError};
 use crate::server::scanner::{DIGEST_SUFFIX, FileStamp, companion, parse_digest};
+use crate::server::self_log::SelfLevel;
 
 /// How `GET /downloads/{file}` sends a build's bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,7 +74,8 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>) -
         Found::Build(Target { file, path, sha256 }, stamp, _) => {
             let name = file.clone();
             let opened = off_runtime(move || files::open_scanned(&path, &stamp).map_err(|e| refused(&name, e))).await?;
-            let body = Body::from_stream(verified_chunks(opened, stamp.len, sha256, file));
+            let log = state.self_log().clone();
+            let body = Body::from_stream(verified_chunks(opened, stamp.len, sha256, file, log));
             Ok(([octets, (CONTENT_LENGTH, &stamp.len.to_string())], body).into_response())
         }
     }
@@ -83,6 +85,13 @@ pub async fn download(State(state): State<AppState>, Path(name): Path<String>) -
 /// from memory ([`DownloadServing::Memory`]): the handler above and the
 /// simulator's in-process transport both come through here.
 pub fn download_bytes(state: &AppState, name: &str) -> Result<Bytes, ApiError> {
+    read_from_memory(state, name).map_err(|mut e| {
+        e.report_to(state.self_log());
+        e
+    })
+}
+
+fn read_from_memory(state: &AppState, name: &str) -> Result<Bytes, ApiError> {
     match lookup(state, name, true)? {
         Found::Cached(bytes) => Ok(bytes),
         Found::Digest(target) => read_digest(&target),
@@ -146,10 +155,12 @@ fn read_digest(target: &Target) -> Result<Bytes, ApiError> {
 fn refused(file: &str, e: FileError) -> ApiError {
     match e {
         FileError::Missing => ApiError::not_found("the build was removed since the last scan"),
-        FileError::Changed(_) | FileError::TooLarge => ApiError::new(
-            ErrorCode::BuildChanged,
-            format!("`{file}` changed since the last scan ({e}); it is served again after the next scan"),
-        ),
+        FileError::Changed(_) | FileError::TooLarge => {
+            let message = format!("`{file}` changed since the last scan ({e}); it is served again after the next scan");
+            let event = format!("download refused: {message}");
+            tracing::warn!("{event}");
+            ApiError::new(ErrorCode::BuildChanged, message).reported(SelfLevel::Warn, event)
+        }
         FileError::Io(e) => ApiError::internal(&format_args!("reading `{file}`: {e}")),
     }
 }

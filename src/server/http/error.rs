@@ -12,6 +12,7 @@ use tracing::error;
 
 use crate::protocol::ErrorCode;
 use crate::server::core::CoreError;
+use crate::server::self_log::{SelfLevel, SelfLog};
 
 /// An error answer of the HTTP API.
 #[derive(Debug)]
@@ -19,7 +20,15 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     details: Option<serde_json::Value>,
+    /// The server's own failure behind it, to count for its pseudo-agent
+    /// (U13); already written to the log.
+    report: Option<SelfReport>,
 }
+
+/// A server event an error answer carries to [`record_reports`] (as a
+/// response extension), which counts it in the [`SelfLog`].
+#[derive(Debug, Clone)]
+pub(crate) struct SelfReport(SelfLevel, String);
 
 impl ApiError {
     /// An error with a code and a message; the code decides the status.
@@ -29,6 +38,24 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            report: None,
+        }
+    }
+
+    /// The same answer, carrying a server event to count for the
+    /// pseudo-agent (the caller writes the log line).
+    pub(crate) fn reported(self, level: SelfLevel, event: String) -> Self {
+        Self {
+            report: Some(SelfReport(level, event)),
+            ..self
+        }
+    }
+
+    /// Counts the event this answer carries in `log` now (for a caller that
+    /// is not served through the router, the simulator's direct transport).
+    pub(crate) fn report_to(&mut self, log: &SelfLog) {
+        if let Some(SelfReport(level, event)) = self.report.take() {
+            log.record(level, &event);
         }
     }
 
@@ -39,8 +66,9 @@ impl ApiError {
 
     /// 500, the cause logged rather than returned.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        error!("request failed: {cause}");
-        Self::new(ErrorCode::Internal, "internal error; logged on the server")
+        let event = format!("request failed: {cause}");
+        error!("{event}");
+        Self::new(ErrorCode::Internal, "internal error; logged on the server").reported(SelfLevel::Error, event)
     }
 
     /// The code.
@@ -69,7 +97,12 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
             CoreError::NotFound { .. } => Self::not_found(e.to_string()),
-            CoreError::Conflict { code, message, details } => Self { code, message, details },
+            CoreError::Conflict { code, message, details } => Self {
+                code,
+                message,
+                details,
+                report: None,
+            },
             CoreError::Invalid { code, message } => Self::new(code, message),
             // Agents' errors: no API route can cause them.
             CoreError::UnknownSiteKey
@@ -88,8 +121,26 @@ impl IntoResponse for ApiError {
         if let Some(details) = self.details {
             body["error"]["details"] = details;
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(report) = self.report {
+            response.extensions_mut().insert(report);
+        }
+        response
     }
+}
+
+/// Middleware over every route: counts the server event an error answer
+/// carries ([`ApiError::reported`]) for the server's pseudo-agent (U13).
+pub(crate) async fn record_reports(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(SelfReport(level, event)) = response.extensions().get::<SelfReport>() {
+        state.self_log().record(*level, event);
+    }
+    response
 }
 
 /// A JSON request body. An empty body reads as `{}`, so requests whose

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::server::self_log::{SelfLevel, SelfLog};
+
 /// How long a client has to send a request's headers, from the moment it
 /// connects or finishes the previous request (this project's rule).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,6 +60,9 @@ pub(crate) struct Gauges {
     idle_timeouts: AtomicU64,
     /// Sessions closed because the peer did not read what was sent to it.
     write_overflows: AtomicU64,
+    /// Where each tripped limit is counted for the server's pseudo-agent
+    /// (U13); `None` for gauges of no server.
+    self_log: Option<SelfLog>,
 }
 
 /// Which count to bump.
@@ -70,15 +75,32 @@ pub(crate) enum Event {
 }
 
 impl Gauges {
+    /// Gauges that also count every tripped limit in `self_log`.
+    pub(crate) fn new(self_log: SelfLog) -> Self {
+        Self {
+            self_log: Some(self_log),
+            ..Self::default()
+        }
+    }
+
+    /// Counts a tripped limit for the server's pseudo-agent (its caller
+    /// writes the log line, if any).
+    fn report(&self, message: &str) {
+        if let Some(log) = &self.self_log {
+            log.record(SelfLevel::Warn, message);
+        }
+    }
+
     /// Counts an event.
     pub(crate) fn count(&self, event: Event) {
-        let counter = match event {
-            Event::HeaderTimeout => &self.header_timeouts,
-            Event::HelloTimeout => &self.hello_timeouts,
-            Event::IdleTimeout => &self.idle_timeouts,
-            Event::WriteOverflow => &self.write_overflows,
+        let (counter, message) = match event {
+            Event::HeaderTimeout => (&self.header_timeouts, "connection closed: header timeout"),
+            Event::HelloTimeout => (&self.hello_timeouts, "agent connection closed: hello timeout"),
+            Event::IdleTimeout => (&self.idle_timeouts, "agent connection closed: idle timeout"),
+            Event::WriteOverflow => (&self.write_overflows, "agent connection closed: write overflow"),
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.report(message);
     }
 
     /// An accepted connection, held until the guard drops; `None` (and
@@ -86,6 +108,7 @@ impl Gauges {
     pub(crate) fn admit_connection(self: &Arc<Self>, cap: Option<usize>) -> Option<Slot> {
         Slot::take(self, Kind::Connection, cap).or_else(|| {
             self.dropped_at_accept.fetch_add(1, Ordering::Relaxed);
+            self.report("connection closed at accept: connection budget full");
             None
         })
     }
@@ -95,6 +118,7 @@ impl Gauges {
     pub(crate) fn admit_session(self: &Arc<Self>, cap: Option<usize>) -> Option<Slot> {
         Slot::take(self, Kind::Session, cap).or_else(|| {
             self.refused_busy.fetch_add(1, Ordering::Relaxed);
+            self.report("agent connection refused: server_busy, max_connections sessions open");
             None
         })
     }

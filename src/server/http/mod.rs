@@ -30,6 +30,7 @@ pub use listen::without_nagle;
 
 use super::core::{Core, CoreError};
 use super::scanner;
+use super::self_log::SelfLog;
 use crate::protocol::ErrorCode;
 
 struct Shared {
@@ -39,6 +40,7 @@ struct Shared {
     next_conn: AtomicU64,
     gauges: Arc<Gauges>,
     download_serving: DownloadServing,
+    self_log: SelfLog,
 }
 
 /// What every handler shares: the core behind one lock, the admin token, and
@@ -56,14 +58,22 @@ impl AppState {
     /// State around a core that serves builds as `download_serving` says.
     pub fn with_downloads(core: Core, admin_token: impl Into<String>, download_serving: DownloadServing) -> Self {
         let (shutdown, _) = watch::channel(false);
+        let self_log = core.self_log().clone();
         Self(Arc::new(Shared {
             core: Mutex::new(core),
             admin_token: admin_token.into(),
             shutdown,
             next_conn: AtomicU64::new(1),
-            gauges: Arc::default(),
+            gauges: Arc::new(Gauges::new(self_log.clone())),
             download_serving,
+            self_log,
         }))
+    }
+
+    /// Where the server counts its own warnings and errors (U13), without
+    /// taking the core's lock.
+    pub fn self_log(&self) -> &SelfLog {
+        &self.0.self_log
     }
 
     /// How builds are served.
@@ -123,6 +133,8 @@ pub fn app(state: AppState) -> Router {
         .route("/updates/rollouts/{version}/promote", post(api::promote))
         .route("/updates/rollouts/{version}/rollback", post(api::rollback))
         .route("/stats", get(api::stats))
+        .route("/logs/signatures", get(api::log_signatures))
+        .route("/logs/signatures/{id}", get(api::log_signature))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -133,6 +145,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not served here"))
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::record_reports,
+        ))
         .with_state(state)
 }
 
@@ -296,7 +312,7 @@ async fn rescan_loop(state: AppState, every: Duration) {
     loop {
         tick.tick().await;
         if let Err(e) = rescan_off_lock(&state, true).await {
-            warn!("periodic rescan failed: {e}");
+            state.self_log().error(&format!("periodic rescan failed: {e}"));
         }
     }
 }

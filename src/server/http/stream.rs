@@ -10,7 +10,8 @@ use std::io::{self, Read};
 use axum::body::Bytes;
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
-use tracing::warn;
+
+use crate::server::self_log::SelfLog;
 
 /// How much of a build one read takes (and one body chunk holds).
 pub const CHUNK_BYTES: u64 = 256 * 1024;
@@ -60,12 +61,14 @@ impl Reading {
 /// The chunks of an opened build file of `size` bytes that must hash to
 /// `sha256`. A mismatch (or a file that shrank or grew) ends the stream
 /// with an error instead of its last chunk, and the server drops the
-/// connection; it is logged with `file`.
+/// connection; it is logged with `file`, and counted in `log` for the
+/// server's pseudo-agent (U13).
 pub fn verified_chunks(
     file: File,
     size: u64,
     sha256: String,
     name: String,
+    log: SelfLog,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let first = Reading {
         file,
@@ -75,6 +78,7 @@ pub fn verified_chunks(
     };
     futures_util::stream::try_unfold(Some(first), move |reading| {
         let name = name.clone();
+        let log = log.clone();
         async move {
             let Some(reading) = reading else {
                 return Ok(None);
@@ -86,7 +90,7 @@ pub fn verified_chunks(
             match next {
                 Ok((chunk, rest)) => Ok(Some((chunk, rest))),
                 Err(e) => {
-                    warn!("download of `{name}` cut short: {e}");
+                    log.warn(&format!("download of `{name}` cut short: {e}"));
                     Err(e)
                 }
             }

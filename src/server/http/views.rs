@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, SiteId, Version};
 use crate::server::core::{Core, Counters, GateCheck, HealthGate};
 use crate::server::scanner::{Build, Skipped};
-use crate::server::store::{AgentRow, RolloutRow, SiteMoveRow, SiteRow, UpdateRow};
+use crate::server::store::{AgentRow, RolloutRow, SignatureRow, SignatureVersionRow, SiteMoveRow, SiteRow, UpdateRow};
 
 /// An agent row as the API shows it.
 #[derive(Debug, Serialize)]
@@ -43,6 +43,9 @@ pub struct AgentView {
     pub last_seen: Timestamp,
     /// Its pending update (U4), if any.
     pub pending_update: Option<UpdateRow>,
+    /// True only for the server's own pseudo-agent (U13): not a machine,
+    /// never offered an update, not counted in `agent_rows`.
+    pub pseudo: bool,
 }
 
 impl AgentView {
@@ -64,6 +67,7 @@ impl AgentView {
             enrolled_at: a.enrolled_at,
             last_seen: a.last_seen,
             pending_update: core.pending_of(a.id).cloned(),
+            pseudo: a.pseudo,
         }
     }
 }
@@ -187,6 +191,39 @@ pub struct BlockedView {
     pub blocked_at: Timestamp,
 }
 
+/// `GET /api/logs/signatures/{id}`: a signature and its rows per version (U13).
+#[derive(Debug, Serialize)]
+pub struct SignatureDetail {
+    /// The signature.
+    #[serde(flatten)]
+    pub signature: SignatureRow,
+    /// Its rows per version, by version.
+    pub versions: Vec<SignatureVersionView>,
+}
+
+/// A signature on one version, with its rate per machine-hour.
+#[derive(Debug, Serialize)]
+pub struct SignatureVersionView {
+    /// The row.
+    #[serde(flatten)]
+    pub row: SignatureVersionRow,
+    /// Machine-hours agents spent connected on the version.
+    pub machine_hours: f64,
+    /// `count` / `machine_hours`; `None` while that is 0.
+    pub rate_per_machine_hour: Option<f64>,
+}
+
+impl SignatureVersionView {
+    /// The view of one row, with the machine-hours of its version.
+    pub fn new(row: SignatureVersionRow, machine_hours: f64) -> Self {
+        Self {
+            rate_per_machine_hour: (machine_hours > 0.0).then(|| row.count as f64 / machine_hours),
+            row,
+            machine_hours,
+        }
+    }
+}
+
 /// `GET /api/stats`.
 #[derive(Debug, Serialize)]
 pub struct StatsView {
@@ -209,4 +246,10 @@ pub struct StatsView {
     /// Pushed frames dropped because the agent's session had not taken the
     /// earlier ones (see `session::PUSH_QUEUE`).
     pub push_overflows: u64,
+    /// Log events not grouped by signature since start (U13): agents'
+    /// events whose signature found the server holding its most
+    /// (`core::MAX_SIGNATURES`), and the server's own past its pending cap
+    /// (`self_log::MAX_PENDING`). They still count in `counters.logs` (the
+    /// agents').
+    pub log_events_dropped: u64,
 }

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, IntentRow, RolloutRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError,
-    UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, Flush, IntentRow, RolloutRow, SignatureId, SignatureMachine, SignatureRow,
+    SignatureVersionRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError, UpdateRow, UpdateStatus,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, ClientId, Platform, SiteId, UpdateId, Version};
@@ -29,6 +29,10 @@ struct Tables {
     blocked: BTreeMap<Version, BlockedRow>,
     intents: BTreeMap<Version, IntentRow>,
     site_moves: Vec<SiteMoveRow>,
+    signatures: BTreeMap<SignatureId, SignatureRow>,
+    signature_versions: BTreeMap<(SignatureId, Version), SignatureVersionRow>,
+    signature_machines: std::collections::BTreeSet<SignatureMachine>,
+    version_ms: BTreeMap<Version, u64>,
 }
 
 impl Tables {
@@ -105,6 +109,36 @@ impl Tables {
     }
 }
 
+impl Tables {
+    /// [`Store::flush`], with the SQLite store's conflict rules: a
+    /// signature keeps its text, level, sample, first sighting and first
+    /// version; a signature × version row keeps its first sighting.
+    fn flush(&mut self, b: &Flush) {
+        for &(id, at) in &b.stamps {
+            if let Some(a) = self.agents.get_mut(&id) {
+                a.last_seen = at;
+            }
+        }
+        for r in &b.signatures {
+            let row = self.signatures.entry(r.id).or_insert_with(|| r.clone());
+            row.last_seen = r.last_seen;
+            row.count = r.count;
+        }
+        for r in &b.signature_versions {
+            let row = self
+                .signature_versions
+                .entry((r.signature, r.version))
+                .or_insert_with(|| r.clone());
+            row.count = r.count;
+            row.machines = r.machines;
+        }
+        self.signature_machines.extend(b.signature_machines.iter().copied());
+        for t in &b.version_time {
+            self.version_ms.insert(t.version, t.machine_ms);
+        }
+    }
+}
+
 /// A [`Store`] in memory. Clones share the tables, so a test can keep one
 /// and hand another to a `Core`, then open a second `Core` on the same
 /// tables (a restart) or look at what was committed.
@@ -144,6 +178,14 @@ impl Store for MemStore {
             blocked: t.blocked.values().cloned().collect(),
             intents: t.intents.values().cloned().collect(),
             max_update_id: t.updates.keys().next_back().map_or(0, |id| id.0),
+            signatures: t.signatures.values().cloned().collect(),
+            signature_versions: t.signature_versions.values().cloned().collect(),
+            signature_machines: t.signature_machines.iter().copied().collect(),
+            version_time: t
+                .version_ms
+                .iter()
+                .map(|(&version, &machine_ms)| super::VersionTime { version, machine_ms })
+                .collect(),
         })
     }
 
@@ -155,13 +197,8 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError> {
-        let mut t = self.tables();
-        for &(id, at) in stamps {
-            if let Some(a) = t.agents.get_mut(&id) {
-                a.last_seen = at;
-            }
-        }
+    fn flush(&mut self, batch: &Flush) -> Result<(), StoreError> {
+        self.tables().flush(batch);
         Ok(())
     }
 
@@ -200,7 +237,7 @@ struct Faults {
     commits: usize,
     /// Refuse the commit with this 1-based number.
     nth: Option<usize>,
-    /// Refuse every write (commit or `touch`) while set.
+    /// Refuse every write (commit or `flush`) while set.
     failing: bool,
 }
 
@@ -288,11 +325,11 @@ impl Store for FailingStore {
         self.inner.commit(changes)
     }
 
-    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError> {
-        if !stamps.is_empty() && self.switch.faults().failing {
+    fn flush(&mut self, batch: &Flush) -> Result<(), StoreError> {
+        if !batch.is_empty() && self.switch.faults().failing {
             return Err(Self::refused());
         }
-        self.inner.touch(stamps)
+        self.inner.flush(batch)
     }
 
     fn update(&mut self, id: UpdateId) -> Result<Option<UpdateRow>, StoreError> {
@@ -314,7 +351,7 @@ impl Store for FailingStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::sqlite::tests::sample;
+    use super::super::sqlite::tests::{sample, sample_flush};
     use super::*;
     use crate::server::store::SqliteStore;
 
@@ -362,10 +399,12 @@ mod tests {
             sqlite.commit(batch).unwrap();
             mem.commit(batch).unwrap();
         }
-        let stamps = [(AgentId(1), Timestamp(1_795_000_000_000))];
-        sqlite.touch(&stamps).unwrap();
-        mem.touch(&stamps).unwrap();
+        for batch in [sample_flush(2, Timestamp(1_795_000_000_000)), sample_flush(4, later)] {
+            sqlite.flush(&batch).unwrap();
+            mem.flush(&batch).unwrap();
+        }
         assert_eq!(mem.load().unwrap(), sqlite.load().unwrap());
+        assert_eq!(mem.load().unwrap().signatures[0].count, 4);
         let done = [Change::IntentDone(Version::new(0, 6, 58))];
         sqlite.commit(&done).unwrap();
         mem.commit(&done).unwrap();
@@ -411,7 +450,7 @@ mod tests {
         switch.fail_from_now();
         assert!(store.commit(&changes).is_err());
         assert!(store.commit(&changes).is_err());
-        assert!(store.touch(&[(AgentId(1), Timestamp(1))]).is_err());
+        assert!(store.flush(&sample_flush(1, Timestamp(1))).is_err());
         assert_eq!(mem.load().unwrap(), Snapshot::default());
         switch.heal();
         store.commit(&changes).unwrap();

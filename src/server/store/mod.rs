@@ -8,7 +8,7 @@ mod lock;
 mod mem;
 mod sqlite;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -69,6 +69,10 @@ pub struct AgentRow {
     pub enrolled_at: Timestamp,
     /// The last `hello` or heartbeat.
     pub last_seen: Timestamp,
+    /// True only for the server's own pseudo-agent (U13, hostname
+    /// [`SERVER_HOSTNAME`](crate::server::SERVER_HOSTNAME)): not a machine,
+    /// never stored in `agents`, never offered an update, never counted.
+    pub pseudo: bool,
 }
 
 /// Why an update was sent (U5 lists the senders).
@@ -214,6 +218,113 @@ pub struct SiteMoveRow {
     pub to_site_id: SiteId,
 }
 
+/// A log signature's row id (U13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SignatureId(pub i64);
+
+impl std::fmt::Display for SignatureId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for SignatureId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+/// A log signature (`log_signatures`, U13): one normalised message at one
+/// level, from any agent on any version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignatureRow {
+    /// Row id.
+    pub id: SignatureId,
+    /// The normalised message ([`signature_of`](crate::server::logsig::signature_of)).
+    pub signature: String,
+    /// Lower-case, e.g. `error`; with the signature, the row's key.
+    pub level: String,
+    /// The first message seen with this signature (cut to
+    /// [`MAX_SAMPLE_BYTES`](crate::server::core::MAX_SAMPLE_BYTES)).
+    pub sample: String,
+    /// When it was first logged.
+    pub first_seen: Timestamp,
+    /// When it was last logged.
+    pub last_seen: Timestamp,
+    /// How many times it was logged.
+    pub count: u64,
+    /// The version of the agent that logged it first.
+    pub first_version: Version,
+}
+
+/// One signature on one agent version (`log_signature_versions`, U13).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignatureVersionRow {
+    /// The signature.
+    pub signature: SignatureId,
+    /// The version the agents that logged it ran.
+    pub version: Version,
+    /// How many times it was logged on that version.
+    pub count: u64,
+    /// Distinct agent rows that logged it on that version.
+    pub machines: u64,
+    /// When it was first logged on that version.
+    pub first_seen: Timestamp,
+}
+
+/// One agent row that logged a signature on a version
+/// (`log_signature_machines`): what [`SignatureVersionRow::machines`]
+/// counts, kept so the count stays right across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignatureMachine {
+    /// The signature.
+    pub signature: SignatureId,
+    /// The version.
+    pub version: Version,
+    /// The agent row (or the server's pseudo-agent).
+    pub agent: AgentId,
+}
+
+/// Time agents spent connected on one version (`version_hours`): the
+/// denominator of a signature's rate per machine-hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionTime {
+    /// The version.
+    pub version: Version,
+    /// Milliseconds, summed over agents.
+    pub machine_ms: u64,
+}
+
+/// What [`Store::flush`] writes in one transaction: the batched state that
+/// memory holds ahead of the database (agents' `last_seen`, U13's
+/// signatures). Every row carries its whole current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flush {
+    /// Agents' `last_seen` stamps.
+    pub stamps: Vec<(AgentId, Timestamp)>,
+    /// Signatures new or changed since the last flush.
+    pub signatures: Vec<SignatureRow>,
+    /// Signature × version rows new or changed since the last flush.
+    pub signature_versions: Vec<SignatureVersionRow>,
+    /// Agent rows newly seen logging a signature on a version.
+    pub signature_machines: Vec<SignatureMachine>,
+    /// Machine time per version that grew since the last flush.
+    pub version_time: Vec<VersionTime>,
+}
+
+impl Flush {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.stamps.is_empty()
+            && self.signatures.is_empty()
+            && self.signature_versions.is_empty()
+            && self.signature_machines.is_empty()
+            && self.version_time.is_empty()
+    }
+}
+
 /// One row to insert or replace. A batch of them is one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -256,6 +367,14 @@ pub struct Snapshot {
     pub intents: Vec<IntentRow>,
     /// The highest update id ever issued (ids are never reused).
     pub max_update_id: u64,
+    /// Every log signature, by id (U13).
+    pub signatures: Vec<SignatureRow>,
+    /// Every signature × version row, by signature then version.
+    pub signature_versions: Vec<SignatureVersionRow>,
+    /// Every (signature, version, agent) seen, in order.
+    pub signature_machines: Vec<SignatureMachine>,
+    /// Machine time per version, by version.
+    pub version_time: Vec<VersionTime>,
 }
 
 /// A store failed; the server logs it and answers "internal error".
@@ -283,8 +402,9 @@ pub trait Store: Send {
     fn load(&mut self) -> Result<Snapshot, StoreError>;
     /// Writes a batch of changes as one transaction.
     fn commit(&mut self, changes: &[Change]) -> Result<(), StoreError>;
-    /// Writes agents' `last_seen` stamps, as one transaction.
-    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError>;
+    /// Writes the batched state (agents' `last_seen` stamps, U13's
+    /// signatures and machine time) as one transaction.
+    fn flush(&mut self, batch: &Flush) -> Result<(), StoreError>;
     /// One update, whatever its status.
     fn update(&mut self, id: UpdateId) -> Result<Option<UpdateRow>, StoreError>;
     /// Every update ever sent to one agent row, oldest first.

@@ -7,8 +7,9 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, V
 use rusqlite::{Connection, Row, ToSql, params};
 
 use super::{
-    AgentRow, BlockedRow, Change, ClientRow, IntentKind, IntentRow, RolloutRow, RolloutStatus, SiteMoveRow, SiteRow,
-    Snapshot, Store, StoreError, UpdateReason, UpdateRow, UpdateStatus,
+    AgentRow, BlockedRow, Change, ClientRow, Flush, IntentKind, IntentRow, RolloutRow, RolloutStatus, SignatureId,
+    SignatureMachine, SignatureRow, SignatureVersionRow, SiteMoveRow, SiteRow, Snapshot, Store, StoreError,
+    UpdateReason, UpdateRow, UpdateStatus, VersionTime,
 };
 use crate::clock::Timestamp;
 use crate::protocol::{AgentId, Channel, ClientId, DeviceId, Platform, SiteId, UpdateId, Version};
@@ -19,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_late_outcome.sql"),
     include_str!("migrations/0003_intents.sql"),
     include_str!("migrations/0004_site_moves.sql"),
+    include_str!("migrations/0005_log_signatures.sql"),
 ];
 
 /// A [`Store`] on one SQLite connection.
@@ -119,7 +121,7 @@ macro_rules! sql_int {
         }
     )*};
 }
-sql_int!(AgentId, UpdateId, ClientId, SiteId, Timestamp);
+sql_int!(AgentId, UpdateId, ClientId, SiteId, Timestamp, SignatureId);
 
 /// A platform is two columns, `os` and `arch`.
 fn platform(r: &Row<'_>, os: usize) -> rusqlite::Result<Platform> {
@@ -158,6 +160,7 @@ fn agent(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
         channel: r.get(7)?,
         enrolled_at: r.get(8)?,
         last_seen: r.get(9)?,
+        pseudo: false,
     })
 }
 
@@ -214,6 +217,44 @@ fn site_move(r: &Row<'_>) -> rusqlite::Result<SiteMoveRow> {
     })
 }
 
+fn signature(r: &Row<'_>) -> rusqlite::Result<SignatureRow> {
+    Ok(SignatureRow {
+        id: r.get(0)?,
+        signature: r.get(1)?,
+        level: r.get(2)?,
+        sample: r.get(3)?,
+        first_seen: r.get(4)?,
+        last_seen: r.get(5)?,
+        count: r.get(6)?,
+        first_version: r.get(7)?,
+    })
+}
+
+fn signature_version(r: &Row<'_>) -> rusqlite::Result<SignatureVersionRow> {
+    Ok(SignatureVersionRow {
+        signature: r.get(0)?,
+        version: r.get(1)?,
+        count: r.get(2)?,
+        machines: r.get(3)?,
+        first_seen: r.get(4)?,
+    })
+}
+
+fn signature_machine(r: &Row<'_>) -> rusqlite::Result<SignatureMachine> {
+    Ok(SignatureMachine {
+        signature: r.get(0)?,
+        version: r.get(1)?,
+        agent: r.get(2)?,
+    })
+}
+
+fn version_time(r: &Row<'_>) -> rusqlite::Result<VersionTime> {
+    Ok(VersionTime {
+        version: r.get(0)?,
+        machine_ms: r.get(1)?,
+    })
+}
+
 fn blocked(r: &Row<'_>) -> rusqlite::Result<BlockedRow> {
     Ok(BlockedRow {
         version: r.get(0)?,
@@ -229,6 +270,8 @@ const UPDATE_COLUMNS: &str = "id, agent_id, os, arch, from_version, to_version, 
 const INTENT_COLUMNS: &str = "version, kind, os, arch, created_at";
 const ROLLOUT_COLUMNS: &str =
     "version, os, arch, status, successes, failures, published_at, promoted_at, rolled_back_at";
+const SIGNATURE_COLUMNS: &str = "id, signature, level, sample, first_seen, last_seen, count, first_version";
+const SIGNATURE_VERSION_COLUMNS: &str = "signature_id, version, count, machines, first_seen";
 
 impl SqliteStore {
     /// Every row of a query, mapped.
@@ -244,6 +287,33 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// U13's tables, in the order [`Snapshot`] documents (versions are
+    /// text in SQL, so they are ordered here).
+    fn load_logs(&self) -> Result<Flush, StoreError> {
+        let signatures = self.rows(
+            &format!("SELECT {SIGNATURE_COLUMNS} FROM log_signatures ORDER BY id"),
+            [],
+            signature,
+        )?;
+        let sql = format!("SELECT {SIGNATURE_VERSION_COLUMNS} FROM log_signature_versions");
+        let mut signature_versions = self.rows(&sql, [], signature_version)?;
+        signature_versions.sort_by_key(|r| (r.signature, r.version));
+        let sql = "SELECT signature_id, version, agent_id FROM log_signature_machines";
+        let mut signature_machines = self.rows(sql, [], signature_machine)?;
+        signature_machines.sort();
+        let mut version_time = self.rows("SELECT version, machine_ms FROM version_hours", [], version_time)?;
+        version_time.sort_by_key(|t| t.version);
+        Ok(Flush {
+            stamps: Vec::new(),
+            signatures,
+            signature_versions,
+            signature_machines,
+            version_time,
+        })
+    }
+}
+
 /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for a table's columns.
 fn upsert(table: &str, columns: &str, key: &str, update: &str) -> String {
     let marks: Vec<String> = (1..=columns.split(',').count()).map(|i| format!("?{i}")).collect();
@@ -253,9 +323,10 @@ fn upsert(table: &str, columns: &str, key: &str, update: &str) -> String {
     )
 }
 
-/// The upsert statements, built once: clients, sites, agents, updates, rollouts.
-fn upserts() -> &'static [String; 5] {
-    static SQL: std::sync::OnceLock<[String; 5]> = std::sync::OnceLock::new();
+/// The upsert statements, built once: clients, sites, agents, updates,
+/// rollouts, signatures, signature versions, version hours.
+fn upserts() -> &'static [String; 8] {
+    static SQL: std::sync::OnceLock<[String; 8]> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         [
             upsert(
@@ -291,8 +362,63 @@ fn upserts() -> &'static [String; 5] {
                 "status = excluded.status, successes = excluded.successes, failures = excluded.failures, \
                  promoted_at = excluded.promoted_at, rolled_back_at = excluded.rolled_back_at",
             ),
+            upsert(
+                "log_signatures",
+                SIGNATURE_COLUMNS,
+                "id",
+                "last_seen = excluded.last_seen, count = excluded.count",
+            ),
+            upsert(
+                "log_signature_versions",
+                SIGNATURE_VERSION_COLUMNS,
+                "signature_id, version",
+                "count = excluded.count, machines = excluded.machines",
+            ),
+            upsert(
+                "version_hours",
+                "version, machine_ms",
+                "version",
+                "machine_ms = excluded.machine_ms",
+            ),
         ]
     })
+}
+
+/// The batched writes of [`Store::flush`], inside its transaction.
+fn write_flush(tx: &rusqlite::Transaction<'_>, b: &Flush) -> rusqlite::Result<()> {
+    let sql = upserts();
+    let mut st = tx.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE id = ?1")?;
+    for (id, at) in &b.stamps {
+        st.execute(params![id, at])?;
+    }
+    let mut st = tx.prepare_cached(&sql[5])?;
+    for r in &b.signatures {
+        st.execute(params![
+            r.id,
+            r.signature,
+            r.level,
+            r.sample,
+            r.first_seen,
+            r.last_seen,
+            r.count,
+            r.first_version
+        ])?;
+    }
+    let mut st = tx.prepare_cached(&sql[6])?;
+    for r in &b.signature_versions {
+        st.execute(params![r.signature, r.version, r.count, r.machines, r.first_seen])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO log_signature_machines (signature_id, version, agent_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for m in &b.signature_machines {
+        st.execute(params![m.signature, m.version, m.agent])?;
+    }
+    let mut st = tx.prepare_cached(&sql[7])?;
+    for t in &b.version_time {
+        st.execute(params![t.version, t.machine_ms])?;
+    }
+    Ok(())
 }
 
 fn write(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
@@ -381,6 +507,7 @@ impl Store for SqliteStore {
         blocked.sort_by_key(|b| b.version);
         let mut intents = self.rows(&format!("SELECT {INTENT_COLUMNS} FROM intents"), [], intent)?;
         intents.sort_by_key(|i| i.version);
+        let logs = self.load_logs()?;
         Ok(Snapshot {
             clients: self.rows(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"), [], client)?,
             sites: self.rows(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"), [], site)?,
@@ -394,6 +521,10 @@ impl Store for SqliteStore {
             blocked,
             intents,
             max_update_id: max_update_id.unwrap_or(0),
+            signatures: logs.signatures,
+            signature_versions: logs.signature_versions,
+            signature_machines: logs.signature_machines,
+            version_time: logs.version_time,
         })
     }
 
@@ -409,17 +540,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn touch(&mut self, stamps: &[(AgentId, Timestamp)]) -> Result<(), StoreError> {
-        if stamps.is_empty() {
+    fn flush(&mut self, batch: &Flush) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached("UPDATE agents SET last_seen = ?2 WHERE id = ?1")?;
-            for (id, at) in stamps {
-                st.execute(params![id, at])?;
-            }
-        }
+        write_flush(&tx, batch)?;
         tx.commit()?;
         Ok(())
     }
@@ -482,6 +608,7 @@ pub(super) mod tests {
             channel: None,
             enrolled_at: t,
             last_seen: t,
+            pseudo: false,
         };
         let update = UpdateRow {
             id: UpdateId(7),
@@ -534,6 +661,67 @@ pub(super) mod tests {
             Change::Intent(intent),
             Change::SiteMove(moved),
         ]
+    }
+
+    /// A batch of every kind of batched row, for agent 1 of [`sample`]; the
+    /// signature was logged `count` times, by agents 1 and 0 (the server).
+    pub(in crate::server::store) fn sample_flush(count: u64, at: Timestamp) -> Flush {
+        let id = SignatureId(3);
+        let version = Version::new(0, 6, 58);
+        let machine = |agent| SignatureMachine {
+            signature: id,
+            version,
+            agent: AgentId(agent),
+        };
+        Flush {
+            stamps: vec![(AgentId(1), at)],
+            signatures: vec![SignatureRow {
+                id,
+                signature: "disk <path> full".into(),
+                level: "error".into(),
+                sample: "disk /var full".into(),
+                first_seen: at,
+                last_seen: at,
+                count,
+                first_version: version,
+            }],
+            signature_versions: vec![SignatureVersionRow {
+                signature: id,
+                version,
+                count,
+                machines: 2,
+                first_seen: at,
+            }],
+            signature_machines: vec![machine(0), machine(1)],
+            version_time: vec![VersionTime {
+                version,
+                machine_ms: count * 1000,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_flush_loads_back_and_keeps_each_rows_first_sighting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let t = Timestamp(1_780_000_000_000);
+        let later = Timestamp(1_790_000_000_000);
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.commit(&sample()).unwrap();
+        store.flush(&sample_flush(2, t)).unwrap();
+        let mut again = sample_flush(5, later);
+        again.signatures[0].sample = "another sample".into();
+        store.flush(&again).unwrap();
+        drop(store);
+        let snap = SqliteStore::open(&path).unwrap().load().unwrap();
+        let sig = &snap.signatures[0];
+        assert_eq!((sig.first_seen, sig.last_seen, sig.count), (t, later, 5));
+        assert_eq!(sig.sample, "disk /var full");
+        let row = &snap.signature_versions[0];
+        assert_eq!((row.first_seen, row.count, row.machines), (t, 5, 2));
+        assert_eq!(snap.signature_machines.len(), 2, "each machine once");
+        assert_eq!(snap.version_time[0].machine_ms, 5000);
+        assert_eq!(snap.agents[0].last_seen, later);
     }
 
     #[test]
