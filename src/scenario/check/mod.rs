@@ -150,6 +150,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
         events,
         expects,
         regression: check_regression(spec)?,
+        inputs: super::plan::inputs_of(spec),
     })
 }
 
