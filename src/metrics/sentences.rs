@@ -17,12 +17,12 @@ pub(crate) const OFF_CHANNEL_MEANS: &str = "Machines running a build their chann
 pub(crate) const COUNTERS: [(&str, &str); 5] = [
     (
         "sent",
-        "the first send of an update to a machine: in answer to a heartbeat (U3), or pushed by a manual update or a \
-         rollback (U5)",
+        "updates the server decided to send a machine, each counted once: in answer to a heartbeat (U3), or by a \
+         manual update or a rollback (U5), pushed at once to a machine connected then",
     ),
     (
         "re-sent",
-        "the same pending update sent again, because the machine heartbeated still on the version it was to leave (U4)",
+        "each later send of a pending update, because the machine heartbeated still on the version it was to leave (U4)",
     ),
     (
         "succeeded",

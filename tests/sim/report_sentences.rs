@@ -42,8 +42,8 @@ fn a_downgrade_after_a_rollback_counts_as_a_success_and_the_report_says_so() {
             "the counters are shown"
         );
         for meaning in [
-            "sent: the first send of an update to a machine",
-            "re-sent: the same pending update sent again",
+            "sent: updates the server decided to send a machine, each counted once",
+            "re-sent: each later send of a pending update",
             "a downgrade after a rollback is an update too, and counts as a success",
             "this run rolled back 1.0.1: the machines moved back off it are among these successes",
         ] {

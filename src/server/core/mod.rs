@@ -388,6 +388,7 @@ impl Core {
                     UpdateStatus::Failed => c.failures += 1,
                     UpdateStatus::Superseded => {}
                 }
+                self.log_update(u);
             }
             self.apply(change);
         }
