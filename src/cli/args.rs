@@ -124,6 +124,9 @@ pub struct CompareArgs {
     /// Transport for scenario files.
     #[arg(long, default_value_t, value_parser = transport_kind())]
     pub transport: TransportKind,
+    /// Show every figure, those equal on both sides too.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `rmmsim bench`.

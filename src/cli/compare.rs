@@ -31,7 +31,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let bad = |e: anyhow::Error| UsageError::new(format!("{e:#}"));
     let (a, b) = (report_of(a, &args).map_err(bad)?, report_of(b, &args).map_err(bad)?);
     let names = (a.0.as_str(), b.0.as_str());
-    let md = metrics::compare_markdown(&a.1, &b.1, names);
+    let md = metrics::compare_markdown(&a.1, &b.1, names, args.all);
     let svg = metrics::compare_svg(&a.1, &b.1, names).context("drawing compare.svg")?;
     write_file(&args.out.join("compare.md"), &md)?;
     write_file(&args.out.join("compare.svg"), &svg)?;

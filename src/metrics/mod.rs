@@ -5,6 +5,7 @@ mod analysis;
 mod compare;
 mod convergence;
 mod document;
+mod inputs;
 mod offered;
 mod page;
 mod recorder;

@@ -103,7 +103,6 @@ fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
         format!("{} machines stranded ({}).", r.stranded.len(), by.join(", "))
     };
     let rows = &r.rows;
-    let c = &r.server;
     let a = &r.agents;
     let mut items = vec![
         item(format!("At the end: {}.", r.final_versions_line())),
@@ -118,10 +117,10 @@ fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
             rows.simulator.orphaned,
             if rows.agree { "" } else { ": THE VIEWS DIFFER" }
         )),
-        item(format!(
-            "Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
-            c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
-        )),
+        {
+            let (line, meanings) = r.server_counters();
+            (Text::plain(line), meanings)
+        },
         item(r.downloads_line()),
         item(format!(
             "Agents: {} installs, {} failed installs, {} digest mismatches; {} sessions, {} lost by the server, {} failed connects.",
@@ -202,6 +201,7 @@ fn convergence(blocks: &mut Vec<Block>, r: &Report) {
 fn end_state(blocks: &mut Vec<Block>, r: &Report) {
     if !r.stranded.is_empty() {
         blocks.push(Block::Heading("Stranded at the end".into()));
+        blocks.extend(r.refused_promote_lines().into_iter().map(Block::Para));
         blocks.push(table(
             ["machine", "site", "runs", "channel", "reason", "detail"],
             r.stranded.iter().map(|s| {
@@ -211,7 +211,7 @@ fn end_state(blocks: &mut Vec<Block>, r: &Report) {
                     t(s.version),
                     t(s.channel),
                     t(s.reason.as_str()),
-                    t(&s.detail),
+                    t(r.stranded_detail(s)),
                 ]
             }),
         ));

@@ -85,6 +85,11 @@ pub struct ScenarioInfo {
     pub fleet: usize,
     /// Transport.
     pub transport: String,
+    /// The scenario file's keys as run (seed and fleet counts included):
+    /// what `rmmsim compare` diffs. `null` in a report written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub inputs: serde_json::Value,
 }
 
 /// One expectation's verdict.
@@ -435,6 +440,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
             duration_s: plan.duration.as_secs_f64(),
             fleet: machines.len(),
             transport: o.transport.clone(),
+            inputs: plan.inputs_as_run(),
         },
         passed: false,
         expectations: Vec::new(),

@@ -4,12 +4,51 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::report::{BuildReport, Report};
-use crate::protocol::Channel;
+use super::report::{BuildReport, Report, Stranded};
+use crate::protocol::{Channel, Version};
+use crate::scenario::StrandReason;
 
 /// What "off channel" means, for the heading of the list.
 pub(crate) const OFF_CHANNEL_MEANS: &str = "Machines running a build their channel does not offer them: a beta build \
                                      never promoted on a machine on stable, or a rolled-back build.";
+
+/// What each of the server's update counters counts, as (name, meaning):
+/// the one account `report.md`, `report.html` and `compare` give.
+pub(crate) const COUNTERS: [(&str, &str); 5] = [
+    (
+        "sent",
+        "updates the server decided to send a machine, each counted once: in answer to a heartbeat (U3), or by a \
+         manual update or a rollback (U5), pushed at once to a machine connected then",
+    ),
+    (
+        "re-sent",
+        "each later send of a pending update, because the machine heartbeated still on the version it was to leave (U4)",
+    ),
+    (
+        "succeeded",
+        "updates that ended with the machine on their version, seen in its heartbeat, its hello or its report; a \
+         downgrade after a rollback is an update too, and counts as a success",
+    ),
+    (
+        "failed",
+        "updates the machine reported as failed, or as a success on another version",
+    ),
+    ("downloads", "build files served"),
+];
+
+/// The counters' meanings in one paragraph (for `compare`).
+pub(crate) fn counters_meaning() -> String {
+    let each: Vec<String> = COUNTERS.iter().map(|(n, m)| format!("*{n}*: {m}")).collect();
+    format!("What the update counters count: {}.", each.join("; "))
+}
+
+/// A promote the server refused, of a build never promoted after.
+struct Refusal<'a> {
+    version: Version,
+    at_s: f64,
+    /// The server's words: `health gate refused 1.0.1: 0 successes …`.
+    why: &'a str,
+}
 
 /// `1 build`, `3 builds`.
 pub(super) fn plural(n: usize, what: &str) -> String {
@@ -114,6 +153,117 @@ impl Report {
                     b.version
                 ));
             }
+        }
+        lines
+    }
+}
+
+/// What the counters and the stranded machines mean, for the sections
+/// that show them.
+impl Report {
+    /// The server's counters in one line, and what each means beneath it
+    /// (naming the builds this run rolled back, whose downgrades count
+    /// among the successes).
+    pub(crate) fn server_counters(&self) -> (String, Vec<String>) {
+        let c = &self.server;
+        let line = format!(
+            "Server: {} heartbeats, {} updates sent, {} re-sent, {} downloads, {} succeeded, {} failed.",
+            c.heartbeats, c.dispatches, c.redispatches, c.downloads, c.successes, c.failures
+        );
+        let rolled: Vec<String> = self
+            .builds
+            .iter()
+            .filter(|b| b.rolled_back_s.is_some())
+            .map(|b| b.version.to_string())
+            .collect();
+        let meanings = COUNTERS
+            .iter()
+            .map(|(name, means)| match *name {
+                "succeeded" if !rolled.is_empty() => format!(
+                    "{name}: {means} (this run rolled back {}: the machines moved back off it are among these successes)",
+                    rolled.join(", ")
+                ),
+                _ => format!("{name}: {means}"),
+            })
+            .collect();
+        (line, meanings)
+    }
+
+    /// Promotes the server refused, the last refusal of each build never
+    /// promoted after it nor rolled back, oldest build first.
+    fn refusals(&self) -> Vec<Refusal<'_>> {
+        let mut last: BTreeMap<Version, Refusal<'_>> = BTreeMap::new();
+        for e in &self.timeline {
+            let (Some(what), Some(why)) = (e.action.strip_prefix("promote "), e.outcome.strip_prefix("refused: "))
+            else {
+                continue;
+            };
+            let Some(version) = what.split_whitespace().next().and_then(|v| v.parse::<Version>().ok()) else {
+                continue;
+            };
+            let build = self.builds.iter().find(|b| b.version == version);
+            if build.is_some_and(|b| b.promoted_s.is_none() && b.rolled_back_s.is_none()) {
+                last.insert(
+                    version,
+                    Refusal {
+                        version,
+                        at_s: e.at_s,
+                        why,
+                    },
+                );
+            }
+        }
+        last.into_values().collect()
+    }
+
+    /// The refused promote that keeps a machine on stable behind: the
+    /// newest refused build past what it runs.
+    fn refusal_behind<'a>(&self, refusals: &'a [Refusal<'a>], s: &Stranded) -> Option<&'a Refusal<'a>> {
+        let frozen = s.reason == StrandReason::ChannelFrozen && s.channel == Channel::Stable;
+        refusals.iter().rev().find(|r| frozen && r.version > s.version)
+    }
+
+    /// A stranded machine's particulars, saying so when it is stranded
+    /// because a promote was refused.
+    pub(crate) fn stranded_detail(&self, s: &Stranded) -> String {
+        let refusals = self.refusals();
+        match self.refusal_behind(&refusals, s) {
+            Some(r) => format!(
+                "{}; stranded because the promote of {} was refused at {}",
+                s.detail,
+                r.version,
+                crate::clock::short(Duration::from_secs_f64(r.at_s.max(0.0)))
+            ),
+            None => s.detail.clone(),
+        }
+    }
+
+    /// One sentence per refused promote that strands machines: how many,
+    /// when and why the server refused.
+    pub(crate) fn refused_promote_lines(&self) -> Vec<String> {
+        let refusals = self.refusals();
+        let mut lines = Vec::new();
+        for r in &refusals {
+            let n = self
+                .stranded
+                .iter()
+                .filter(|s| {
+                    self.refusal_behind(&refusals, s)
+                        .is_some_and(|x| x.version == r.version)
+                })
+                .count();
+            if n == 0 {
+                continue;
+            }
+            lines.push(format!(
+                "{} on stable {} stranded because the promote of {} was refused at {} ({}): stable keeps its newest \
+                 build until a promote goes through.",
+                plural(n, "machine"),
+                if n == 1 { "is" } else { "are" },
+                r.version,
+                crate::clock::short(Duration::from_secs_f64(r.at_s.max(0.0))),
+                r.why
+            ));
         }
         lines
     }

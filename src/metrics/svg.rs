@@ -31,7 +31,9 @@ pub(super) const PALETTE: [RGBColor; 16] = [
 /// Most points drawn per line; longer curves are thinned evenly.
 const MAX_POINTS: usize = 1500;
 
-fn event_colour(action: &str) -> RGBColor {
+/// An event's colour: promotes green, rollbacks red, builds landing grey,
+/// anything else blue.
+pub(super) fn event_colour(action: &str) -> RGBColor {
     if action.starts_with("promote") {
         RGBColor(0, 140, 0)
     } else if action.starts_with("rollback") {
@@ -87,7 +89,8 @@ fn draw(report: &Report, out: &mut String) -> Result<(), DrawError> {
 pub(super) struct Axis {
     unit: &'static str,
     scale: f64,
-    max: f64,
+    /// The run's length in axis units.
+    pub(super) max: f64,
 }
 
 impl Axis {
@@ -112,7 +115,7 @@ impl Axis {
 }
 
 pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(super) type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 type Mesh<'a, 'b, 'c> = MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, SVGBackend<'c>>;
 

@@ -50,6 +50,29 @@ pub struct Plan {
     pub expects: Vec<Expectation>,
     /// The regression gate of `rmmsim check`.
     pub regression: RegressionGate,
+    /// The scenario as written, in the file's form (keys as in the file,
+    /// defaults not filled in) as a JSON value: what `rmmsim compare` diffs.
+    /// [`inputs_as_run`](Self::inputs_as_run) has the seed and counts the
+    /// plan was given since.
+    pub inputs: serde_json::Value,
+}
+
+/// A scenario's keys as a JSON value, a key left unset absent rather than
+/// `null`: [`Plan::inputs`].
+pub(super) fn inputs_of(spec: &impl Serialize) -> serde_json::Value {
+    fn drop_nulls(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(drop_nulls);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    drop_nulls(&mut value);
+    value
 }
 
 /// How much worse than its committed baseline a scenario may get before
@@ -354,6 +377,24 @@ impl Plan {
         for g in &mut self.groups {
             g.count = ((g.count as f64 * factor).round() as usize).clamp(1, MAX_FLEET);
         }
+    }
+
+    /// [`inputs`](Self::inputs) with the seed and fleet counts this plan
+    /// runs with, which `--seed`, `--scale` or a test may have changed since
+    /// it was read.
+    pub fn inputs_as_run(&self) -> serde_json::Value {
+        let mut inputs = self.inputs.clone();
+        if let Some(scenario) = inputs.get_mut("scenario").and_then(serde_json::Value::as_object_mut) {
+            scenario.insert("seed".into(), self.seed.into());
+        }
+        if let Some(fleet) = inputs.get_mut("fleet").and_then(serde_json::Value::as_array_mut) {
+            for (entry, group) in fleet.iter_mut().zip(&self.groups) {
+                if let Some(entry) = entry.as_object_mut() {
+                    entry.insert("count".into(), group.count.into());
+                }
+            }
+        }
+        inputs
     }
 
     /// Machines in the fleet.

@@ -235,9 +235,134 @@ fn compare_puts_two_runs_side_by_side() {
     assert!(row.contains("| +"), "B is slower: {row}");
     assert!(md.contains("| heartbeats |"), "{md}");
     let svg = std::fs::read_to_string(d.join("cmp/compare.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("(solid) vs") && svg.contains("1.0.1"));
+    assert!(svg.starts_with("<svg") && svg.contains("solid: A (r/fast/report.json)") && svg.contains("1.0.1"));
     let bad = rmmsim(d, &["compare", "nothing.json", "slow.toml"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `compare` of `a.toml` and `b.toml` (with these arguments too): compare.md
+/// and compare.svg.
+fn compare_files(d: &Path, a: &PlanBuilder, b: &PlanBuilder, args: &[&str]) -> (String, String) {
+    write(d, "a", &a.to_toml());
+    write(d, "b", &b.to_toml());
+    let out = rmmsim(
+        d,
+        &[&["compare", "a.toml", "b.toml", "--out", "cmp"][..], args].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let read = |f: &str| std::fs::read_to_string(d.join("cmp").join(f)).unwrap();
+    (read("compare.md"), read("compare.svg"))
+}
+
+#[test]
+fn compare_lists_the_inputs_that_differ_as_key_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario("a", secs(60));
+    let b = scenario("a", secs(120))
+        .health_gate(3, 1.0)
+        .build(Build::new(Version::new(1, 0, 2)))
+        .fleet(Fleet::new(2, "c/s", OLD).name("extra"));
+    let (md, _) = compare_files(dir.path(), &a, &b, &[]);
+    let inputs: Vec<&str> = md
+        .split("## Inputs that differ\n\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect(&md)
+        .lines()
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            "- `agent.heartbeat` 1m → 2m",
+            "- `builds[1.0.2]` added in B: {version = 1.0.2}",
+            "- `fleet[extra]` added in B: {count = 2, name = extra, site = c/s, version = 1.0.0}",
+            "- `server.health_gate.min_successes` 0 → 3",
+        ],
+        "{md}"
+    );
+    // The same scenario twice: nothing differs.
+    let (md, _) = compare_files(dir.path(), &a, &a, &[]);
+    assert!(
+        md.contains("None: both runs had the same scenario and transport."),
+        "{md}"
+    );
+}
+
+#[test]
+fn compare_hides_figures_equal_on_both_sides_unless_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (scenario("a", secs(60)), scenario("a", secs(120)));
+    let (md, _) = compare_files(dir.path(), &a, &b, &[]);
+    assert!(!md.contains("| orphan rows |") && !md.contains(" | = |"), "{md}");
+    let hidden = md
+        .lines()
+        .find(|l| l.ends_with("equal on both sides not shown (`--all` shows them)."))
+        .expect(&md);
+    assert!(md.contains("| heartbeats |"), "rows that differ stay: {md}");
+    let (all, _) = compare_files(dir.path(), &a, &b, &["--all"]);
+    assert!(all.contains("| orphan rows | 0 | 0 | = |"), "{all}");
+    let equal = all.lines().filter(|l| l.ends_with(" | = |")).count();
+    assert_eq!(
+        hidden,
+        format!("{equal} rows equal on both sides not shown (`--all` shows them).")
+    );
+    assert!(!all.contains("not shown"), "{all}");
+}
+
+#[test]
+fn compare_chart_names_each_runs_line_style_and_marks_both_runs_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario("a", secs(60));
+    // B promotes half an hour later than A.
+    let b = one_update("a", 11, "2026-01-05T00:00:00Z", hours(2), mins(10))
+        .health_gate(0, 1.0)
+        .client(Client::new("c").site("s").site(Site::new("lab").channel(Channel::Beta)))
+        .fleet(Fleet::new(30, "c/s", OLD))
+        .fleet(Fleet::new(5, "c/lab", OLD))
+        .event(mins(90), Event::promote(NEW));
+    let (md, svg) = compare_files(dir.path(), &a, &b, &[]);
+    assert!(md.contains("- `events[promote 1.0.1].at` 1h → 1h 30m"), "{md}");
+    for label in [
+        "share of the fleet on each version; solid: A (a.toml), dashed: B (b.toml)",
+        "A: solid",
+        "B: dashed",
+        "A: promote 1.0.1",
+        "B: promote 1.0.1",
+        "A+B: publish 1.0.1",
+    ] {
+        assert!(svg.contains(label), "{label} not in the chart");
+    }
+    assert!(!svg.contains("A+B: promote"), "the promotes differ in time");
+    // The promotes' lines, in the promote colour.
+    assert!(svg.contains("stroke=\"#008C00\""), "no promote marked");
+}
+
+#[test]
+fn compare_of_a_report_without_inputs_says_they_are_not_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_scenario(d, "fast", secs(60));
+    assert!(
+        rmmsim(d, &["run", "fast.toml", "--out", "r", "--quiet"])
+            .status
+            .success()
+    );
+    let path = d.join("r/fast/report.json");
+    let mut report: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(
+        report["scenario"]["inputs"]["agent"]["heartbeat"].is_string(),
+        "{}",
+        report["scenario"]
+    );
+    report["scenario"].as_object_mut().unwrap().remove("inputs");
+    std::fs::write(d.join("old.json"), report.to_string()).unwrap();
+    let out = rmmsim(d, &["compare", "old.json", "r/fast", "--out", "cmp"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(d.join("cmp/compare.md")).unwrap();
+    assert!(
+        md.contains("Not compared: A's report.json does not record its scenario's inputs"),
+        "{md}"
+    );
 }
 
 /// The JSON lines of a run: every line of stdout parses, sorted by scenario.

@@ -21,6 +21,7 @@ mod off_channel;
 mod office_hours;
 mod properties;
 mod report_forms;
+mod report_sentences;
 mod rescan;
 mod scenarios;
 mod stable_lag;

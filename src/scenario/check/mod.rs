@@ -144,6 +144,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Result<Plan, Vec<Problem
         events,
         expects,
         regression,
+        inputs: super::plan::inputs_of(spec),
     })
 }
 

@@ -414,6 +414,7 @@ impl Core {
                     UpdateStatus::Failed => c.failures += 1,
                     UpdateStatus::Superseded => {}
                 }
+                self.log_update(u);
             }
             self.apply(change);
         }

@@ -85,6 +85,15 @@ impl Core {
             self.enrolments.count(site_id, now);
         }
         self.counters.hellos += 1;
+        debug!(
+            "hello: agent {id} ({}, {}) runs {} on {}-{}{}",
+            hello.device_id,
+            hello.hostname,
+            hello.version,
+            hello.os,
+            hello.arch,
+            if enrolling { "; enrolled" } else { "" }
+        );
         Ok(id)
     }
 
@@ -235,6 +244,38 @@ impl Core {
             p.dispatches + 1,
             unlogged
         );
+    }
+
+    /// The debug line of a committed update row, so one agent can be
+    /// followed in the log: its first send (`dispatch`), and how it ended
+    /// (`result`, or superseded). A re-send has its `[RE-DISPATCH]` line.
+    pub(super) fn log_update(&self, u: &UpdateRow) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let Some(agent) = self.agents.get(&u.agent_id) else {
+            return;
+        };
+        let (id, device) = (u.id, agent.device_id);
+        let who = format!("agent {} ({device})", u.agent_id);
+        let why = u.error.as_deref().unwrap_or("no reason given");
+        match u.status {
+            UpdateStatus::Pending if u.dispatches == 1 => {
+                let by = match u.reason {
+                    UpdateReason::Heartbeat => "its heartbeat",
+                    UpdateReason::Manual => "a manual update",
+                    UpdateReason::Rollback => "a rollback",
+                };
+                debug!(
+                    "dispatch: update {id} to {who}: {} → {}, by {by}",
+                    u.from_version, u.to_version
+                );
+            }
+            UpdateStatus::Pending => {}
+            UpdateStatus::Succeeded => debug!("result: update {id} of {who} succeeded: it runs {}", u.to_version),
+            UpdateStatus::Failed => debug!("result: update {id} of {who} to {} failed: {why}", u.to_version),
+            UpdateStatus::Superseded => debug!("update {id} of {who} to {} superseded: {why}", u.to_version),
+        }
     }
 
     /// U4: an agent reports how an update went. The report may come from the
