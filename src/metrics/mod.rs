@@ -11,6 +11,7 @@ mod recorder;
 mod report;
 mod sentences;
 mod svg;
+mod zoom;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use report::{
     Report, RowCounts, Rows, StableLag, Stranded, Wall, build_report,
 };
 pub use svg::{SvgError, convergence_svg};
+pub use zoom::Zoom;
 
 use crate::protocol::Version;
 use crate::server::catalog::Catalog;
