@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::Convergence;
 use super::report::Report;
-use super::svg::{Axis, PALETTE, legend, share_axes};
+use super::svg::{Axis, legend, share_axes, version_colour};
 use crate::clock::short;
 use crate::protocol::{Channel, Version};
 
@@ -188,7 +188,7 @@ fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result
     let mut chart = share_axes(&root, title, 18, &axis)?;
     let stride = |r: &Report| r.curve.times_s.len().div_ceil(1500).max(1);
     for (i, v) in versions.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = version_colour(i, versions.len());
         for (r, dashed) in [(a, false), (b, true)] {
             let Some(k) = r.curve.versions.iter().position(|x| x == v) else {
                 continue;
@@ -208,12 +208,12 @@ fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result
             }
         }
     }
-    let entries: Vec<(String, RGBColor)> = versions
+    let entries: Vec<(String, RGBColor, u32)> = versions
         .iter()
         .enumerate()
-        .map(|(k, v)| (v.to_string(), PALETTE[k % PALETTE.len()]))
+        .map(|(k, v)| (v.to_string(), version_colour(k, versions.len()), 3))
         .collect();
-    legend(&root, &entries)?;
+    legend(&root, 1280 - 130, 40, &entries)?;
     root.present()?;
     Ok(())
 }
