@@ -12,15 +12,18 @@ use crate::sim;
 use crate::{clock, metrics};
 
 /// Checks every file, then runs each scenario, printing its verdict (and
-/// what failed, and how to reproduce it); exit 1 when one failed.
+/// what failed, and how to reproduce it); with several, writes `index.html`
+/// linking their reports; exit 1 when one failed.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = load_plans(&args)?;
-    let mut failed = 0;
+    let mut entries = Vec::new();
     for (file, plan) in &plans {
-        if !run_one(&args, file, plan)? {
-            failed += 1;
-        }
+        entries.push(run_one(&args, file, plan)?);
     }
+    if entries.len() > 1 {
+        write_index(&args.out, &entries)?;
+    }
+    let failed = entries.iter().filter(|e| !e.passed).count();
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -61,8 +64,17 @@ fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
     }
 }
 
-/// Runs one scenario, writes its reports and prints its verdict; whether it passed.
-fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
+/// `index.html` in the output folder: every report of this run, linked, with its verdict.
+fn write_index(out: &Path, entries: &[metrics::IndexEntry]) -> anyhow::Result<()> {
+    let path = out.join("index.html");
+    std::fs::write(&path, metrics::index_html(entries)).with_context(|| format!("writing {}", path.display()))?;
+    println!("index of {} reports -> {}", entries.len(), path.display());
+    Ok(())
+}
+
+/// Runs one scenario, writes its reports and prints its verdict; its line
+/// of the index.
+fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<metrics::IndexEntry> {
     let report =
         progress::execute(plan, args.transport, !args.quiet).with_context(|| format!("running {}", file.display()))?;
     let dir = sim::report_dir(&args.out, plan);
@@ -100,5 +112,9 @@ fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
         };
         println!("  reproduce: {line}");
     }
-    Ok(report.passed)
+    let folder = dir.strip_prefix(&args.out).unwrap_or(&dir);
+    Ok(metrics::IndexEntry::new(
+        &report,
+        folder.to_string_lossy().replace('\\', "/"),
+    ))
 }

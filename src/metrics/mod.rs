@@ -5,6 +5,7 @@ mod analysis;
 mod compare;
 mod convergence;
 mod document;
+mod hover;
 mod offered;
 mod page;
 mod recorder;
@@ -20,7 +21,7 @@ pub(crate) use compare::{compare_markdown, compare_svg};
 pub use convergence::Convergence;
 pub(crate) use document::{md_table, md_table_aligned};
 pub use offered::OffReason;
-pub use page::{html, markdown};
+pub use page::{IndexEntry, html, index_html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
     BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,

@@ -1,4 +1,5 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
+//! chart and the report page read back from their text, the
 //! convergence arithmetic, office-hours mornings, the periodic rescan,
 //! random fleets against the model's promises, bad scenario files, scenarios
 //! built in code and the `rmmsim run` command line. Tests build their
@@ -7,6 +8,7 @@
 //! TOML.
 
 mod builder;
+mod charts;
 mod check;
 mod cli;
 mod common;
