@@ -13,15 +13,18 @@ use crate::sim;
 use crate::{clock, metrics};
 
 /// Checks every file, then runs each scenario, printing its verdict (and
-/// what failed, and how to reproduce it); exit 1 when one failed.
+/// what failed, and how to reproduce it); with several, writes `index.html`
+/// linking their reports; exit 1 when one failed.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plans = load_plans(&args)?;
-    let mut failed = 0;
+    let mut entries = Vec::new();
     for (file, plan) in &plans {
-        if !run_one(&args, file, plan)? {
-            failed += 1;
-        }
+        entries.push(run_one(&args, file, plan)?);
     }
+    if entries.len() > 1 {
+        write_index(&args.out, &entries, Voice::new(args.json))?;
+    }
+    let failed = entries.iter().filter(|e| !e.passed).count();
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -72,9 +75,18 @@ fn load_plans(args: &RunArgs) -> Result<Vec<(PathBuf, Plan)>, UsageError> {
     }
 }
 
+/// `index.html` in the output folder: every report of this run, linked, with its verdict.
+fn write_index(out: &Path, entries: &[metrics::IndexEntry], voice: Voice) -> anyhow::Result<()> {
+    let path = out.join("index.html");
+    std::fs::write(&path, metrics::index_html(entries)).with_context(|| format!("writing {}", path.display()))?;
+    voice.say(format_args!("index of {} reports -> {}", entries.len(), path.display()));
+    Ok(())
+}
+
 /// Runs one scenario, writes its reports and prints its verdict (with
-/// `--json`, its line on stdout and the rest on stderr); whether it passed.
-fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
+/// `--json`, its line on stdout and the rest on stderr); its line of the
+/// index.
+fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<metrics::IndexEntry> {
     let report =
         progress::execute(plan, args.transport, !args.quiet).with_context(|| format!("running {}", file.display()))?;
     let dir = sim::report_dir(&args.out, plan);
@@ -92,9 +104,7 @@ fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
     };
     let voice = Voice::new(args.json);
     voice.json(|| ScenarioLine::of(&result, reproduce).to_json());
-    let Some(report) = &result.report else {
-        return Ok(false);
-    };
+    let report = (result.report.as_ref()).context("a judged run always has its report")?;
     let verdict = if report.passed { "passed" } else { "FAILED" };
     voice.say(format_args!(
         "{}: {verdict}, {} machines over {} in {:.1} s ({:.0} heartbeats/s) -> {}",
@@ -121,5 +131,9 @@ fn run_one(args: &RunArgs, file: &Path, plan: &Plan) -> anyhow::Result<bool> {
     if !report.passed {
         voice.say(format_args!("  reproduce: {}", reproduce()));
     }
-    Ok(report.passed)
+    let folder = (result.report_dir.strip_prefix(&args.out)).unwrap_or(&result.report_dir);
+    Ok(metrics::IndexEntry::new(
+        report,
+        folder.to_string_lossy().replace('\\', "/"),
+    ))
 }

@@ -13,15 +13,27 @@ use crate::server::rules;
 use crate::server::scanner::Build;
 
 /// Samples every `every` from 0 to `end`: share of machines on each version,
-/// overall and per channel, and the share powered on. Computed with
-/// difference arrays over each machine's change lists, so it is linear in
-/// machines, changes and samples.
+/// overall and per channel, and the share powered on.
 pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve {
     let n_samples = (end.as_millis() / every.as_millis().max(1)) as usize + 1;
+    sample(machines, Duration::ZERO, every, n_samples)
+}
+
+/// `n_samples` samples every `every` from `from`: share of machines on each
+/// version, overall and per channel, and the share powered on. Computed
+/// with difference arrays over each machine's change lists, so it is linear
+/// in machines, changes and samples; what holds before `from` counts from
+/// the first sample.
+pub fn sample(machines: &[MachineTrack], from: Duration, every: Duration, n_samples: usize) -> Curve {
     let versions = versions_run(machines);
     let vi: BTreeMap<Version, usize> = versions.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-    // First sample index at or after t.
-    let idx = |t: Duration| (t.as_millis().div_ceil(every.as_millis().max(1)) as usize).min(n_samples);
+    let every_ms = every.as_millis().max(1);
+    // First sample index at or after t; `None` (no next change): past the last.
+    let idx = |t: Option<Duration>| {
+        t.map_or(n_samples, |t| {
+            (t.saturating_sub(from).as_millis().div_ceil(every_ms) as usize).min(n_samples)
+        })
+    };
     let cells = versions.len() * 2;
     let mut diff = vec![0i64; (n_samples + 1) * cells.max(1)];
     let mut online = vec![0i64; n_samples + 1];
@@ -36,16 +48,14 @@ pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve
         times.sort();
         times.dedup();
         for (k, &t) in times.iter().enumerate() {
-            let next = times.get(k + 1).copied().unwrap_or(end + every);
             let cell = vi[&m.version_at(t)] * 2 + usize::from(m.channel_at(t) == Channel::Beta);
-            diff[idx(t) * cells + cell] += 1;
-            diff[idx(next) * cells + cell] -= 1;
+            diff[idx(Some(t)) * cells + cell] += 1;
+            diff[idx(times.get(k + 1).copied()) * cells + cell] -= 1;
         }
         for (k, &(t, on)) in m.power.iter().enumerate() {
-            let next = m.power.get(k + 1).map_or(end + every, |p| p.0);
             if on {
-                online[idx(t)] += 1;
-                online[idx(next)] -= 1;
+                online[idx(Some(t))] += 1;
+                online[idx(m.power.get(k + 1).map(|p| p.0))] -= 1;
             }
         }
     }
@@ -59,7 +69,9 @@ pub fn curve(machines: &[MachineTrack], every: Duration, end: Duration) -> Curve
             *r += diff[s * cells + c];
         }
         on_run += online[s];
-        curve.times_s.push((s as u128 * every.as_millis()) as f64 / 1000.0);
+        curve
+            .times_s
+            .push((from.as_millis() + s as u128 * every_ms) as f64 / 1000.0);
         let stable_total: i64 = (0..versions.len()).map(|v| run[v * 2]).sum();
         let beta_total: i64 = (0..versions.len()).map(|v| run[v * 2 + 1]).sum();
         for v in 0..versions.len() {

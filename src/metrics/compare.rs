@@ -12,7 +12,7 @@ use super::Convergence;
 use super::inputs::InputChange;
 use super::recorder::TimelineEntry;
 use super::report::Report;
-use super::svg::{Area, Axis, Chart, PALETTE, legend, share_axes};
+use super::svg::{Area, Axis, Chart, legend, share_axes, version_colour};
 use crate::clock::short;
 use crate::protocol::{Channel, Version};
 
@@ -262,7 +262,7 @@ fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result
     draw_marks(&mut chart, &marks(a, b), &axis)?;
     let stride = |r: &Report| r.curve.times_s.len().div_ceil(1500).max(1);
     for (i, v) in versions.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = version_colour(i, versions.len());
         for (r, dashed) in [(a, false), (b, true)] {
             let Some(k) = r.curve.versions.iter().position(|x| x == v) else {
                 continue;
@@ -282,12 +282,12 @@ fn draw(a: &Report, b: &Report, names: (&str, &str), out: &mut String) -> Result
             }
         }
     }
-    let entries: Vec<(String, RGBColor)> = versions
+    let entries: Vec<(String, RGBColor, u32)> = versions
         .iter()
         .enumerate()
-        .map(|(k, v)| (v.to_string(), PALETTE[k % PALETTE.len()]))
+        .map(|(k, v)| (v.to_string(), version_colour(k, versions.len()), 3))
         .collect();
-    legend(&root, &entries)?;
+    legend(&root, 1280 - 130, 40, &entries)?;
     styles_legend(&root, entries.len())?;
     root.present()?;
     Ok(())
@@ -310,6 +310,21 @@ fn styles_legend(area: &Area<'_>, below: usize) -> Result<(), super::svg::DrawEr
         area.draw(&Text::new(label, (x0 + 28, y - 6), ("sans-serif", 12).into_font()))?;
     }
     Ok(())
+}
+
+/// An event's colour on the overlaid chart, where the two runs' marks are
+/// told apart by dashes: promotes green, rollbacks red, builds landing grey,
+/// anything else blue.
+fn event_colour(action: &str) -> RGBColor {
+    if action.starts_with("promote") {
+        RGBColor(0, 140, 0)
+    } else if action.starts_with("rollback") {
+        RGBColor(200, 0, 0)
+    } else if action.starts_with("publish") {
+        RGBColor(170, 170, 170)
+    } else {
+        RGBColor(60, 60, 200)
+    }
 }
 
 /// An event on the overlaid chart: when, its label, and how it is drawn.
@@ -345,7 +360,7 @@ fn marks(a: &Report, b: &Report) -> Vec<EventMark> {
             colour: if refused {
                 RGBColor(230, 120, 0)
             } else {
-                super::svg::event_colour(&e.action)
+                event_colour(&e.action)
             },
             dashed: runs == "B",
             publish: e.action.starts_with("publish"),

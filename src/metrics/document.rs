@@ -125,7 +125,7 @@ fn md_text(t: &Text) -> String {
     }
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1320px;color:#222;line-height:1.4}\
+pub(super) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1320px;color:#222;line-height:1.4}\
 h1 .ok{color:#087f23}h1 .fail{color:#b00020}table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}\
 .fail{color:#b00020;font-weight:600}.ok{color:#087f23}ul{margin-top:.2em}\

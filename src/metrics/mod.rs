@@ -5,6 +5,7 @@ mod analysis;
 mod compare;
 mod convergence;
 mod document;
+mod hover;
 mod inputs;
 mod offered;
 mod page;
@@ -12,6 +13,7 @@ mod recorder;
 mod report;
 mod sentences;
 mod svg;
+mod zoom;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,13 +22,14 @@ pub(crate) use compare::{compare_markdown, compare_svg};
 pub use convergence::Convergence;
 pub(crate) use document::{md_table, md_table_aligned};
 pub use offered::OffReason;
-pub use page::{html, markdown};
+pub use page::{IndexEntry, html, index_html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
 pub use report::{
     BuildReport, ChannelConvergence, Curve, Downloads, ExpectationResult, MachineEnd, OffChannel, Orphan, PlatformLag,
     Report, RowCounts, Rows, StableLag, Stranded, Wall, build_report,
 };
 pub use svg::{SvgError, convergence_svg};
+pub use zoom::Zoom;
 
 use crate::protocol::Version;
 use crate::server::catalog::Catalog;

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use super::document::{Block, Document, Mark, Text};
+use super::hover::hover_html;
 use super::report::Report;
 use super::sentences::OFF_CHANNEL_MEANS;
-use super::svg::convergence_svg;
+use super::svg::chart;
 use crate::clock::Timestamp;
 
 /// Rows of long lists shown before "and N more".
@@ -89,9 +90,11 @@ pub fn markdown(r: &Report) -> String {
     document(r).markdown("convergence.svg")
 }
 
-/// `report.html`: one self-contained page, the chart inline, nothing fetched.
+/// `report.html`: one self-contained page, the chart inline with its hover
+/// values (an inline script), nothing fetched.
 pub fn html(r: &Report) -> String {
-    document(r).html(&convergence_svg(r).unwrap_or_default())
+    let figure = chart(r).map_or_else(|_| String::new(), |d| d.svg + &hover_html(r, &d.panels));
+    document(r).html(&figure)
 }
 
 fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
@@ -246,4 +249,88 @@ fn end_state(blocks: &mut Vec<Block>, r: &Report) {
             }),
         ));
     }
+}
+
+/// A line of `index.html`: one scenario's report and its verdict.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    /// The scenario's name.
+    pub name: String,
+    /// Its folder, relative to the index.
+    pub folder: String,
+    /// Its one-line description.
+    pub description: String,
+    /// Every expectation held and no invariant was broken.
+    pub passed: bool,
+    /// Machines.
+    pub fleet: usize,
+    /// Simulated time, seconds.
+    pub duration_s: f64,
+    /// What failed: expectations (label, observed, allowed) and broken invariants.
+    pub failed: Vec<String>,
+}
+
+impl IndexEntry {
+    /// The entry of a report written to `folder` (relative to the index).
+    pub fn new(r: &Report, folder: impl Into<String>) -> Self {
+        let mut failed: Vec<String> = r
+            .expectations
+            .iter()
+            .filter(|e| !e.passed)
+            .map(|e| format!("{}: observed {}, allowed {}", e.label, e.observed_text, e.allowed))
+            .collect();
+        if !r.violations.is_empty() {
+            failed.push(format!("{} invariants broken", r.violations.len()));
+        }
+        Self {
+            name: r.scenario.name.clone(),
+            folder: folder.into(),
+            description: r.scenario.description.clone(),
+            passed: r.passed,
+            fleet: r.scenario.fleet,
+            duration_s: r.scenario.duration_s,
+            failed,
+        }
+    }
+}
+
+/// `index.html`: one page linking every report of a run of several
+/// scenarios, each with its verdict and what failed; self-contained like
+/// the reports.
+pub fn index_html(entries: &[IndexEntry]) -> String {
+    use std::fmt::Write;
+    let e = |s: &str| quick_xml::escape::escape(s).into_owned();
+    let failed = entries.iter().filter(|x| !x.passed).count();
+    let verdict = if failed == 0 {
+        "<span class=\"ok\">all passed</span>".to_owned()
+    } else {
+        format!("<span class=\"fail\">{failed} FAILED</span>")
+    };
+    let mut h = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} scenarios — rmmsim</title><style>{}</style></head><body><h1>{} scenarios: {verdict}</h1>\n",
+        entries.len(),
+        super::document::STYLE,
+        entries.len()
+    );
+    h.push_str("<table><tr><th>scenario</th><th>verdict</th><th>machines</th><th>simulated</th><th>what failed</th><th>story</th></tr>\n");
+    for x in entries {
+        let folder = e(&x.folder);
+        let mark = if x.passed {
+            "<span class=\"ok\">passed</span>"
+        } else {
+            "<span class=\"fail\">FAILED</span>"
+        };
+        let what: Vec<String> = x.failed.iter().map(|f| e(f)).collect();
+        let _ = writeln!(
+            h,
+            "<tr><td><a href=\"{folder}/report.html\">{}</a> (<a href=\"{folder}/convergence.svg\">chart</a>, <a href=\"{folder}/report.json\">json</a>)</td><td>{mark}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e(&x.name),
+            x.fleet,
+            dur(x.duration_s),
+            what.join("<br>"),
+            e(&x.description)
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
 }

@@ -11,10 +11,11 @@ use super::analysis;
 use super::convergence::{Convergence, converge};
 use super::offered::OffReason;
 use super::recorder::{AgentCounters, MachineTrack, TimelineEntry};
+use super::zoom::{self, Zoom};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
 use crate::scenario::StrandReason;
-use crate::scenario::{Counter, Metric, Plan};
+use crate::scenario::{BuildPlan, Counter, Metric, Plan};
 use crate::server::core::Counters;
 
 /// The report schema version (docs/report.md); it changes when a field
@@ -64,6 +65,9 @@ pub struct Report {
     pub downloads: Downloads,
     /// The curves behind `convergence.svg`.
     pub curve: Curve,
+    /// Each promote and rollback up close, for the chart's zoomed panels.
+    #[serde(default)]
+    pub zooms: Vec<Zoom>,
     /// The simulator's own speed (differs between runs of one seed).
     pub wall: Wall,
 }
@@ -335,6 +339,21 @@ fn secs(d: Option<&Duration>) -> Option<f64> {
     d.map(Duration::as_secs_f64)
 }
 
+/// For each machine of `build`'s platforms on `channel` at `at`: how long
+/// after `at` it reached the build (`None`: never).
+pub(super) fn reach_delays(
+    machines: &[MachineTrack],
+    build: &BuildPlan,
+    channel: Channel,
+    at: Duration,
+) -> Vec<Option<Duration>> {
+    machines
+        .iter()
+        .filter(|m| build.platforms.contains(&m.platform) && m.channel_at(at) == channel)
+        .map(|m| m.reaches(build.version, at).map(|t| t - at))
+        .collect()
+}
+
 fn build_reports(plan: &Plan, o: &Outcome) -> Vec<BuildReport> {
     let machines = &o.recorder.machines;
     plan.builds
@@ -342,11 +361,7 @@ fn build_reports(plan: &Plan, o: &Outcome) -> Vec<BuildReport> {
         .map(|b| {
             let mut convergence = Vec::new();
             let mut add = |channel: Channel, reference: &str, at: Duration| {
-                let delays: Vec<Option<Duration>> = machines
-                    .iter()
-                    .filter(|m| b.platforms.contains(&m.platform) && m.channel_at(at) == channel)
-                    .map(|m| m.reaches(b.version, at).map(|t| t - at))
-                    .collect();
+                let delays = reach_delays(machines, b, channel, at);
                 convergence.push(ChannelConvergence {
                     channel,
                     reference: reference.into(),
@@ -457,6 +472,7 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         server: o.counters,
         agents: o.recorder.agents,
         downloads,
+        zooms: zoom::zooms(plan, o),
         curve,
         wall: Wall {
             wall_s,

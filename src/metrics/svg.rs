@@ -1,49 +1,25 @@
-//! `convergence.svg`: the share of machines on each version over time, for
-//! the whole fleet and per channel, with the timeline's events marked.
+//! `convergence.svg`: the share of machines on each version over time (the
+//! whole fleet, the stable channel, the beta channel), the share powered
+//! on, the download storm, and each promote and rollback up close. The
+//! timeline's events are grey lines across every time panel, labelled in a
+//! lane of their own above the top one; the time panels share one x axis,
+//! pixel for pixel.
+
+mod events;
+mod palette;
+mod panels;
+
+use std::ops::Range;
 
 use plotters::chart::MeshStyle;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Serialize;
 
 use super::report::Report;
-
-/// Distinct colours for up to 16 versions; more cycle.
-pub(super) const PALETTE: [RGBColor; 16] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 0, 128),
-    RGBColor(128, 0, 0),
-    RGBColor(0, 128, 128),
-    RGBColor(128, 128, 0),
-    RGBColor(255, 0, 255),
-    RGBColor(0, 0, 0),
-];
-
-/// Most points drawn per line; longer curves are thinned evenly.
-const MAX_POINTS: usize = 1500;
-
-/// An event's colour: promotes green, rollbacks red, builds landing grey,
-/// anything else blue.
-pub(super) fn event_colour(action: &str) -> RGBColor {
-    if action.starts_with("promote") {
-        RGBColor(0, 140, 0)
-    } else if action.starts_with("rollback") {
-        RGBColor(200, 0, 0)
-    } else if action.starts_with("publish") {
-        RGBColor(170, 170, 170)
-    } else {
-        RGBColor(60, 60, 200)
-    }
-}
+use events::{Mark, Slot};
+pub(crate) use palette::version_colour;
 
 /// What plotters reports when drawing on the SVG backend fails.
 pub(super) type DrawError = DrawingAreaErrorKind<std::io::Error>;
@@ -54,211 +30,313 @@ pub(super) type DrawError = DrawingAreaErrorKind<std::io::Error>;
 #[error(transparent)]
 pub struct SvgError(#[from] DrawError);
 
+/// The chart's width, pixels.
+const WIDTH: i32 = 1280;
+const MARGIN: i32 = 8;
+/// Left of every plot: its y axis.
+const Y_AREA: i32 = 52;
+/// Below every plot: its x axis.
+const X_AREA: i32 = 32;
+/// Right of every full-width plot: the right-hand axis when the panel has
+/// one, then the legend; the same for every panel, so their x axes line up.
+const RIGHT: i32 = 200;
+const RIGHT_AXIS: i32 = 60;
+const LEGEND_W: i32 = 140;
+/// Right of a zoomed plot: its legend.
+const ZOOM_RIGHT: i32 = 150;
+const ZOOMS_PER_ROW: usize = 2;
+/// Heights, pixels, of the title and of each panel without its lane.
+const TITLE_H: i32 = 40;
+const SHARE_H: i32 = 250;
+const NOTE_H: i32 = 30;
+const ONLINE_H: i32 = 160;
+const STORM_H: i32 = 250;
+const ZOOM_H: i32 = 270;
+/// Space above a plot that has no lane.
+const TOP_GAP: i32 = 8;
+const CAPTION_FONT: u32 = 16;
+/// Top of a share axis: a little above 100 %.
+const SHARE_TOP: f64 = 1.05;
+/// Most points drawn per line; longer curves are thinned evenly.
+const MAX_POINTS: usize = 1500;
+
+/// A plot's pixel rectangle in the SVG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Rect {
+    /// Left edge.
+    pub x0: i32,
+    /// Right edge.
+    pub x1: i32,
+    /// Top edge.
+    pub y0: i32,
+    /// Bottom edge.
+    pub y1: i32,
+}
+
+/// A panel as the report page's hover values need it: where its plot is,
+/// what time its edges stand for, and the values of its series.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HoverPanel {
+    /// The plot.
+    #[serde(flatten)]
+    pub rect: Rect,
+    /// What times are counted from on this panel (seconds from the start)...
+    pub origin: f64,
+    /// ...and what happened then: `start`, `the promote`.
+    pub origin_name: String,
+    /// Seconds from the start at the plot's left edge.
+    pub t0: f64,
+    /// At its right edge.
+    pub t1: f64,
+    /// The first sample's time, seconds from the start.
+    pub from: f64,
+    /// Seconds between samples.
+    pub every: f64,
+    /// Samples.
+    pub n: usize,
+    /// The series drawn.
+    pub series: Vec<HoverSeries>,
+}
+
+/// A series' values for hovering.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct HoverSeries {
+    /// Its legend's words.
+    pub label: String,
+    /// `#rrggbb`.
+    pub colour: String,
+    /// `share` (0–1), `count` or `Mbit/s`.
+    pub unit: &'static str,
+    /// Left out of the hover text while 0 (a version nobody runs then).
+    pub omit_zero: bool,
+    /// (sample, value) where the value changes; it holds until the next.
+    pub changes: Vec<(usize, f64)>,
+}
+
+impl HoverSeries {
+    fn new(label: impl Into<String>, colour: RGBColor, unit: &'static str, values: &[f64]) -> Self {
+        let mut changes: Vec<(usize, f64)> = Vec::new();
+        for (i, &v) in values.iter().enumerate() {
+            if changes.last().is_none_or(|&(_, last)| last != v) {
+                changes.push((i, v));
+            }
+        }
+        let RGBColor(r, g, b) = colour;
+        Self {
+            label: label.into(),
+            colour: format!("#{r:02x}{g:02x}{b:02x}"),
+            unit,
+            omit_zero: false,
+            changes,
+        }
+    }
+}
+
+/// The chart, and where its panels are.
+pub(crate) struct Drawn {
+    /// The SVG document.
+    pub svg: String,
+    /// Every plot, top to bottom, left to right.
+    pub panels: Vec<HoverPanel>,
+}
+
 /// Renders the report's curves as an SVG document.
 pub fn convergence_svg(report: &Report) -> Result<String, SvgError> {
-    let mut out = String::new();
-    draw(report, &mut out)?;
-    Ok(out)
+    Ok(chart(report)?.svg)
 }
 
-fn draw(report: &Report, out: &mut String) -> Result<(), DrawError> {
-    let c = &report.curve;
-    let axis = Axis::for_span(report.scenario.duration_s);
-    let root = SVGBackend::with_string(out, (1280, 1330)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let title = format!(
-        "{} — {} machines, seed {}, from {}",
-        report.scenario.name, report.scenario.fleet, report.scenario.seed, report.scenario.start
-    );
-    let root = root.titled(&title, ("sans-serif", 22))?;
-    let panels = root.split_evenly((4, 1));
-    let series = [
-        ("whole fleet", &c.fleet),
-        ("stable channel", &c.stable),
-        ("beta channel", &c.beta),
-    ];
-    for (p, (area, (name, data))) in panels.iter().zip(series).enumerate() {
-        draw_panel(area, report, &axis, name, data, p == 2)?;
-    }
-    draw_storm(&panels[3], report, &axis)?;
-    root.present()?;
-    Ok(())
+/// The chart and its panels' places.
+pub(crate) fn chart(report: &Report) -> Result<Drawn, SvgError> {
+    let mut svg = String::new();
+    let panels = panels::draw(report, &mut svg)?;
+    Ok(Drawn { svg, panels })
 }
 
-/// The time axis: unit name, seconds per unit, length in units.
+/// A time axis: its unit, where 0 is, and the span shown, in units.
 pub(super) struct Axis {
-    unit: &'static str,
     scale: f64,
-    /// The run's length in axis units.
+    origin: f64,
+    min: f64,
+    /// The end of the span shown, in axis units.
     pub(super) max: f64,
+    desc: String,
+}
+
+/// The unit a span reads best in: days past two days, hours past two
+/// hours, minutes past three minutes, seconds below.
+fn unit_for(seconds: f64) -> (&'static str, f64) {
+    if seconds > 2.0 * 86_400.0 {
+        ("days", 86_400.0)
+    } else if seconds > 2.0 * 3600.0 {
+        ("hours", 3600.0)
+    } else if seconds > 180.0 {
+        ("minutes", 60.0)
+    } else {
+        ("seconds", 1.0)
+    }
 }
 
 impl Axis {
-    /// Days for runs longer than two days, hours otherwise.
+    /// A whole run, from its start.
     pub(super) fn for_span(seconds: f64) -> Self {
-        let (unit, scale) = if seconds > 2.0 * 86_400.0 {
-            ("days", 86_400.0)
-        } else {
-            ("hours", 3600.0)
-        };
+        let (unit, scale) = unit_for(seconds);
         Self {
-            unit,
             scale,
+            origin: 0.0,
+            min: 0.0,
             max: seconds / scale,
+            desc: format!("{unit} since start"),
         }
     }
 
-    /// Seconds to axis units.
+    /// From `from` to `to` (seconds from the start), counted from `at`, the
+    /// `what` it follows.
+    fn for_window(from: f64, to: f64, at: f64, what: &str) -> Self {
+        let (unit, scale) = unit_for(to - at);
+        Self {
+            scale,
+            origin: at,
+            min: (from - at) / scale,
+            max: (to - at) / scale,
+            desc: format!("{unit} after the {what}"),
+        }
+    }
+
+    /// Seconds from the start to axis units.
     pub(super) fn x(&self, seconds: f64) -> f64 {
-        seconds / self.scale
+        (seconds - self.origin) / self.scale
+    }
+
+    /// Axis units to seconds from the start.
+    fn seconds(&self, x: f64) -> f64 {
+        self.origin + x * self.scale
+    }
+
+    /// Whether a time is on the axis.
+    fn shows(&self, seconds: f64) -> bool {
+        (self.min..=self.max).contains(&self.x(seconds))
+    }
+
+    /// The pixel column of a time on a plot spanning columns `x0..x1`.
+    fn px(&self, seconds: f64, (x0, x1): (i32, i32)) -> i32 {
+        let f = (self.x(seconds) - self.min) / (self.max - self.min).max(f64::MIN_POSITIVE);
+        x0 + (f * f64::from(x1 - x0)).round() as i32
     }
 }
 
 pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 pub(super) type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
-
 type Mesh<'a, 'b, 'c> = MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, SVGBackend<'c>>;
 
-/// A chart over the run's time, as every panel lays it out: the caption,
-/// the margins (the right one keeps the legend clear of the curves) and the
-/// label areas, y from 0 to `y_top`. `right_axis` leaves room for a second
-/// y axis, which must be set before the mesh is drawn (the mesh labels
-/// every label area the chart still holds).
+/// Where a plot sits in its area: the space above it (its lane) and to its
+/// right, and whether that space begins with a right-hand axis.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    top: i32,
+    right: i32,
+    right_axis: bool,
+}
+
+/// A chart over time as every panel lays it out: the margins, the label
+/// areas and the frame, x over the axis and y over `y`. A right-hand axis
+/// must be set before the mesh is drawn (the mesh labels every label area
+/// the chart still holds).
 fn time_chart<'a, 'b>(
     area: &'a Area<'b>,
-    caption: String,
-    font: u32,
+    caption: Option<(&str, u32)>,
     axis: &Axis,
-    y_top: f64,
-    right_axis: bool,
+    y: Range<f64>,
+    frame: Frame,
 ) -> Result<Chart<'a, 'b>, DrawError> {
     let mut builder = ChartBuilder::on(area);
     builder
-        .caption(caption, ("sans-serif", font))
-        .margin(8)
-        .margin_right(150)
-        .x_label_area_size(32)
-        .y_label_area_size(52);
-    if right_axis {
-        builder.right_y_label_area_size(52);
+        .margin(MARGIN)
+        .margin_top(frame.top)
+        .x_label_area_size(X_AREA)
+        .y_label_area_size(Y_AREA);
+    if let Some((text, font)) = caption {
+        builder.caption(text, ("sans-serif", font));
     }
-    builder.build_cartesian_2d(0f64..axis.max, 0f64..y_top)
+    if frame.right_axis {
+        builder
+            .margin_right(frame.right - RIGHT_AXIS)
+            .right_y_label_area_size(RIGHT_AXIS);
+    } else {
+        builder.margin_right(frame.right);
+    }
+    builder.build_cartesian_2d(axis.min..axis.max, y)
 }
 
 /// The time axis and the light grid every panel's mesh shares.
 fn time_mesh<'m, 'a, 'b, 'c>(mesh: &'m mut Mesh<'a, 'b, 'c>, axis: &Axis) -> &'m mut Mesh<'a, 'b, 'c> {
-    let x_max = axis.max;
-    mesh.x_desc(format!("{} since start", axis.unit))
-        // One label per whole day (or hour) when that is not too many.
-        .x_labels(if x_max <= 16.0 { x_max.floor() as usize + 1 } else { 12 })
+    let span = axis.max - axis.min;
+    // One label per whole unit when that is not too many.
+    let labels = if span <= 16.0 { span.floor() as usize + 1 } else { 12 };
+    mesh.x_desc(axis.desc.as_str())
+        .x_labels(labels.max(4))
         .x_label_formatter(&|x| format!("{x:.1}").trim_end_matches(".0").to_owned())
         .light_line_style(RGBColor(235, 235, 235))
 }
 
-/// Axes for shares (0–100 %) over the run, with a caption.
+/// The mesh of a share panel: time, and 0–100 %.
+fn share_mesh(chart: &mut Chart<'_, '_>, axis: &Axis) -> Result<(), DrawError> {
+    time_mesh(&mut chart.configure_mesh(), axis)
+        .y_labels(6)
+        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+        .draw()
+}
+
+/// Axes for shares (0–100 %) over time, with a caption, the legend in a
+/// 150-pixel right margin (the comparison chart's).
 pub(super) fn share_axes<'a, 'b>(
     area: &'a Area<'b>,
     caption: String,
     font: u32,
     axis: &Axis,
 ) -> Result<Chart<'a, 'b>, DrawError> {
-    let mut chart = time_chart(area, caption, font, axis, 1.05, false)?;
-    time_mesh(&mut chart.configure_mesh(), axis)
-        .y_labels(6)
-        .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
-        .draw()?;
+    let frame = Frame {
+        top: MARGIN,
+        right: 150,
+        right_axis: false,
+    };
+    let mut chart = time_chart(area, Some((&caption, font)), axis, 0.0..SHARE_TOP, frame)?;
+    share_mesh(&mut chart, axis)?;
     Ok(chart)
 }
 
-/// A legend drawn by hand in the area's right margin, clear of the curves.
-pub(super) fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<(), DrawError> {
-    let (w, _) = area.dim_in_pixel();
-    let x0 = w as i32 - 130;
-    for (k, (label, colour)) in entries.iter().enumerate() {
-        let y = 40 + 15 * k as i32;
-        area.draw(&PathElement::new(vec![(x0, y), (x0 + 22, y)], colour.stroke_width(3)))?;
-        area.draw(&Text::new(
-            label.clone(),
-            (x0 + 28, y - 6),
-            ("sans-serif", 12).into_font(),
+/// The pixel rectangle of a chart's plot.
+fn plot_rect(chart: &Chart<'_, '_>) -> Rect {
+    let (x, y) = chart.plotting_area().get_pixel_range();
+    Rect {
+        x0: x.start,
+        x1: x.end,
+        y0: y.start,
+        y1: y.end,
+    }
+}
+
+/// A legend entry: words, colour, line width.
+pub(super) type Entry = (String, RGBColor, u32);
+
+/// A legend drawn by hand from (`x0`, `y0`) down, in a margin clear of the curves.
+pub(super) fn legend(area: &Area<'_>, x0: i32, y0: i32, entries: &[Entry]) -> Result<(), DrawError> {
+    for (k, (label, colour, width)) in entries.iter().enumerate() {
+        let y = y0 + 15 * k as i32;
+        area.draw(&PathElement::new(
+            vec![(x0, y), (x0 + 22, y)],
+            colour.stroke_width(*width),
         ))?;
+        let font = ("sans-serif", 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        area.draw(&Text::new(label.clone(), (x0 + 28, y), font))?;
     }
     Ok(())
 }
 
-const DOWNLOADS_COLOUR: RGBColor = RGBColor(31, 119, 180);
-const EGRESS_COLOUR: RGBColor = RGBColor(214, 39, 40);
-
-/// The download storm: downloads in progress (left axis) and egress in
-/// Mbit/s (right axis), each the most seen in its sample period. With no
-/// bandwidth limit anywhere bytes move in no time and egress is not
-/// measured: the panel then has no egress axis and no egress line.
-fn draw_storm(area: &Area<'_>, report: &Report, axis: &Axis) -> Result<(), DrawError> {
-    let c = &report.curve;
-    let d = &report.downloads;
-    let mbit = |bps: f64| bps * 8.0 / 1e6;
-    let limit = d.egress_limit_bps.map(mbit);
-    let measured = limit.is_some() || d.peak_egress_bps > 0.0;
-    let top_downloads = (c.downloads.iter().copied().max().unwrap_or(0).max(1) as f64) * 1.1;
-    let chart = time_chart(area, storm_caption(report), 16, axis, top_downloads, measured)?;
-    let points = |ys: Vec<f64>| time_points(report, axis, &ys);
-    let downloads = points(c.downloads.iter().map(|&n| n as f64).collect());
-    let mut entries = vec![("downloads".to_owned(), DOWNLOADS_COLOUR)];
-    if measured {
-        let egress = points(c.egress_bps.iter().map(|&b| mbit(b)).collect());
-        let top = egress.iter().map(|p| p.1).fold(limit.unwrap_or(0.0), f64::max).max(1.0) * 1.1;
-        let mut chart = chart.set_secondary_coord(0f64..axis.max, 0f64..top);
-        downloads_mesh(&mut chart.configure_mesh(), axis)?;
-        chart.configure_secondary_axes().y_desc("egress, Mbit/s").draw()?;
-        chart.draw_series(LineSeries::new(downloads, DOWNLOADS_COLOUR.stroke_width(2)))?;
-        chart.draw_secondary_series(LineSeries::new(egress, EGRESS_COLOUR.stroke_width(2)))?;
-        if let Some(l) = limit {
-            chart.draw_secondary_series(DashedLineSeries::new(
-                vec![(0.0, l), (axis.max, l)],
-                6,
-                4,
-                EGRESS_COLOUR.mix(0.6).stroke_width(1),
-            ))?;
-        }
-        entries.push(("egress".to_owned(), EGRESS_COLOUR));
-    } else {
-        let mut chart = chart;
-        downloads_mesh(&mut chart.configure_mesh(), axis)?;
-        chart.draw_series(LineSeries::new(downloads, DOWNLOADS_COLOUR.stroke_width(2)))?;
-    }
-    legend(area, &entries)
-}
-
-/// The storm panel's mesh: the time axis and the downloads' axis.
-fn downloads_mesh(mesh: &mut Mesh<'_, '_, '_>, axis: &Axis) -> Result<(), DrawError> {
-    time_mesh(mesh, axis)
-        .y_desc("downloads in progress")
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()
-}
-
-/// The storm panel's caption: the peak, and the limit and how long the link
-/// was saturated when there is one.
-fn storm_caption(report: &Report) -> String {
-    let d = &report.downloads;
-    match d.egress_limit_bps {
-        Some(l) => format!(
-            "download storm: {} at most at once, egress limit {:.0} Mbit/s, saturated {}",
-            d.peak_concurrent,
-            l * 8.0 / 1e6,
-            crate::clock::short(std::time::Duration::from_secs_f64(d.saturated_s))
-        ),
-        None => format!(
-            "download storm: {} at most at once, egress unlimited",
-            d.peak_concurrent
-        ),
-    }
-}
-
-/// A series over the run's sample times in axis units, thinned to at most
-/// [`MAX_POINTS`].
-fn time_points(report: &Report, axis: &Axis, ys: &[f64]) -> Vec<(f64, f64)> {
-    let times = &report.curve.times_s;
+/// A series over sample times in axis units, thinned to at most [`MAX_POINTS`].
+fn time_points(times: &[f64], axis: &Axis, ys: &[f64]) -> Vec<(f64, f64)> {
     let stride = times.len().div_ceil(MAX_POINTS).max(1);
     times
         .iter()
@@ -268,76 +346,30 @@ fn time_points(report: &Report, axis: &Axis, ys: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// One panel: the events, one line per version, and the legend.
-fn draw_panel(
-    area: &Area<'_>,
-    report: &Report,
-    axis: &Axis,
-    name: &str,
-    data: &[Vec<f64>],
-    beta_panel: bool,
-) -> Result<(), DrawError> {
-    let c = &report.curve;
-    let mut chart = share_axes(area, format!("share of the {name} on each version"), 16, axis)?;
-    draw_events(&mut chart, report, axis, beta_panel)?;
-    let mut shown = Vec::new();
-    for (i, version) in c.versions.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let points = time_points(report, axis, &data[i]);
-        if points.iter().all(|(_, s)| *s == 0.0) {
-            continue;
-        }
-        chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
-        shown.push((version.to_string(), colour));
-    }
-    // The legend, drawn by hand in the panel's right margin, clear of the curves.
-    legend(area, &shown)
+/// The lane of labels above a plot: each event's slot, and its height.
+struct Lane {
+    slots: Vec<Slot>,
+    height: i32,
 }
 
-/// The timeline's events on a share panel: a dashed line each, labelled.
-/// Promotes, rollbacks and the like are labelled on every panel; builds
-/// landing only on the beta panel, where they matter.
-fn draw_events(chart: &mut Chart<'_, '_>, report: &Report, axis: &Axis, beta_panel: bool) -> Result<(), DrawError> {
-    // Labels already placed: (x, row). A label takes the lowest row no
-    // nearby label uses, so events close in time stack instead of overlapping.
-    let mut placed: Vec<(f64, usize)> = Vec::new();
-    let near = axis.max * 0.12;
-    for entry in &report.timeline {
-        let x = axis.x(entry.at_s);
-        let refused = entry.outcome.starts_with("refused");
-        let colour = if refused {
-            RGBColor(230, 120, 0)
-        } else {
-            event_colour(&entry.action)
-        };
-        chart.draw_series(DashedLineSeries::new(
-            vec![(x, 0.0), (x, 1.05)],
-            4,
-            4,
-            colour.stroke_width(1),
-        ))?;
-        let publish = entry.action.starts_with("publish");
-        if publish && !beta_panel {
-            continue;
+impl Lane {
+    /// Packs the labels of the events `axis` shows, over a plot planned to
+    /// span columns `x`, labels reaching at most column `right`.
+    fn plan(marks: &[Mark], axis: &Axis, x: (i32, i32), right: i32) -> Self {
+        let placed: Vec<(i32, &Mark)> = marks
+            .iter()
+            .filter(|m| axis.shows(m.t_s))
+            .map(|m| (axis.px(m.t_s, x), m))
+            .collect();
+        let slots = events::pack(&placed, right);
+        Self {
+            height: events::lane_height(events::rows(&slots)),
+            slots,
         }
-        let row = (0..)
-            .find(|r| !placed.iter().any(|(px, pr)| pr == r && (px - x).abs() < near))
-            .unwrap_or(0);
-        placed.push((x, row));
-        let text = entry.action.trim_start_matches("publish ").to_owned();
-        let text = if refused { format!("{text} (refused)") } else { text };
-        let y = if publish {
-            0.04 + 0.08 * row as f64
-        } else {
-            1.0 - 0.08 * row as f64
-        };
-        let anchor = if x > axis.max * 0.8 { HPos::Right } else { HPos::Left };
-        let vpos = if publish { VPos::Bottom } else { VPos::Top };
-        let font = ("sans-serif", 12)
-            .into_font()
-            .color(&colour)
-            .pos(Pos::new(anchor, vpos));
-        chart.draw_series(std::iter::once(Text::new(format!(" {text} "), (x, y), font)))?;
     }
-    Ok(())
+
+    /// The space above the plot.
+    fn top(&self) -> i32 {
+        self.height.max(TOP_GAP)
+    }
 }

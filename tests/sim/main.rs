@@ -1,4 +1,5 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
+//! chart and the report page read back from their text, the
 //! convergence arithmetic, office-hours mornings, the periodic rescan,
 //! random fleets against the model's promises, bad scenario files (every
 //! error of one at once), scenarios built in code, and the `rmmsim run`,
@@ -9,6 +10,7 @@
 
 mod all_errors;
 mod builder;
+mod charts;
 mod check;
 mod cli;
 mod common;
