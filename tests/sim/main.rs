@@ -1,6 +1,6 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
 //! convergence arithmetic, office-hours mornings, the periodic rescan,
-//! random fleets against the model's promises, bad scenario files, scenarios
+//! random fleets against the model's promises, agents' logs, bad scenario files, scenarios
 //! built in code and the `rmmsim run` command line. Tests build their
 //! scenarios with `scenario::PlanBuilder` (and write the files the command
 //! line reads with its `to_toml`); only the tests of the file format write
@@ -15,6 +15,7 @@ mod determinism;
 mod enrolment_cap;
 mod fidelity;
 mod files;
+mod logs;
 mod off_channel;
 mod office_hours;
 mod properties;

@@ -5,6 +5,7 @@
 mod built;
 mod events;
 mod expects;
+mod logs;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -144,6 +145,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Check<Plan> {
         egress: spec.server.bandwidth.map(|r| r.0),
         rescan_every,
         max_enrolments_per_minute,
+        logs: logs::check_logs(&spec.agent.logs, "agent.logs")?,
         clients,
         builds,
         groups,
@@ -213,10 +215,15 @@ fn check_health_gate(spec: &Spec) -> Check<HealthGate> {
             "must be between 0 and 1",
         ));
     }
+    let new_errors = g.max_new_error_rate.as_ref();
+    if let Some(r) = new_errors.filter(|r| !(r.get_ref().is_finite() && *r.get_ref() >= 0.0)) {
+        let why = "must be at least 0 (error lines of new signatures per machine-hour)";
+        return Err(at(r, "server.health_gate.max_new_error_rate", why));
+    }
     Ok(HealthGate {
         min_successes: g.min_successes,
         max_failure_rate: rate,
-        max_new_error_rate: None,
+        max_new_error_rate: new_errors.map(|r| *r.get_ref()),
     })
 }
 
@@ -334,6 +341,7 @@ fn check_build(b: &BuildSpec, i: usize, duration: Duration) -> Check<BuildPlan> 
         let why = "at most 1 GiB (the bytes are generated and kept in memory)";
         return Err(at(size, format!("builds[{i}].size"), why));
     }
+    let logs = logs::check_logs(&b.logs, &format!("builds[{i}].logs"))?;
     let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
     if let Some(r) = b
         .install_failure_rate
@@ -366,6 +374,7 @@ fn check_build(b: &BuildSpec, i: usize, duration: Duration) -> Check<BuildPlan> 
         size: b.size.as_ref().map_or(256 * 1024, |s| s.get_ref().0),
         failure_rate,
         digest,
+        logs,
     })
 }
 
