@@ -6,7 +6,7 @@
 //! - [`protocol`]: wire messages, `Version`, `Platform`, `DeviceId`, digests. Pure.
 //! - [`clock`]: the one clock (wall, or tokio's paused clock anchored at a date).
 //! - [`http_client`]: one HTTP/1.1 request over any byte stream (downloads, admin calls).
-//! - [`server`]: the update server (rules U1–U12), axum HTTP + WebSocket, SQLite.
+//! - [`server`]: the update server (rules U1–U13), axum HTTP + WebSocket, SQLite.
 //! - [`agent`]: one simulated machine: power, sessions, downloads, installs.
 //! - [`scenario`]: scenarios from a TOML file or built in code, checked into a plan.
 //! - [`metrics`]: what a run recorded, its figures and the reports.

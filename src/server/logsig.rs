@@ -49,7 +49,11 @@ const TRAILING: &[char] = &[',', ';', ':', '.', '!', '?', ')', ']', '}'];
 /// Normalises a log message into its signature (placeholders for numbers,
 /// uuids, hex, paths, quoted values); see the module's documentation.
 pub fn signature_of(message: &str) -> String {
-    let unquoted = replace_quoted(message);
+    let unquoted = if message.contains(QUOTES) {
+        std::borrow::Cow::Owned(replace_quoted(message))
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    };
     let mut out = String::with_capacity(unquoted.len().min(MAX_SIGNATURE_BYTES));
     for (i, word) in unquoted.split_whitespace().enumerate() {
         if i > 0 {

@@ -471,10 +471,14 @@ impl Api {
         body
     }
 
+    /// The agent rows of `GET /api/agents`: the machines, without the
+    /// server's pseudo-agent (U13) that the route lists first.
     pub async fn agents(&self) -> Vec<Value> {
         let (s, body) = self.get("/api/agents").await;
         assert_eq!(s, StatusCode::OK, "{body}");
-        body.as_array().unwrap().clone()
+        let rows = body.as_array().unwrap();
+        assert_eq!(rows.first().map(|r| &r["pseudo"]), Some(&json!(true)), "{body}");
+        rows.iter().filter(|r| r["pseudo"] == false).cloned().collect()
     }
 
     pub async fn rollouts(&self) -> Value {

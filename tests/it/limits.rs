@@ -215,6 +215,19 @@ async fn beyond_max_connections_agents_are_refused_while_healthz_and_the_api_ans
         (&json!(MAX), &json!(MAX), &json!(1)),
         "{c}"
     );
+    // U13: the refusal is a warning of the server's pseudo-agent.
+    let (_, warnings) = s.api().get("/api/logs/signatures?level=warn").await;
+    let busy: Vec<&Value> = warnings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["signature"].as_str().unwrap().contains("server_busy"))
+        .collect();
+    assert_eq!(busy.len(), 1, "{warnings}");
+    assert_eq!(
+        (&busy[0]["count"], &busy[0]["first_version"]),
+        (&json!(1), &json!(env!("CARGO_PKG_VERSION")))
+    );
     // Every admitted agent is still served; one leaving makes room for another.
     assert_eq!(agents[0].heartbeat("0.6.47").await, None);
     drop(agents.pop());

@@ -1,7 +1,7 @@
 //! Integration tests: the real server (the app and `server::run` of `rmmsim
 //! serve`), driven over HTTP and WebSocket; in memory on the paused clock,
 //! but for a few smoke tests on 127.0.0.1:0 (`common.rs` says how). Test
-//! names carry the rule they check (U1–U12 of `update-model.md`).
+//! names carry the rule they check (U1–U13 of `update-model.md`).
 
 mod arbitrary_input;
 mod bad_input;
@@ -12,6 +12,7 @@ mod downloads;
 mod harness;
 mod identity;
 mod limits;
+mod logs;
 mod persistence;
 mod process;
 mod rollouts;

@@ -267,3 +267,45 @@ async fn signatures_past_the_cap_are_counted_not_kept() {
     assert_eq!(f.core.log_events_dropped(), 3);
     assert_eq!(f.core.counters().logs, super::MAX_SIGNATURES as u64 + 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scan_problem_is_counted_once_not_at_every_rescan() {
+    let mut f = Fixture::new();
+    let downloads = f.dir.path().join("downloads");
+    std::fs::write(downloads.join("gururmm-agent-windows-amd64-1.3.0.exe"), b"x").unwrap();
+    std::fs::write(
+        downloads.join("gururmm-agent-windows-amd64-site-6f1c2a9e-0b7d-4c1e-9a51-3d2f8e4b7c10-1.3.0.exe"),
+        b"x",
+    )
+    .unwrap();
+    for _ in 0..3 {
+        f.core.rescan().unwrap();
+    }
+    let rows = f.core.log_signatures(&all()).unwrap();
+    let found: Vec<_> = rows.iter().map(|r| (r.signature.as_str(), r.count)).collect();
+    assert_eq!(
+        found,
+        [("scan skipped gururmm-agent-windows-amd64-<num>.exe: missing .sha256", 1)],
+        "a per-site build is skipped by design"
+    );
+    // Gone and back: a problem again.
+    std::fs::remove_file(downloads.join("gururmm-agent-windows-amd64-1.3.0.exe")).unwrap();
+    f.core.rescan().unwrap();
+    std::fs::write(downloads.join("gururmm-agent-windows-amd64-1.3.0.exe"), b"x").unwrap();
+    f.core.rescan().unwrap();
+    assert_eq!(f.core.log_signatures(&all()).unwrap()[0].count, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_push_is_counted_under_the_pseudo_agent() {
+    let mut f = Fixture::new();
+    let (a, _pushed) = f.connect(1, &f.stable_key.clone(), "1.0.0");
+    for _ in 0..crate::server::session::PUSH_QUEUE + 2 {
+        f.core.manual_update(a, Some(v("1.1.0"))).unwrap();
+    }
+    assert_eq!(f.core.push_overflows(), 2);
+    let rows = f.core.log_signatures(&all()).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].level.as_str(), rows[0].count), ("warn", 2));
+    assert!(rows[0].signature.starts_with("push to agent <num> dropped"), "{rows:?}");
+}

@@ -118,7 +118,7 @@ impl Gauges {
     pub(crate) fn admit_session(self: &Arc<Self>, cap: Option<usize>) -> Option<Slot> {
         Slot::take(self, Kind::Session, cap).or_else(|| {
             self.refused_busy.fetch_add(1, Ordering::Relaxed);
-            self.report("agent connection refused: 503 server_busy, max_connections sessions open");
+            self.report("agent connection refused: server_busy, max_connections sessions open");
             None
         })
     }
