@@ -325,7 +325,7 @@ struct Swarm {
     stats: Arc<Stats>,
     connector: WsConnector<SwarmDial>,
     timing: Timing,
-    faults: Arc<crate::agent::InstallFaults>,
+    field: Arc<crate::agent::FieldBehaviour>,
     bandwidth: Arc<crate::agent::Bandwidth>,
     rng: ChaCha8Rng,
     /// Held until the swarm ends: dropping an agent's orders stops it.
@@ -372,7 +372,7 @@ impl Swarm {
                 reconnect_min: timing::RECONNECT_MIN,
                 reconnect_max: timing::RECONNECT_MAX,
             },
-            faults: Arc::new(crate::agent::InstallFaults::new()),
+            field: Arc::default(),
             bandwidth: crate::agent::Bandwidth::unlimited(Clock::Wall),
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             orders: Vec::with_capacity(most),
@@ -403,7 +403,7 @@ impl Swarm {
             let agent = Agent::new(
                 spec,
                 self.connector.clone(),
-                self.faults.clone(),
+                self.field.clone(),
                 self.bandwidth.clone(),
                 observer,
                 watch,

@@ -9,6 +9,7 @@
 mod availability;
 mod bandwidth;
 mod link;
+mod logs;
 mod orders;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,8 @@ pub use bandwidth::StormFigures;
 pub(crate) use bandwidth::{Bandwidth, Transfer, parse_rate};
 pub(crate) use link::{Connector, Link, WsConnector};
 pub use link::{Dial, url_path};
+pub(crate) use logs::FieldLogs;
+pub use logs::{LogLevel, LogLine, LogTemplate, PLACEHOLDERS};
 pub(crate) use orders::{OrderWatch, Orders, orders};
 
 use crate::clock::{Clock, Timestamp};
@@ -87,8 +90,15 @@ pub(crate) struct AgentSpec {
     pub report_rtt: bool,
 }
 
-/// The simulated reality of builds: how often installing each one fails.
-pub(crate) type InstallFaults = BTreeMap<Version, f64>;
+/// The simulated reality of builds: how often installing each one fails,
+/// and what machines running each one log.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FieldBehaviour {
+    /// Chance an install of each version fails (none when absent).
+    pub install_faults: BTreeMap<Version, f64>,
+    /// The lines machines log on each version.
+    pub logs: FieldLogs,
+}
 
 /// Something that happened to an agent.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,7 +256,10 @@ pub(crate) struct Agent<C> {
     rng: ChaCha8Rng,
     schedule: Schedule,
     connector: C,
-    faults: Arc<InstallFaults>,
+    field: Arc<FieldBehaviour>,
+    /// Draws the log lines alone, so a scenario's logs change no other
+    /// random choice of the machine.
+    log_rng: ChaCha8Rng,
     bandwidth: Arc<Bandwidth>,
     observer: Arc<dyn Observer>,
     orders: OrderWatch,
@@ -264,7 +277,7 @@ impl<C: Connector> Agent<C> {
     pub fn new(
         spec: AgentSpec,
         connector: C,
-        faults: Arc<InstallFaults>,
+        field: Arc<FieldBehaviour>,
         bandwidth: Arc<Bandwidth>,
         observer: Arc<dyn Observer>,
         orders: OrderWatch,
@@ -272,13 +285,16 @@ impl<C: Connector> Agent<C> {
     ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let schedule = Schedule::new(spec.availability, clock.now(), &mut rng);
+        let mut log_rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        log_rng.set_stream(1);
         Self {
             version: spec.version,
             spec,
             rng,
             schedule,
             connector,
-            faults,
+            field,
+            log_rng,
             bandwidth,
             observer,
             orders,
@@ -501,7 +517,12 @@ impl<C: Connector> Agent<C> {
         let beat = sleep_until(self.clock.instant_at(self.clock.now()));
         let first_due = self.job.as_ref().and_then(Job::due).unwrap_or(power_off);
         let step_due = sleep_until(self.clock.instant_at(first_due));
-        tokio::pin!(off, beat, step_due);
+        // A machine logs only while it has a session, on the version it runs
+        // (which a session never changes): see `logs`.
+        let logging = self.field.logs.logs_on(self.version);
+        let first_log = self.next_log().unwrap_or(power_off);
+        let log_due = sleep_until(self.clock.instant_at(first_log));
+        tokio::pin!(off, beat, step_due, log_due);
         let mut turn = Turn::default();
         loop {
             let due = self.job.as_ref().is_some_and(|j| j.due().is_some());
@@ -522,27 +543,25 @@ impl<C: Connector> Agent<C> {
                     link.close().await;
                     return End::Offline;
                 }
-                () = &mut step_due, if due => {
-                    match self.step() {
-                        Step::Next => {}
-                        Step::Restart(offer) => {
-                            link.close().await;
-                            return End::Restart(offer);
-                        }
-                        Step::Fail(failure) => {
-                            if !self.send_report(&mut link, failure).await {
-                                return End::Lost;
-                            }
-                        }
+                () = &mut step_due, if due => match self.on_step(&mut link, step_due.as_mut()).await {
+                    None => {}
+                    Some(end @ End::Restart(_)) => {
+                        link.close().await;
+                        return end;
                     }
-                    self.reset_step(step_due.as_mut());
-                }
+                    Some(end) => return end,
+                },
                 () = arrival(&mut self.job), if moving => {
                     self.arrived();
                     self.reset_step(step_due.as_mut());
                 }
                 () = &mut beat => {
                     if let Some(end) = self.on_beat(&mut link, &mut turn, beat.as_mut(), step_due.as_mut()).await {
+                        return end;
+                    }
+                }
+                () = &mut log_due, if logging => {
+                    if let Some(end) = self.on_log(&mut link, log_due.as_mut()).await {
                         return end;
                     }
                 }
@@ -554,6 +573,41 @@ impl<C: Connector> Agent<C> {
                 }
             }
         }
+    }
+
+    /// Ends the job's step that is due, in a session; `Some` ends the
+    /// session (a restart: the caller closes the link).
+    async fn on_step(&mut self, link: &mut C::Link, step_due: Pin<&mut tokio::time::Sleep>) -> Option<End> {
+        match self.step() {
+            Step::Next => {}
+            Step::Restart(offer) => return Some(End::Restart(offer)),
+            Step::Fail(failure) => {
+                if !self.send_report(link, failure).await {
+                    return Some(End::Lost);
+                }
+            }
+        }
+        self.reset_step(step_due);
+        None
+    }
+
+    /// When the machine logs its next line, if it logs at all.
+    fn next_log(&mut self) -> Option<Timestamp> {
+        let gap = self.field.logs.next_after(self.version, &mut self.log_rng)?;
+        Some(self.clock.now().plus(gap))
+    }
+
+    /// Sends the log line that is due and sets the next; `Some` ends the session.
+    async fn on_log(&mut self, link: &mut C::Link, log_due: Pin<&mut tokio::time::Sleep>) -> Option<End> {
+        if let Some(line) = self.field.logs.line(self.version, &mut self.log_rng) {
+            if link.send(&line).await.is_err() {
+                return Some(End::Lost);
+            }
+        }
+        if let Some(next) = self.next_log() {
+            log_due.reset(self.clock.instant_at(next));
+        }
+        None
     }
 
     /// Sends a heartbeat and sets the next; `Some` ends the session.
@@ -686,7 +740,7 @@ impl<C: Connector> Agent<C> {
                 Step::Next
             }
             Phase::Installing { .. } => {
-                let rate = self.faults.get(&offer.version).copied().unwrap_or(0.0);
+                let rate = self.field.install_faults.get(&offer.version).copied().unwrap_or(0.0);
                 if rate > 0.0 && self.rng.random_bool(rate.clamp(0.0, 1.0)) {
                     self.observe(AgentEvent::InstallFailed { version: offer.version });
                     return Step::Fail(self.failure(&offer, "installer exited with an error".into()));

@@ -31,6 +31,9 @@ pub struct BenchConfig {
     pub transports: Vec<TransportKind>,
     /// Heartbeats each throughput run simulates (its horizon follows).
     pub sim_heartbeats: u64,
+    /// Agents of the throughput runs log a line per this many heartbeats
+    /// on average (`None`: they log nothing).
+    pub log_every: Option<u64>,
     /// Connected fleet sizes for the real-time capacity ramp (empty: skip it).
     pub capacity_steps: Vec<usize>,
     /// Heartbeat interval of the capacity ramp.
@@ -95,7 +98,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchReport> {
     let mut simulator = Vec::new();
     for transport in &config.transports {
         for &agents in &config.sim_agents {
-            let r = throughput::sim_in_child(agents, *transport, config.sim_heartbeats)?;
+            let r = throughput::sim_in_child(agents, *transport, config.sim_heartbeats, config.log_every)?;
             progress_line(&format!(
                 "[{}/{total}] simulator {transport}, {agents} agents: {}",
                 simulator.len() + 1,

@@ -44,7 +44,13 @@ fn simulator_section(md: &mut String, r: &BenchReport) {
     let _ = writeln!(
         md,
         "## Simulator throughput\n\nAlways-on agents, 60 s heartbeats, in virtual time; each run in its own process. \
-         *Per agent*: the growth of peak RSS over the transport's smallest run, per added agent.\n"
+         *Per agent*: the growth of peak RSS over the transport's smallest run, per added agent.{}\n",
+        r.simulator
+            .iter()
+            .find_map(|s| s.log_every)
+            .map_or_else(String::new, |n| format!(
+                " Every agent logs an error line per {n} heartbeats on average (*log lines*: what the server received)."
+            ))
     );
     let rows = r
         .simulator
@@ -57,6 +63,7 @@ fn simulator_section(md: &mut String, r: &BenchReport) {
             "agents",
             "simulated",
             "heartbeats",
+            "log lines",
             "wall",
             "heartbeats / wall s",
             "peak RSS",
@@ -72,7 +79,7 @@ fn simulator_section(md: &mut String, r: &BenchReport) {
 fn simulator_row(s: &SimResult, all: &[SimResult]) -> Vec<String> {
     if let Some(e) = &s.error {
         let mut row = vec![s.transport.to_string(), s.agents.to_string(), format!("not run: {e}")];
-        row.resize(8, String::new());
+        row.resize(9, String::new());
         return row;
     }
     let base = all
@@ -91,6 +98,7 @@ fn simulator_row(s: &SimResult, all: &[SimResult]) -> Vec<String> {
         s.agents.to_string(),
         crate::clock::short(std::time::Duration::from_secs_f64(s.simulated_s)),
         s.heartbeats.to_string(),
+        s.logs.to_string(),
         format!("{:.1} s", s.wall_s),
         format!("{:.0}", s.heartbeats_per_wall_s),
         format!("{:.0} MiB", mib(s.peak_rss_bytes)),

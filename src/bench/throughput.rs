@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::peak_rss_bytes;
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Version};
-use crate::scenario::builder::{Build, Client, Fleet, PlanBuilder};
+use crate::scenario::builder::{Build, Client, Fleet, Log, LogLevel, PlanBuilder};
 use crate::sim::{self, SimOptions, TransportKind};
 
 /// One throughput run.
@@ -22,6 +22,13 @@ pub struct SimResult {
     pub simulated_s: f64,
     /// Heartbeats the server handled.
     pub heartbeats: u64,
+    /// One log line per agent per this many heartbeats, on average
+    /// (`None`: agents logged nothing).
+    #[serde(default)]
+    pub log_every: Option<u64>,
+    /// Log lines the server received.
+    #[serde(default)]
+    pub logs: u64,
     /// Wall time of the simulation, seconds.
     pub wall_s: f64,
     /// Heartbeats per wall second.
@@ -33,13 +40,21 @@ pub struct SimResult {
 }
 
 /// The fleet of a throughput run: `agents` always-on agents, 60 s heartbeats,
-/// for as long as it takes to reach about `heartbeats` heartbeats.
-fn plan(agents: usize, heartbeats: u64) -> anyhow::Result<crate::scenario::Plan> {
+/// for as long as it takes to reach about `heartbeats` heartbeats; with
+/// `log_every`, each agent logs an error line per that many heartbeats on
+/// average (a Poisson process, as in any scenario).
+fn plan(agents: usize, heartbeats: u64, log_every: Option<u64>) -> anyhow::Result<crate::scenario::Plan> {
     let minutes = heartbeats.div_ceil(agents.max(1) as u64).max(2);
     let span = Duration::from_secs(60 * minutes);
     let start: Timestamp = "2026-01-05T00:00:00Z".parse()?;
     let version = Version::new(1, 0, 0);
-    let plan = PlanBuilder::new(&format!("bench-{agents}"), start, span)
+    let mut builder = PlanBuilder::new(&format!("bench-{agents}"), start, span);
+    if let Some(n) = log_every {
+        // 60 heartbeats an hour.
+        let per_hour = 60.0 / n.max(1) as f64;
+        builder = builder.agent(|a| a.log(Log::new(LogLevel::Error, "service crashed: {n}", per_hour)));
+    }
+    let plan = builder
         .seed(1)
         .sample_every(span)
         .client(Client::new("bench").site("site"))
@@ -50,8 +65,13 @@ fn plan(agents: usize, heartbeats: u64) -> anyhow::Result<crate::scenario::Plan>
 }
 
 /// Runs one throughput measurement in this process (`rmmsim bench-sim`).
-pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> anyhow::Result<SimResult> {
-    let plan = plan(agents, heartbeats)?;
+pub fn sim_once(
+    agents: usize,
+    transport: TransportKind,
+    heartbeats: u64,
+    log_every: Option<u64>,
+) -> anyhow::Result<SimResult> {
+    let plan = plan(agents, heartbeats, log_every)?;
     let outcome = sim::run(
         &plan,
         &SimOptions {
@@ -65,6 +85,8 @@ pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> any
         agents,
         simulated_s: plan.duration.as_secs_f64(),
         heartbeats: outcome.counters.heartbeats,
+        log_every,
+        logs: outcome.counters.logs,
         wall_s,
         heartbeats_per_wall_s: outcome.counters.heartbeats as f64 / wall_s.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
@@ -73,7 +95,12 @@ pub fn sim_once(agents: usize, transport: TransportKind, heartbeats: u64) -> any
 }
 
 /// Runs one throughput measurement in a child process, so its peak memory is its own.
-pub fn sim_in_child(agents: usize, transport: TransportKind, heartbeats: u64) -> anyhow::Result<SimResult> {
+pub fn sim_in_child(
+    agents: usize,
+    transport: TransportKind,
+    heartbeats: u64,
+    log_every: Option<u64>,
+) -> anyhow::Result<SimResult> {
     let exe = std::env::current_exe().context("finding the rmmsim executable")?;
     let out = Command::new(exe)
         .args([
@@ -84,6 +111,7 @@ pub fn sim_in_child(agents: usize, transport: TransportKind, heartbeats: u64) ->
             &transport.to_string(),
         ])
         .args(["--heartbeats", &heartbeats.to_string()])
+        .args(log_every.map(|n| format!("--log-every={n}")))
         .output()
         .context("running rmmsim bench-sim")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -106,6 +134,8 @@ pub fn sim_in_child(agents: usize, transport: TransportKind, heartbeats: u64) ->
                 agents,
                 simulated_s: 0.0,
                 heartbeats: 0,
+                log_every,
+                logs: 0,
                 wall_s: 0.0,
                 heartbeats_per_wall_s: 0.0,
                 peak_rss_bytes: 0,

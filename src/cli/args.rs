@@ -144,6 +144,9 @@ pub struct BenchArgs {
     /// Heartbeats per throughput run (the simulated horizon follows from it).
     #[arg(long, default_value_t = 1_000_000)]
     pub sim_heartbeats: u64,
+    /// Throughput runs' agents log an error line per this many heartbeats, on average (none by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_every: Option<u64>,
     /// Connected fleet sizes of the real-time capacity ramp (0 skips it).
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000,15000,19900,25000")]
     pub capacity_steps: Vec<usize>,
@@ -170,6 +173,9 @@ pub struct BenchSimArgs {
     /// Heartbeats to simulate.
     #[arg(long, default_value_t = 1_000_000)]
     pub heartbeats: u64,
+    /// Agents log an error line per this many heartbeats, on average (none by default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_every: Option<u64>,
 }
 
 /// `rmmsim swarm`.

@@ -13,6 +13,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         sim_agents: args.sim_agents,
         transports: args.transports,
         sim_heartbeats: args.sim_heartbeats,
+        log_every: args.log_every,
         capacity_steps: args.capacity_steps.into_iter().filter(|&n| n > 0).collect(),
         capacity_heartbeat: args.capacity_heartbeat,
         capacity_window: args.capacity_window,
@@ -27,7 +28,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// `rmmsim bench-sim`: one throughput run, as a JSON line.
 pub fn bench_sim(args: BenchSimArgs) -> anyhow::Result<ExitCode> {
-    let result = bench::sim_once(args.agents, args.transport, args.heartbeats)?;
+    let result = bench::sim_once(args.agents, args.transport, args.heartbeats, args.log_every)?;
     println!("{}", serde_json::to_string(&result)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -13,8 +13,10 @@ use super::inputs::InputChange;
 use super::recorder::TimelineEntry;
 use super::report::Report;
 use super::svg::{Area, Axis, Chart, legend, share_axes, version_colour};
+use crate::agent::LogLevel;
 use crate::clock::short;
 use crate::protocol::{Channel, Version};
+use crate::scenario::LogFilter;
 
 fn time(s: Option<f64>) -> String {
     s.map_or_else(|| "never".to_owned(), |s| short(Duration::from_secs_f64(s.max(0.0))))
@@ -111,6 +113,7 @@ fn figures_table(a: &Report, b: &Report, all: bool) -> String {
         rows.push(vec![name.to_owned(), x.to_string(), y.to_string(), delta(x, y)]);
     }
     rows.extend(final_version_rows(a, b));
+    rows.extend(log_rows(a, b));
     let total = rows.len();
     if !all {
         rows.retain(|r| r[3] != "=");
@@ -230,6 +233,54 @@ fn final_version_rows(a: &Report, b: &Report) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// What agents logged (U13), when either report has a log section: lines,
+/// and per version the lines per machine-hour and those of new error
+/// signatures.
+fn log_rows(a: &Report, b: &Report) -> Vec<Vec<String>> {
+    if a.logs.is_none() && b.logs.is_none() {
+        return Vec::new();
+    }
+    let lines = |r: &Report| r.logs.as_ref().map_or(0, |l| l.lines) as f64;
+    let mut rows = vec![number_row("log lines".into(), Some(lines(a)), Some(lines(b)))];
+    let versions: BTreeSet<Version> = [a, b]
+        .iter()
+        .flat_map(|r| r.logs.iter().flat_map(|l| l.versions.iter().map(|v| v.version)))
+        .collect();
+    let new_errors = LogFilter {
+        level: Some(LogLevel::Error),
+        new_in: None,
+    };
+    for v in versions {
+        let all = |r: &Report| r.logs.as_ref().and_then(|l| l.rate(v, &LogFilter::default()));
+        rows.push(number_row(format!("log lines per machine-hour on {v}"), all(a), all(b)));
+        let new = |r: &Report| {
+            let filter = LogFilter {
+                new_in: Some(v),
+                ..new_errors
+            };
+            r.logs.as_ref().and_then(|l| l.rate(v, &filter))
+        };
+        rows.push(number_row(
+            format!("new error lines per machine-hour on {v}"),
+            new(a),
+            new(b),
+        ));
+    }
+    rows
+}
+
+/// A row of numbers to three places (`—`: none).
+fn number_row(name: String, a: Option<f64>, b: Option<f64>) -> Vec<String> {
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let show = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), |x| round(x).to_string());
+    let diff = match (a, b) {
+        (Some(x), Some(y)) if round(y - x) == 0.0 => "=".to_owned(),
+        (Some(x), Some(y)) => format!("{:+}", round(y - x)),
+        _ => "—".to_owned(),
+    };
+    vec![name, show(a), show(b), diff]
 }
 
 /// Both reports' fleet curves in one chart, one colour per version, A

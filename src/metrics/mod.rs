@@ -7,6 +7,7 @@ mod convergence;
 mod document;
 mod hover;
 mod inputs;
+mod logs;
 mod offered;
 mod page;
 mod recorder;
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub(crate) use compare::{compare_markdown, compare_svg};
 pub use convergence::Convergence;
 pub(crate) use document::{md_table, md_table_aligned};
+pub use logs::{Logs, LogsSeen, SignatureOnVersion, VersionLogs};
 pub use offered::OffReason;
 pub use page::{IndexEntry, html, index_html, markdown};
 pub use recorder::{AgentCounters, MachineTrack, Recorder, TimelineEntry};
@@ -65,6 +67,8 @@ pub struct Outcome {
     pub transport: String,
     /// The download storm: bytes, concurrency and egress.
     pub storm: crate::agent::StormFigures,
+    /// The server's log signatures at the end (U13).
+    pub logs: LogsSeen,
 }
 
 /// Measures the wall-clock time of a run: the one place a simulation reads

@@ -1,12 +1,13 @@
 //! What the report says to people, section by section: the verdict, one
 //! paragraph on the run, in short, expectations, the chart, what happened,
-//! convergence, stranded, off channel and orphaned rows. Built once as a
+//! convergence, log signatures, stranded, off channel and orphaned rows. Built once as a
 //! [`Document`]; `report.md` and `report.html` are its two renderings.
 
 use std::time::Duration;
 
 use super::document::{Block, Document, Mark, Text};
 use super::hover::hover_html;
+use super::logs::Logs;
 use super::report::Report;
 use super::sentences::OFF_CHANNEL_MEANS;
 use super::svg::chart;
@@ -73,6 +74,7 @@ pub fn document(r: &Report) -> Document {
             .map(|e| [t(dur(e.at_s)), t(date(s.start, e.at_s)), t(&e.action), t(&e.outcome)]),
     ));
     convergence(&mut blocks, r);
+    logs(&mut blocks, r);
     end_state(&mut blocks, r);
     Document {
         title: s.name.clone(),
@@ -125,11 +127,16 @@ fn summary(r: &Report) -> Vec<(Text, Vec<String>)> {
             (Text::plain(line), meanings)
         },
         item(r.downloads_line()),
+    ];
+    if let Some(logs) = &r.logs {
+        items.push(item(logs.line()));
+    }
+    items.extend([
         item(format!(
             "Agents: {} installs, {} failed installs, {} digest mismatches; {} sessions, {} lost by the server, {} failed connects.",
             a.installs, a.install_failures, a.digest_mismatches, a.connects, a.connections_lost, a.connect_failures
         )),
-    ];
+    ]);
     if r.violations.is_empty() {
         items.push(item(
             "Invariants held: no stable agent was offered a beta build, no blocked version was offered, no row was lost."
@@ -199,6 +206,76 @@ fn convergence(blocks: &mut Vec<Block>, r: &Report) {
         more: 0,
     });
     blocks.extend(r.never_promoted_lines().into_iter().map(Block::Para));
+}
+
+/// Per version, the signatures the server saw (U13); then its own events.
+fn logs(blocks: &mut Vec<Block>, r: &Report) {
+    let Some(logs) = &r.logs else { return };
+    blocks.push(Block::Heading("Log signatures".into()));
+    if logs.versions.iter().all(|v| v.signatures.is_empty()) {
+        blocks.push(Block::Para(match logs.lines {
+            0 => "The server received no log line from an agent.".into(),
+            n => format!("The server received {n} log lines and holds no signature for them."),
+        }));
+    } else {
+        agent_logs(blocks, logs);
+    }
+    if !logs.server.is_empty() {
+        blocks.push(Block::Para(
+            "The server's own warnings and errors, under its pseudo-agent GuruRMM Server:".into(),
+        ));
+        blocks.push(table(
+            ["level", "signature", "times", "first message"],
+            logs.server
+                .iter()
+                .map(|s| [t(&s.level), t(&s.signature), t(s.lines), t(&s.sample)]),
+        ));
+    }
+}
+
+/// The agents' signatures, version by version.
+fn agent_logs(blocks: &mut Vec<Block>, logs: &Logs) {
+    blocks.push(Block::Para(
+        "Per version, what agents logged on it, grouped by signature: lines per machine-hour the server saw agents \
+         connected on the version; *new*: first seen on that version."
+            .into(),
+    ));
+    let rate = |r: Option<f64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}"));
+    let rows: Vec<[Text; 8]> = logs
+        .versions
+        .iter()
+        .flat_map(|v| {
+            v.signatures.iter().map(move |s| {
+                [
+                    t(v.version),
+                    t(format!("{:.1}", v.machine_hours)),
+                    match (s.new, s.level.as_str()) {
+                        (true, "error") => Text::marked("new", Mark::Fail),
+                        (true, _) => t("new"),
+                        (false, _) => t(""),
+                    },
+                    t(&s.level),
+                    t(&s.signature),
+                    t(s.lines),
+                    t(s.machines),
+                    t(rate(s.per_machine_hour)),
+                ]
+            })
+        })
+        .collect();
+    blocks.push(table(
+        [
+            "version",
+            "machine-hours",
+            "",
+            "level",
+            "signature",
+            "lines",
+            "machines",
+            "per machine-hour",
+        ],
+        rows.into_iter(),
+    ));
 }
 
 fn end_state(blocks: &mut Vec<Block>, r: &Report) {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use super::analysis;
 use super::convergence::{Convergence, converge};
+use super::logs::{self, Logs};
 use super::offered::OffReason;
 use super::recorder::{AgentCounters, MachineTrack, TimelineEntry};
 use super::zoom::{self, Zoom};
@@ -63,6 +64,10 @@ pub struct Report {
     /// The download storm: bytes served, concurrency and egress.
     #[serde(default)]
     pub downloads: Downloads,
+    /// What agents logged, by version and signature, and the server's own
+    /// events (U13); only when the scenario has logs or the server saw any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Logs>,
     /// The curves behind `convergence.svg`.
     pub curve: Curve,
     /// Each promote and rollback up close, for the chart's zoomed panels.
@@ -473,6 +478,8 @@ pub fn build_report(plan: &Plan, o: &Outcome) -> Report {
         agents: o.recorder.agents,
         downloads,
         zooms: zoom::zooms(plan, o),
+        logs: Some(logs::section(&o.logs, o.counters.logs))
+            .filter(|l| plan.has_logs() || l.lines > 0 || !l.server.is_empty()),
         curve,
         wall: Wall {
             wall_s,
@@ -529,6 +536,10 @@ fn judge(plan: &Plan, o: &Outcome, r: &Report, e: &crate::scenario::Expectation)
             Some(t) => analysis::stable_lag_at(plan, o, *t).0 as f64,
             None => r.stable_lag.max_builds as f64,
         }),
+        Metric::LogRate { version, filter } => r.logs.as_ref().and_then(|l| l.rate(*version, filter)),
+        Metric::LogSignatures { version, filter } => {
+            Some(r.logs.as_ref().map_or(0, |l| l.count(*version, filter)) as f64)
+        }
     };
     let is_time = matches!(e.metric, Metric::Convergence { .. });
     // A time never reached is infinitely late: it fails any max and passes any min.

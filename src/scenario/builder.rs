@@ -42,12 +42,14 @@ use toml::Spanned;
 
 pub use super::spec::AvailabilitySpec;
 use super::spec::{
-    AgentSection, BoundSpec, BuildSpec, ClientSpec, Dur, EventSpec, ExpectSpec, FleetSpec, GateSection, GateSpec, Rate,
-    ScenarioSection, ServerSection, SiteSpec, Size, Spec, UtcOffset,
+    AgentSection, BoundSpec, BuildSpec, ClientSpec, Dur, EventSpec, ExpectSpec, FleetSpec, GateSection, GateSpec,
+    LogSpec, Rate, ScenarioSection, ServerSection, SiteSpec, Size, Spec, UtcOffset,
 };
 use super::{Plan, ScenarioErrors};
+pub use crate::agent::LogLevel;
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
+use crate::server::HealthGate;
 
 /// A value with no place in any text: what a builder fills in.
 fn unplaced<T>(value: T) -> Spanned<T> {
@@ -109,8 +111,15 @@ impl PlanBuilder {
         fn sample_every(every: Duration) { s.scenario.sample_every = Some(unplaced(Dur(every))) }
         /// `[server] health_gate`: the promote gate (U9).
         fn health_gate(min_successes: u64, max_failure_rate: f64) {
-            let max_failure_rate = unplaced(max_failure_rate);
-            s.server.health_gate = Some(GateSpec { min_successes, max_failure_rate })
+            let gate = health_gate(s);
+            gate.min_successes = min_successes;
+            gate.max_failure_rate = unplaced(max_failure_rate);
+        }
+        /// `[server] health_gate.max_new_error_rate`: the field-health gate
+        /// (U13), error lines of new signatures per machine-hour; the gate's
+        /// other keys stay as set, or the server's defaults.
+        fn max_new_error_rate(per_machine_hour: f64) {
+            health_gate(s).max_new_error_rate = Some(unplaced(per_machine_hour))
         }
         /// `[server] bandwidth`: the server's egress, bytes per second.
         fn egress(bytes_per_s: f64) { s.server.bandwidth = Some(Rate(bytes_per_s)) }
@@ -153,6 +162,18 @@ impl PlanBuilder {
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.0).unwrap_or_else(|e| unreachable!("every spec value has a TOML form: {e}"))
     }
+}
+
+/// `[server] health_gate`, made with the server's defaults when first set.
+fn health_gate(spec: &mut Spec) -> &mut GateSpec {
+    spec.server.health_gate.get_or_insert_with(|| {
+        let default = HealthGate::default();
+        GateSpec {
+            min_successes: default.min_successes,
+            max_failure_rate: unplaced(default.max_failure_rate),
+            max_new_error_rate: None,
+        }
+    })
 }
 
 /// `[gate]`, made when first set.
@@ -202,6 +223,8 @@ impl AgentDefaults {
         fn reconnect_min(backoff: Duration) { s.reconnect_min = Some(unplaced(Dur(backoff))) }
         /// Largest reconnect backoff (default 5m).
         fn reconnect_max(backoff: Duration) { s.reconnect_max = Some(unplaced(Dur(backoff))) }
+        /// A line every machine logs, whatever build it runs; calls add up.
+        fn log(line: Log) { s.logs.push(line.0) }
     }
 }
 
@@ -274,6 +297,7 @@ impl Build {
             install_failure_rate: None,
             corrupt_digest: false,
             missing_digest: false,
+            logs: Vec::new(),
         })
     }
 
@@ -294,6 +318,24 @@ impl Build {
         fn corrupt_digest() { s.corrupt_digest = true }
         /// No `.sha256`: the scanner skips the build (U6).
         fn missing_digest() { s.missing_digest = true }
+        /// A line every machine running it logs (on top of `[agent]`'s); calls add up.
+        fn log(line: Log) { s.logs.push(line.0) }
+    }
+}
+
+/// One line of a `logs` key: what machines log, and how often.
+#[derive(Debug, Clone)]
+pub struct Log(LogSpec);
+
+impl Log {
+    /// `message` at `level`, `per_hour` times an hour per machine on
+    /// average; `{n}`, `{hex}` and `{uuid}` in it are filled at random.
+    pub fn new(level: LogLevel, message: &str, per_hour: f64) -> Self {
+        Self(LogSpec {
+            message: unplaced(message.to_owned()),
+            level: unplaced(level.as_str().to_owned()),
+            per_hour: unplaced(per_hour),
+        })
     }
 }
 
@@ -433,6 +475,8 @@ impl Expect {
             at: None,
             of: None,
             reason: None,
+            level: None,
+            new_in: None,
             min: None,
             max: None,
         })
@@ -449,6 +493,10 @@ impl Expect {
         fn of_online() { s.of = Some(unplaced("online".to_owned())) }
         /// `stranded`: count one reason.
         fn reason(reason: &str) { s.reason = Some(unplaced(reason.to_owned())) }
+        /// Log metrics: only lines of this level.
+        fn level(level: LogLevel) { s.level = Some(unplaced(level.as_str().to_owned())) }
+        /// Log metrics: only signatures first seen on this version.
+        fn new_in(version: Version) { s.new_in = Some(unplaced(version)) }
         /// Lowest allowed value: a number, or a [`Duration`] for times.
         fn min(bound: impl Into<BoundSpec>) { s.min = Some(unplaced(bound.into())) }
         /// Highest allowed value: a number, or a [`Duration`] for times.

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 pub use builder::PlanBuilder;
 pub(crate) use plan::MAX_FLEET;
 pub use plan::{
-    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, Metric, Plan, RegressionGate, SitePlan,
-    StrandReason, Target,
+    Action, BuildPlan, ClientPlan, Counter, EventPlan, Expectation, GroupPlan, LogFilter, Metric, Plan, RegressionGate,
+    SitePlan, StrandReason, Target,
 };
 
 /// A scenario that cannot be run, and where it is wrong.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{Availability, Timing};
+use crate::agent::{Availability, LogLevel, LogLine, Timing};
 use crate::clock::Timestamp;
 use crate::protocol::{Channel, Platform, Version};
 use crate::server::HealthGate;
@@ -37,6 +37,8 @@ pub struct Plan {
     /// New agent rows one site key may enrol per minute (`None`: no cap,
     /// unlike `rmmsim serve`'s default).
     pub max_enrolments_per_minute: Option<u32>,
+    /// What every machine logs, whatever it runs (`[agent] logs`).
+    pub logs: Vec<LogLine>,
     /// Clients and their sites.
     pub clients: Vec<ClientPlan>,
     /// Builds, in file order.
@@ -133,6 +135,8 @@ pub struct BuildPlan {
     pub failure_rate: f64,
     /// What the `.sha256` holds.
     pub digest: DigestMode,
+    /// What machines running it log, on top of [`Plan::logs`].
+    pub logs: Vec<LogLine>,
 }
 
 /// A fleet entry: `count` identical machines.
@@ -294,6 +298,31 @@ pub enum Metric {
         /// When.
         at: Option<Duration>,
     },
+    /// Log lines per machine-hour on `version` (U13), of the signatures the
+    /// filter keeps, as the server counted them at the end.
+    LogRate {
+        /// The version the lines were logged on, and whose machine-hours count.
+        version: Version,
+        /// Which signatures.
+        filter: LogFilter,
+    },
+    /// Distinct log signatures the server saw (U13), of those the filter
+    /// keeps, logged on `version` (on any when `None`).
+    LogSignatures {
+        /// Only signatures logged on this version.
+        version: Option<Version>,
+        /// Which signatures.
+        filter: LogFilter,
+    },
+}
+
+/// Which log signatures a log metric counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only this level.
+    pub level: Option<LogLevel>,
+    /// Only signatures first seen on this version (new in it).
+    pub new_in: Option<Version>,
 }
 
 /// Most machines a fleet may have (after `--scale` too).
@@ -395,6 +424,11 @@ impl Plan {
             }
         }
         inputs
+    }
+
+    /// Whether any machine logs anything.
+    pub fn has_logs(&self) -> bool {
+        !self.logs.is_empty() || self.builds.iter().any(|b| !b.logs.is_empty())
     }
 
     /// Machines in the fleet.

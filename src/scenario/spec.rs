@@ -220,6 +220,22 @@ pub struct GateSpec {
     pub min_successes: u64,
     /// Highest failure rate accepted.
     pub max_failure_rate: Spanned<f64>,
+    /// Highest rate, per machine-hour, of error lines whose signature is new
+    /// in the version (U13); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_error_rate: Option<Spanned<f64>>,
+}
+
+/// One of `logs = [{ message = "service crashed: {n}", level = "error", per_hour = 0.5 }]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// The message; `{n}`, `{hex}` and `{uuid}` are filled at random.
+    pub message: Spanned<String>,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: Spanned<String>,
+    /// Mean lines an hour per machine.
+    pub per_hour: Spanned<f64>,
 }
 
 /// How a machine is powered, as written.
@@ -275,6 +291,9 @@ pub struct AgentSection {
     pub availability: Option<AvailabilitySpec>,
     /// Office hours: boots and shutdowns fall within this after the hour.
     pub boot_spread: Option<Spanned<Dur>>,
+    /// What every machine logs, whatever build it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogSpec>,
 }
 
 /// `[[clients]]`
@@ -335,6 +354,9 @@ pub struct BuildSpec {
     /// No `.sha256`: the scanner skips it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub missing_digest: bool,
+    /// What every machine running it logs, on top of `[agent] logs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogSpec>,
 }
 
 /// `[[fleet]]`
@@ -461,6 +483,12 @@ pub struct ExpectSpec {
     /// `stranded`: count only this reason.
     #[serde(default)]
     pub reason: Option<Spanned<String>>,
+    /// Log metrics: only lines of this level.
+    #[serde(default)]
+    pub level: Option<Spanned<String>>,
+    /// Log metrics: only signatures first seen on this version.
+    #[serde(default)]
+    pub new_in: Option<Spanned<Version>>,
     /// Lowest allowed value.
     #[serde(default)]
     pub min: Option<Spanned<BoundSpec>>,

@@ -8,6 +8,7 @@ mod progress;
 mod transport;
 mod world;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,15 @@ pub(crate) use transport::ensure_open_files;
 use transport::{DirectHub, TcpHub};
 use world::{MachineModel, World, WorldState};
 
-use crate::agent::{Agent, AgentSpec, Bandwidth, Connector, InstallFaults, OrderWatch, Orders, WsConnector};
+use crate::agent::{
+    Agent, AgentSpec, Bandwidth, Connector, FieldBehaviour, FieldLogs, OrderWatch, Orders, WsConnector,
+};
 use crate::clock::Clock;
-use crate::metrics::{Outcome, WallTimer};
+use crate::metrics::{LogsSeen, Outcome, WallTimer};
+use crate::protocol::Version;
 use crate::scenario::Plan;
-use crate::server::core::Counters;
+use crate::server::SignatureFilter;
+use crate::server::core::{Counters, server_version};
 use crate::server::store::{SqliteStore, Store};
 use crate::server::{self, AppState, Core, CoreConfig, DownloadServing, RunOptions};
 
@@ -213,7 +218,7 @@ async fn simulate(plan: &Plan, options: &SimOptions) -> anyhow::Result<Outcome> 
         Some(r) => r,
         None => setup.start()?,
     };
-    let mut outcome = finish(&setup, running, &world).await?;
+    let mut outcome = finish(&setup, running, &world, plan).await?;
     outcome.storm = storm;
     outcome.counters += counters;
     (outcome.published, outcome.promoted, outcome.rolled_back) = timeline.into_dates();
@@ -309,16 +314,19 @@ struct Fleet<'a> {
 
 /// Starts every agent; returns their control senders and tasks.
 fn spawn_fleet(plan: &Plan, specs: Vec<AgentSpec>, fleet: &Fleet<'_>) -> (Vec<Orders>, Vec<JoinHandle<()>>) {
-    let faults: Arc<InstallFaults> = Arc::new(plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect());
+    let field = Arc::new(FieldBehaviour {
+        install_faults: plan.builds.iter().map(|b| (b.version, b.failure_rate)).collect(),
+        logs: FieldLogs::new(&plan.logs, plan.builds.iter().map(|b| (b.version, &b.logs[..]))),
+    });
     let mut controls = Vec::with_capacity(specs.len());
     let mut agents = Vec::with_capacity(specs.len());
     for spec in specs {
         let (tx, rx) = crate::agent::orders();
         controls.push(tx);
         agents.push(match fleet.hub {
-            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &faults, fleet, rx),
-            Hub::Tcp(h) => spawn_agent(spec, WsConnector::new(h.clone(), "127.0.0.1"), &faults, fleet, rx),
-            Hub::Direct(h) => spawn_agent(spec, h.clone(), &faults, fleet, rx),
+            Hub::Mem(h) => spawn_agent(spec, WsConnector::new(h.clone(), "sim"), &field, fleet, rx),
+            Hub::Tcp(h) => spawn_agent(spec, WsConnector::new(h.clone(), "127.0.0.1"), &field, fleet, rx),
+            Hub::Direct(h) => spawn_agent(spec, h.clone(), &field, fleet, rx),
         });
     }
     (controls, agents)
@@ -326,8 +334,15 @@ fn spawn_fleet(plan: &Plan, specs: Vec<AgentSpec>, fleet: &Fleet<'_>) -> (Vec<Or
 
 /// Stops the server and gathers the outcome: the recorder, and the server's
 /// own view read back from its store.
-async fn finish(setup: &ServerSetup, running: Running, world: &World) -> anyhow::Result<Outcome> {
+async fn finish(setup: &ServerSetup, running: Running, world: &World, plan: &Plan) -> anyhow::Result<Outcome> {
     running.state.core().flush()?;
+    let versions = plan
+        .builds
+        .iter()
+        .map(|b| b.version)
+        .chain(plan.groups.iter().map(|g| g.version));
+    let mut logs = logs_seen(&mut running.state.core(), versions)?;
+    logs.start_versions = plan.groups.iter().map(|g| g.version).collect();
     let store_rows = SqliteStore::open(&setup.db)?.load()?.agents;
     let (catalog, blocked, rollouts) = {
         let core = running.state.core();
@@ -354,13 +369,36 @@ async fn finish(setup: &ServerSetup, running: Running, world: &World) -> anyhow:
         wall: Duration::ZERO,
         transport: String::new(),
         storm: Default::default(),
+        logs,
     })
+}
+
+/// The server's log signatures, each with its rows per version, and the
+/// machine-hours it saw on each version the plan names or a signature was
+/// logged on (U13); which version is the server's own.
+fn logs_seen(core: &mut Core, versions: impl Iterator<Item = Version>) -> anyhow::Result<LogsSeen> {
+    let mut seen = LogsSeen::default();
+    for signature in core.log_signatures(&SignatureFilter::default())? {
+        let rows = core.signature_versions(signature.id)?;
+        seen.signatures.push((signature, rows));
+    }
+    let planned: BTreeSet<Version> = versions.collect();
+    // The server's own events are logged under its own version, which
+    // is the server's alone unless a machine of the plan runs it too.
+    seen.server_version = Some(server_version()).filter(|v| !planned.contains(v));
+    let logged = seen
+        .signatures
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| r.version));
+    let versions: BTreeSet<Version> = planned.iter().copied().chain(logged).collect();
+    seen.machine_hours = versions.into_iter().map(|v| (v, core.machine_hours_on(v))).collect();
+    Ok(seen)
 }
 
 fn spawn_agent<C: Connector>(
     spec: AgentSpec,
     connector: C,
-    faults: &Arc<InstallFaults>,
+    field: &Arc<FieldBehaviour>,
     fleet: &Fleet<'_>,
     control: OrderWatch,
 ) -> JoinHandle<()> {
@@ -368,7 +406,7 @@ fn spawn_agent<C: Connector>(
     let agent = Agent::new(
         spec,
         connector,
-        faults.clone(),
+        field.clone(),
         fleet.bandwidth.clone(),
         observer,
         control,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use rmmsim::scenario::builder::{Log, LogLevel};
 use rmmsim::scenario::{self, Plan};
 
 use crate::common::*;
@@ -16,6 +17,7 @@ fn every_key() -> PlanBuilder {
         .description("every key, once")
         .seed(7)
         .sample_every(mins(5))
+        .max_new_error_rate(0.75)
         .health_gate(2, 0.25)
         .egress(12_500_000.5)
         .rescan_every(secs(45))
@@ -32,6 +34,8 @@ fn every_key() -> PlanBuilder {
                 .reconnect_max(mins(10))
                 .availability(AvailabilitySpec::intermittent(hours(3), hours(9)))
                 .boot_spread(mins(20))
+                .log(Log::new(LogLevel::Info, "took {n} ms", 0.5))
+                .log(Log::new(LogLevel::Warn, "disk {hex} at {uuid} {{full}}", 1.0 / 3.0))
         })
         .client(
             Client::new("acme")
@@ -51,7 +55,8 @@ fn every_key() -> PlanBuilder {
             Build::new(mid)
                 .published(hours(1) + mins(30) + secs(15))
                 .install_failure_rate(0.125)
-                .corrupt_digest(),
+                .corrupt_digest()
+                .log(Log::new(LogLevel::Error, "service crashed: {n}", 2.5)),
         )
         .build(Build::new(new).missing_digest())
         .fleet(
@@ -90,6 +95,14 @@ fn every_key() -> PlanBuilder {
         .expect(Expect::new("t90").version(mid).channel(Channel::Beta).max(mins(10)))
         .expect(Expect::new("stranded").reason("offline").max(0.0))
         .expect(Expect::new("stable_lag_builds").at(hours(12)).max(2.0))
+        .expect(
+            Expect::new("log_rate")
+                .version(mid)
+                .level(LogLevel::Error)
+                .new_in(mid)
+                .min(1.0),
+        )
+        .expect(Expect::new("log_signatures").level(LogLevel::Debug).max(0.0))
         .gate_tolerance(0.3)
         .gate_slack(secs(10))
 }
@@ -124,6 +137,12 @@ fn a_file_written_by_the_builder_reads_back_as_the_same_plan() {
     assert_eq!(built.groups[0].timing.download, secs(1));
     assert_eq!(built.groups[1].timing.download, secs(10) + Duration::from_millis(500));
     assert_eq!(built.groups[1].timing.bandwidth, Some(1e6 / 3.0));
+    assert_eq!(
+        (built.gate.min_successes, built.gate.max_new_error_rate),
+        (2, Some(0.75))
+    );
+    assert_eq!((built.logs.len(), built.builds[1].logs.len()), (2, 1));
+    assert_eq!(built.logs[1].per_hour, 1.0 / 3.0);
 }
 
 /// Two machines at `c/s` on 1.0.0.
@@ -171,6 +190,26 @@ fn a_built_plan_is_refused_as_its_file_is_and_the_error_names_the_key() {
             small().max_enrolments_per_minute(0),
             "server.max_enrolments_per_minute",
             "must be at least 1",
+        ),
+        (
+            small().build(Build::new(NEW).log(Log::new(LogLevel::Error, "crash {code}", 1.0))),
+            "builds[1].logs[0].message",
+            "unknown placeholder `{code}`",
+        ),
+        (
+            small().agent(|a| a.log(Log::new(LogLevel::Info, "x", 0.0))),
+            "agent.logs[0].per_hour",
+            "must be above 0",
+        ),
+        (
+            small().max_new_error_rate(-1.0),
+            "server.health_gate.max_new_error_rate",
+            "must be at least 0",
+        ),
+        (
+            small().expect(Expect::new("log_rate").level(LogLevel::Error).max(1.0)),
+            "expect[0].version",
+            "`log_rate` needs a version",
         ),
     ];
     for (builder, key, says) in wrong {

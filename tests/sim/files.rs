@@ -281,3 +281,117 @@ fn an_unreadable_file_says_so() {
     let e = scenario::load(std::path::Path::new("/nonexistent/s.toml")).unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/s.toml: cannot read"), "{e}");
 }
+
+#[test]
+fn log_lines_name_their_level_rate_and_placeholders_right() {
+    let agent = |line: &str| format!("{GOOD}\n[agent]\nlogs = [{line}]\n");
+    let text = agent(r#"{ message = "x", level = "fatal", per_hour = 1 }"#);
+    refused(
+        &text,
+        "fatal",
+        "agent.logs[0].level",
+        "unknown level `fatal` (expected debug, info, warn, error)",
+    );
+    let text = agent(r#"{ message = "x", level = "ERROR", per_hour = 1 }"#);
+    refused(&text, "ERROR", "agent.logs[0].level", "unknown level `ERROR`");
+    let text = agent(r#"{ message = "crash {id}", level = "error", per_hour = 1 }"#);
+    refused(
+        &text,
+        "crash {id}",
+        "agent.logs[0].message",
+        "unknown placeholder `{id}` (known: {n}",
+    );
+    let text = agent(r#"{ message = " ", level = "info", per_hour = 1 }"#);
+    refused(&text, "message = \" \"", "agent.logs[0].message", "must not be empty");
+    let text = agent(r#"{ message = "x", level = "info", per_hour = 1, colour = "red" }"#);
+    refused(&text, "colour", "agent.logs[0].colour", "unknown field `colour`");
+    let text = agent(r#"{ message = "x", level = "info" }"#);
+    refused(&text, "logs = ", "agent.logs[0]", "missing field `per_hour`");
+    for rate in ["0", "-1.5", "nan", "3601"] {
+        let build = with(
+            "published = \"0s\"",
+            &format!("published = \"0s\"\nlogs = [{{ message = \"x\", level = \"warn\", per_hour = {rate} }}]"),
+        );
+        refused(
+            &build,
+            &format!("per_hour = {rate}"),
+            "builds[0].logs[0].per_hour",
+            "must be above 0 and at most 3600",
+        );
+    }
+    let plan = scenario::parse(
+        "x.toml",
+        &agent(r#"{ message = "ok {n} {{x}}", level = "debug", per_hour = 3600 }"#),
+    )
+    .unwrap();
+    assert_eq!(plan.logs[0].message.as_str(), "ok {n} {{x}}");
+    assert!(plan.has_logs());
+}
+
+#[test]
+fn log_expectations_need_what_they_measure_and_nothing_else() {
+    let expect = |keys: &str| format!("{GOOD}\n[[expect]]\n{keys}\nmin = 0\n");
+    let text = expect("metric = \"log_rate\"\nlevel = \"error\"");
+    refused(&text, "log_rate", "expect[0].version", "`log_rate` needs a version");
+    let text = expect("metric = \"log_signatures\"\nlevel = \"fatal\"");
+    refused(&text, "fatal", "expect[0].level", "expected debug, info, warn, error");
+    let text = expect("metric = \"log_signatures\"\nnew_in = \"2.0.0\"");
+    refused(&text, "2.0.0", "expect[0].new_in", "no build or fleet entry runs 2.0.0");
+    let text = expect("metric = \"log_rate\"\nversion = \"1.0.0\"\nchannel = \"beta\"");
+    refused(
+        &text,
+        "channel = \"beta\"",
+        "expect[0].channel",
+        "`log_rate` does not use `channel`",
+    );
+    let text = expect("metric = \"fraction_on\"\nversion = \"1.0.0\"\nlevel = \"error\"");
+    refused(
+        &text,
+        "level = ",
+        "expect[0].level",
+        "`fraction_on` does not use `level`",
+    );
+    let text = expect("metric = \"heartbeats\"\nnew_in = \"1.0.0\"");
+    refused(
+        &text,
+        "new_in = ",
+        "expect[0].new_in",
+        "`heartbeats` does not use `new_in`",
+    );
+    let text = expect("metric = \"log_rate\"\nversion = \"1.0.0\"\nmin = \"5m\"").replace("\nmin = 0\n", "\n");
+    refused(&text, "5m", "expect[0].min", "expected a number");
+    // A fleet's starting version need not be a build to have logs.
+    let keys = "metric = \"log_rate\"\nversion = \"0.9.0\"\nlevel = \"warn\"\nnew_in = \"0.9.0\"";
+    let text = expect(keys).replace(
+        "site = \"c/s\"\nversion = \"1.0.0\"",
+        "site = \"c/s\"\nversion = \"0.9.0\"",
+    );
+    let plan = scenario::parse("x.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        matches!(plan.expects[0].metric, Metric::LogRate { .. }),
+        "{:?}",
+        plan.expects[0]
+    );
+    assert_eq!(plan.expects[0].label, "log_rate 0.9.0 level=warn new_in=0.9.0");
+}
+
+#[test]
+fn the_field_health_gate_takes_a_rate_of_at_least_0() {
+    let gate = |rate: &str| {
+        GOOD.replace(
+            "[[clients]]",
+            &format!(
+                "[server]\nhealth_gate = {{ min_successes = 2, max_failure_rate = 0.1, max_new_error_rate = {rate} }}\n\n[[clients]]"
+            ),
+        )
+    };
+    refused(
+        &gate("-0.5"),
+        "max_new_error_rate",
+        "server.health_gate.max_new_error_rate",
+        "must be at least 0",
+    );
+    let plan = scenario::parse("x.toml", &gate("0.25")).unwrap();
+    assert_eq!(plan.gate.max_new_error_rate, Some(0.25));
+    assert_eq!(scenario::parse("x.toml", GOOD).unwrap().gate.max_new_error_rate, None);
+}

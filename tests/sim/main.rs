@@ -1,9 +1,9 @@
 //! Simulation tests: shipped scenarios, determinism, transports, the
 //! chart and the report page read back from their text, the
 //! convergence arithmetic, office-hours mornings, the periodic rescan,
-//! random fleets against the model's promises, bad scenario files (every
-//! error of one at once), scenarios built in code, and the `rmmsim run`,
-//! `check` and `validate` command lines. Tests build their
+//! random fleets against the model's promises, agents' logs, bad scenario
+//! files (every error of one at once), scenarios built in code, and the
+//! `rmmsim run`, `check` and `validate` command lines. Tests build their
 //! scenarios with `scenario::PlanBuilder` (and write the files the command
 //! line reads with its `to_toml`); only the tests of the file format write
 //! TOML.
@@ -19,6 +19,7 @@ mod determinism;
 mod enrolment_cap;
 mod fidelity;
 mod files;
+mod logs;
 mod off_channel;
 mod office_hours;
 mod properties;

@@ -38,8 +38,14 @@ fn page_text(html: &str) -> String {
 #[test]
 fn report_html_carries_every_figure_of_report_md() {
     // Scenarios whose reports have every section between them: a rollback
-    // (a build never reached by all), stranded machines and orphan rows.
-    for (name, cap_at) in [("bad-build-rollback", 200), ("re-enroll", 20), ("beta-first", 10)] {
+    // (a build never reached by all), stranded machines, orphan rows and
+    // log signatures.
+    for (name, cap_at) in [
+        ("bad-build-rollback", 200),
+        ("re-enroll", 20),
+        ("beta-first", 10),
+        ("crashy-build-field-gate", 20),
+    ] {
         let mut plan = load(name);
         cap(&mut plan, cap_at);
         let r = run_on(&plan, rmmsim::sim::TransportKind::Direct);

@@ -119,3 +119,84 @@ fn download_storm_saturates_the_egress_for_n_s_over_e() {
     assert!((r.downloads.saturated_s - floor).abs() < 0.01, "{:?}", r.downloads);
     assert_eq!(r.downloads.bytes_served as f64, n * size);
 }
+
+/// The crash the two crashy-build files give 0.6.59, on a version of a report.
+fn crash_on(r: &rmmsim::metrics::Report, version: Version) -> rmmsim::metrics::SignatureOnVersion {
+    let logs = r.logs.as_ref().expect("a log section");
+    let v = logs.versions.iter().find(|v| v.version == version).unwrap();
+    v.signatures
+        .iter()
+        .find(|s| s.sample.starts_with("service crashed"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no crash on {version}: {v:#?}"))
+}
+
+#[test]
+fn crashy_build_and_its_field_gate_twin_differ_only_in_the_gate() {
+    let (mut open, mut gated) = (load("crashy-build"), load("crashy-build-field-gate"));
+    assert_eq!(
+        (open.gate.max_new_error_rate, gated.gate.max_new_error_rate),
+        (None, Some(0.2))
+    );
+    for p in [&mut open, &mut gated] {
+        p.name.clear();
+        p.description.clear();
+        p.gate.max_new_error_rate = None;
+        p.expects.clear();
+        // The keys as written, which name the file and hold the gate too.
+        p.inputs = serde_json::Value::Null;
+    }
+    assert_eq!(format!("{open:?}"), format!("{gated:?}"));
+}
+
+/// Runs a crashy-build file whole, its expectations asserted: the plan, the
+/// report, the promote's outcome and 0.6.59's crash.
+fn crashy(
+    name: &str,
+) -> (
+    rmmsim::scenario::Plan,
+    rmmsim::metrics::Report,
+    String,
+    rmmsim::metrics::SignatureOnVersion,
+) {
+    let plan = load(name);
+    let r = run(&plan);
+    assert_passed(&r);
+    let promote = r.timeline.iter().find(|e| e.action.starts_with("promote")).unwrap();
+    let outcome = promote.outcome.clone();
+    let crash = crash_on(&r, Version::new(0, 6, 59));
+    assert!(crash.new && crash.level == "error", "{crash:?}");
+    (plan, r, outcome, crash)
+}
+
+#[test]
+fn crashy_build_passes_the_install_only_gate_and_crashes_on_the_whole_fleet() {
+    let (plan, r, promote, crash) = crashy("crashy-build");
+    assert!(
+        promote.starts_with("gate passed: 20 successes, 0 failures"),
+        "{promote}"
+    );
+    // Every machine ran it, and every one crashed.
+    assert_eq!(crash.machines as usize, plan.fleet_size());
+    assert!(crash.per_machine_hour.unwrap() > 1.5, "{crash:?}");
+    let md = rmmsim::metrics::markdown(&r);
+    assert!(
+        md.contains("## Log signatures") && md.contains("new error signatures: 1 on 0.6.59"),
+        "{md}"
+    );
+}
+
+#[test]
+fn crashy_build_field_gate_refuses_the_promote_and_stable_stays_on_the_good_build() {
+    let (plan, r, promote, crash) = crashy("crashy-build-field-gate");
+    // The refusal names the new signature.
+    assert!(
+        promote.starts_with("refused") && promote.contains("service crashed: exit code"),
+        "{promote}"
+    );
+    assert!(r.builds[1].promoted_s.is_none());
+    // Only the 20 beta machines ever ran it, and only they crashed.
+    assert_eq!(crash.machines, 20);
+    assert!(crash.per_machine_hour.unwrap() > plan.gate.max_new_error_rate.unwrap());
+    assert_eq!(r.final_versions.get(&Version::new(0, 6, 58)), Some(&200));
+}

@@ -5,9 +5,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::events::build_ref;
-use super::{Check, End, Problem, Problems, at, fmt_dur};
+use super::{Check, End, Problem, Problems, at, fmt_dur, logs};
 use crate::protocol::{Channel, Version};
-use crate::scenario::plan::{BuildPlan, Counter, Expectation, Metric, StrandReason};
+use crate::scenario::plan::{BuildPlan, Counter, Expectation, LogFilter, Metric, StrandReason};
 use crate::scenario::spec::{BoundSpec, ExpectSpec, Spec};
 
 fn bound(b: &Spanned<BoundSpec>, key: String, duration_ok: bool) -> Check<f64> {
@@ -37,7 +37,7 @@ pub(super) fn check_expects(
 ) -> Vec<Expectation> {
     let mut out = Vec::new();
     for (i, e) in spec.expect.iter().enumerate() {
-        if let Some(mut x) = check_expect(e.get_ref(), i, end, builds, p) {
+        if let Some(mut x) = check_expect(spec, e.get_ref(), i, end, builds, p) {
             x.line = text.map_or(0, |text| crate::scenario::line_col(text, e.span().start).0);
             out.push(x);
         }
@@ -48,10 +48,20 @@ pub(super) fn check_expects(
 /// Expectation `i` (with line 0); `None` with its problems recorded. An
 /// unknown metric's keys are not judged, nor the value of a key the metric
 /// does not use.
-fn check_expect(x: &ExpectSpec, i: usize, end: End, builds: &[BuildPlan], p: &mut Problems) -> Option<Expectation> {
+fn check_expect(
+    spec: &Spec,
+    x: &ExpectSpec,
+    i: usize,
+    end: End,
+    builds: &[BuildPlan],
+    p: &mut Problems,
+) -> Option<Expectation> {
     let key = |k: &str| format!("expect[{i}].{k}");
     let when = x.at.as_ref().map(|a| a.get_ref().0);
-    let metric = p.ok(metric(x, i, when.unwrap_or(end.duration), builds))?;
+    let metric = p.ok(match x.metric.get_ref().as_str() {
+        "log_rate" | "log_signatures" => log_metric(spec, x, i, builds),
+        _ => metric(x, i, when.unwrap_or(end.duration), builds),
+    })?;
     let unused = unused_keys(x, i, &metric);
     let at_unused = unused.iter().any(|u| u.key == key("at"));
     unused.into_iter().for_each(|u| p.add(u));
@@ -79,7 +89,8 @@ fn check_expect(x: &ExpectSpec, i: usize, end: End, builds: &[BuildPlan], p: &mu
 
 /// Every metric name, for the error that lists them.
 const METRICS: &str = "fraction_on, t50, t90, t99, t100, stranded, orphan_rows, agent_rows, heartbeats, dispatches, \
-                       redispatches, downloads, update_failures, update_successes, stable_lag_builds, off_channel";
+                       redispatches, downloads, update_failures, update_successes, stable_lag_builds, off_channel, \
+                       log_rate, log_signatures";
 
 /// The metric an `[[expect]]` names, with what it needs checked.
 fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -> Check<Metric> {
@@ -149,6 +160,26 @@ fn metric(x: &ExpectSpec, i: usize, at_or_end: Duration, builds: &[BuildPlan]) -
     })
 }
 
+/// `log_rate` (a version is required: its machine-hours are the
+/// denominator) or `log_signatures`, with their filters.
+fn log_metric(spec: &Spec, x: &ExpectSpec, i: usize, builds: &[BuildPlan]) -> Check<Metric> {
+    let key = |k: &str| format!("expect[{i}].{k}");
+    let version = |v: &Spanned<Version>, k: &str| logs::log_version(spec, builds, v, key(k));
+    let filter = LogFilter {
+        level: x.level.as_ref().map(|l| logs::level(l, key("level"))).transpose()?,
+        new_in: x.new_in.as_ref().map(|v| version(v, "new_in")).transpose()?,
+    };
+    let on = x.version.as_ref().map(|v| version(v, "version")).transpose()?;
+    Ok(match (x.metric.get_ref().as_str(), on) {
+        ("log_rate", Some(version)) => Metric::LogRate { version, filter },
+        ("log_rate", None) => {
+            let why = "`log_rate` needs a version (its machine-hours are the denominator)";
+            return Err(at(&x.metric, key("version"), why));
+        }
+        (_, version) => Metric::LogSignatures { version, filter },
+    })
+}
+
 fn channel(x: &ExpectSpec) -> Option<Channel> {
     x.channel.as_ref().map(|c| *c.get_ref())
 }
@@ -160,10 +191,13 @@ fn unused_keys(x: &ExpectSpec, i: usize, metric: &Metric) -> Vec<Problem> {
         metric,
         Metric::FractionOn { .. } | Metric::Convergence { .. } | Metric::OffChannel { .. }
     );
+    let logs = matches!(metric, Metric::LogRate { .. } | Metric::LogSignatures { .. });
     let fraction = matches!(metric, Metric::FractionOn { .. });
     let given = [
-        ("version", x.version.as_ref().map(|s| s.span()), versioned),
+        ("version", x.version.as_ref().map(|s| s.span()), versioned || logs),
         ("channel", x.channel.as_ref().map(|s| s.span()), versioned),
+        ("level", x.level.as_ref().map(|s| s.span()), logs),
+        ("new_in", x.new_in.as_ref().map(|s| s.span()), logs),
         (
             "at",
             x.at.as_ref().map(|s| s.span()),
@@ -201,6 +235,12 @@ fn label(x: &ExpectSpec, when: Option<Duration>) -> String {
     }
     if let Some(r) = &x.reason {
         s += &format!(" reason={}", r.get_ref());
+    }
+    if let Some(l) = &x.level {
+        s += &format!(" level={}", l.get_ref());
+    }
+    if let Some(v) = &x.new_in {
+        s += &format!(" new_in={}", v.get_ref());
     }
     if x.of.as_ref().is_some_and(|o| o.get_ref() == "online") {
         s += " of online";

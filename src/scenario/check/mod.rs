@@ -7,6 +7,7 @@ mod built;
 mod events;
 mod expects;
 mod fleet;
+mod logs;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -124,6 +125,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Result<Plan, Vec<Problem
     let groups = fleet::check_fleet(spec, &clients, &mut p);
     let events = events::check_events(spec, end, &clients, &builds, &groups, &mut p);
     let expects = expects::check_expects(spec, end, &builds, text, &mut p);
+    let agent_logs = logs::check_logs(&spec.agent.logs, "agent.logs", &mut p);
     if !p.0.is_empty() {
         return Err(unconfused(p.0));
     }
@@ -138,6 +140,7 @@ pub(crate) fn check(spec: &Spec, text: Option<&str>) -> Result<Plan, Vec<Problem
         egress: spec.server.bandwidth.map(|r| r.0),
         rescan_every: spec.server.rescan_every.map_or(server::DEFAULT_RESCAN_EVERY, |d| d.0),
         max_enrolments_per_minute,
+        logs: agent_logs,
         clients,
         builds,
         groups,
@@ -243,10 +246,15 @@ fn check_health_gate(spec: &Spec) -> Check<HealthGate> {
             "must be between 0 and 1",
         ));
     }
+    let new_errors = g.max_new_error_rate.as_ref();
+    if let Some(r) = new_errors.filter(|r| !(r.get_ref().is_finite() && *r.get_ref() >= 0.0)) {
+        let why = "must be at least 0 (error lines of new signatures per machine-hour)";
+        return Err(at(r, "server.health_gate.max_new_error_rate", why));
+    }
     Ok(HealthGate {
         min_successes: g.min_successes,
         max_failure_rate: rate,
-        max_new_error_rate: None,
+        max_new_error_rate: new_errors.map(|r| *r.get_ref()),
     })
 }
 
@@ -318,6 +326,7 @@ fn check_build(b: &BuildSpec, i: usize, end: End, p: &mut Problems) -> BuildPlan
         let why = "at most 1 GiB (the bytes are generated and kept in memory)";
         p.add(at(size, key("size"), why));
     }
+    let logs = logs::check_logs(&b.logs, &key("logs"), p);
     let failure_rate = b.install_failure_rate.as_ref().map_or(0.0, |r| *r.get_ref());
     if let Some(r) = b
         .install_failure_rate
@@ -344,5 +353,6 @@ fn check_build(b: &BuildSpec, i: usize, end: End, p: &mut Problems) -> BuildPlan
         size: b.size.as_ref().map_or(256 * 1024, |s| s.get_ref().0),
         failure_rate,
         digest,
+        logs,
     }
 }
