@@ -236,3 +236,53 @@ fn bench_writes_its_tables() {
         "progress shown"
     );
 }
+
+#[test]
+fn bench_log_every_makes_the_agents_log_and_counts_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "bench",
+        "--out",
+        "b",
+        "--sim-agents",
+        "20",
+        "--transports",
+        "direct",
+        "--sim-heartbeats",
+        "4000",
+        "--capacity-steps",
+        "0",
+        "--log-every",
+        "10",
+    ];
+    let out = rmmsim(d, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("b/bench.json")).unwrap()).unwrap();
+    let run = &json["simulator"][0];
+    assert_eq!(run["log_every"], 10, "{run}");
+    // About one line per 10 heartbeats (a Poisson process: not exactly).
+    let (beats, lines) = (run["heartbeats"].as_u64().unwrap(), run["logs"].as_u64().unwrap());
+    assert!(
+        (beats / 20..beats / 5).contains(&lines),
+        "{lines} lines for {beats} heartbeats"
+    );
+    let md = std::fs::read_to_string(d.join("b/bench.md")).unwrap();
+    assert!(
+        md.contains("| log lines |") && md.contains("an error line per 10 heartbeats"),
+        "{md}"
+    );
+    let out = rmmsim(
+        d,
+        &[
+            "bench-sim",
+            "--agents",
+            "2",
+            "--transport",
+            "direct",
+            "--log-every",
+            "0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "--log-every is at least 1: {}", text(&out));
+}
