@@ -12,6 +12,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::scenario::key_path;
+
 /// One key set differently, or an entry only one side has.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputChange {
@@ -79,14 +81,6 @@ pub fn diff(a: &Value, b: &Value) -> Vec<InputChange> {
     out
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
 /// A list of tables: `[[fleet]]`, a client's `sites`.
 fn is_entries(v: Option<&Value>) -> bool {
     v.and_then(Value::as_array)
@@ -103,7 +97,7 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<InputCha
         };
         let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
         for k in keys {
-            walk(&join(path, k), x.get(k.as_str()), y.get(k.as_str()), out);
+            walk(&key_path(path, k), x.get(k.as_str()), y.get(k.as_str()), out);
         }
     } else if is_entries(a) || is_entries(b) {
         let (Some(Value::Array(x)), Some(Value::Array(y))) = (a.or(Some(&empty_list)), b.or(Some(&empty_list))) else {

@@ -131,6 +131,17 @@ impl fmt::Display for ScenarioErrors {
 
 impl std::error::Error for ScenarioErrors {}
 
+/// A key's path under its parent's, as errors and input diffs name keys:
+/// `server.health_gate` and `min_successes` give
+/// `server.health_gate.min_successes`; a key at the top is its own path.
+pub(crate) fn key_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
 /// Where in the text a byte offset is: 1-based line and column.
 pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

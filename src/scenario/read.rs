@@ -13,6 +13,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::check::{Problem, under, unindexed};
+use super::key_path;
 use super::spec::Spec;
 
 /// Most times a file is read again: past this many mistakes (far more than
@@ -106,7 +107,7 @@ pub(super) fn read(text: &str) -> Read {
             .message()
             .strip_prefix("missing field `")
             .and_then(|m| m.strip_suffix('`'));
-        let at = missing.map_or_else(|| key(&path), |field| join(&key(&path), field));
+        let at = missing.map_or_else(|| key(&path), |field| key_path(&key(&path), field));
         // A key missing because a bad value of it was taken out was reported.
         if !read.broken.iter().any(|b| under(&at, b)) {
             read.problems.push(problem(&error, shown));
@@ -153,9 +154,9 @@ fn shown_key(path: &serde_path_to_error::Path) -> String {
     for segment in path {
         match segment {
             Segment::Map { key } if key.starts_with("$__") => {}
-            Segment::Map { key } | Segment::Enum { variant: key } => out = join(&out, key),
+            Segment::Map { key } | Segment::Enum { variant: key } => out = key_path(&out, key),
             Segment::Seq { index } => out += &format!("[{index}]"),
-            Segment::Unknown => out = join(&out, "?"),
+            Segment::Unknown => out = key_path(&out, "?"),
         }
     }
     out
@@ -166,19 +167,11 @@ fn key(path: &[Seg]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
-            Seg::Key(k) => out = join(&out, k),
+            Seg::Key(k) => out = key_path(&out, k),
             Seg::Index(i) => out += &format!("[{i}]"),
         }
     }
     out
-}
-
-fn join(parent: &str, field: &str) -> String {
-    if parent.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{parent}.{field}")
-    }
 }
 
 /// Makes the next reading get past this error: a stand-in for a missing
@@ -193,7 +186,7 @@ fn mend(
     stood_in: &mut Vec<String>,
 ) -> Option<String> {
     if let Some(field) = missing {
-        let at = join(&key(path), field);
+        let at = key_path(&key(path), field);
         if let Some((_, toml)) = STAND_INS.iter().find(|(k, _)| *k == unindexed(&at)) {
             if stood_in.contains(&at) {
                 return None;
@@ -417,7 +410,7 @@ mod tests {
                     .message
                     .strip_prefix("missing field `")
                     .and_then(|m| m.strip_suffix('`'));
-                unindexed(&join(&p.key, field.unwrap_or_else(|| panic!("{}", p.message))))
+                unindexed(&key_path(&p.key, field.unwrap_or_else(|| panic!("{}", p.message))))
             })
             .collect();
         named.sort();
